@@ -1,0 +1,206 @@
+"""The `spiral` command: demo, run, resume, backbones.
+
+Errors raised on purpose (`SpiralError`) print as one line and exit non-zero;
+progress goes to the terminal as the graph streams its node updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..tools.errors import InputError, ResumeError, SpiralError
+from .config import RunContext, default_workspace
+
+log = logging.getLogger("spiral")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="sim", help="video generator (see `spiral backbones`)")
+    p.add_argument("--difficulty", default="medium", help="sim error-model preset: easy, medium, hard")
+    p.add_argument("--seed", type=int, default=0, help="episode seed")
+    p.add_argument("--frames", type=int, default=16, help="frames per segment")
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--max-tries", type=int, default=3, help="tries per sub-action (inner loop)")
+    p.add_argument("--max-replans", type=int, default=2, help="replans per episode (outer loop)")
+    p.add_argument("--max-calls", type=int, default=40, help="generator calls per episode")
+    p.add_argument("--out", default="", help="folder for video.mp4, video.gif and summary.json")
+    p.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
+    p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="spiral", description="SPIRAL: closed-loop action-conditioned video generation")
+    top.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = top.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the built-in scene and action on the simulated backbone")
+    _add_run_options(demo)
+    run = sub.add_parser("run", help="run an episode from a start image and an action")
+    run.add_argument("--image", required=True, help="start image (PNG/JPEG path)")
+    run.add_argument("--action", required=True, help="high-level action, e.g. 'put all red objects in the bowl'")
+    _add_run_options(run)
+    resume = sub.add_parser("resume", help="finish an interrupted episode")
+    resume.add_argument("thread_id")
+    resume.add_argument("--workspace", default="")
+    sub.add_parser("backbones", help="list the registered video generators")
+    return top
+
+
+def _context(args: argparse.Namespace) -> RunContext:
+    from ..tools.video import backbone_info
+
+    backbone_info(args.backbone)  # unknown backbone → one clear error
+    if args.difficulty not in ("easy", "medium", "hard"):
+        raise InputError(f"unknown difficulty {args.difficulty!r}; choose easy, medium or hard")
+    return RunContext(backbone=args.backbone, difficulty=args.difficulty, seed=args.seed, num_frames=args.frames,
+                      height=args.height, width=args.width, max_tries_per_segment=args.max_tries,
+                      max_replans=args.max_replans, max_generator_calls=args.max_calls,
+                      workspace=str(Path(args.workspace or default_workspace()).resolve()),
+                      out_dir=str(Path(args.out).resolve()) if args.out else "")
+
+
+def _stream(graph, payload: Any, config: dict, context: RunContext | None) -> None:
+    """Run the graph, printing one line per plan, critique and accepted segment."""
+    console = _console()
+    total = 0
+    kwargs = {"context": context} if context is not None else {}
+    for update in graph.stream(payload, config, stream_mode="updates", **kwargs):
+        for node, delta in update.items():
+            if not isinstance(delta, dict):
+                continue
+            if node == "plan" and delta.get("plan") is not None:
+                steps = delta["plan"].sub_actions
+                total = len(steps)
+                replanned = delta["plan"].version > 0
+                shown = [s for s in steps if not replanned or s.index >= delta.get("cursor", 0)]
+                label = "replanned the rest" if replanned else f"plan ({total} sub-actions)"
+                console.print(f"[bold]{label}[/bold]")
+                for s in shown:
+                    console.print(f"  {s.index + 1}. {s.description}  → {', '.join(s.postconditions)}")
+            elif node == "critique":
+                a = delta["attempts"][-1]
+                c = a.critique
+                mark = "[green]pass[/green]" if c.passed else f"[red]fail[/red] ({c.failure})"
+                console.print(f"  step {a.sub_action_index + 1} try {a.try_index + 1}: {mark}  {c.feedback}")
+            elif node == "refine":
+                console.print(f"    refine → {delta['instruction']}")
+            elif node == "finalize":
+                console.print(f"[bold]{delta['status']}[/bold]: {delta['video']}")
+
+
+def _print_summary(summary_path: str) -> None:
+    from rich.table import Table
+
+    summary = json.loads(Path(summary_path).read_text())
+    table = Table(title=f"{summary['action']}  [{summary['status']}]")
+    for col in ("#", "sub-action", "tries", "result", "score"):
+        table.add_column(col)
+    for o, step in zip(summary["outcomes"], summary["plan"], strict=False):
+        table.add_row(str(o["index"] + 1), step["description"], str(o["tries"]),
+                      "pass" if o["passed"] else "best-effort", f"{o['score']:.2f}")
+    console = _console()
+    console.print(table)
+    console.print(f"generator calls: {summary['generator_calls']}, replans: {summary['replans']}, "
+                  f"frames: {summary['video_frames']}; summary: {summary_path}")
+
+
+def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> None:
+    from ..memory.checkpoints import sqlite_checkpointer
+    from ..nodes.grammar import parse_action
+    from ..tools.media import load_image
+    from .workflow import build_graph, checkpoint_serde
+
+    load_image(image)
+    parse_action(action)
+    config = {"configurable": {"thread_id": thread_id}}
+    with sqlite_checkpointer(context.workspace, checkpoint_serde()) as saver:
+        graph = build_graph(checkpointer=saver)
+        if graph.get_state(config).values:
+            raise InputError(f"thread {thread_id!r} already exists in {context.workspace}; "
+                             f"use `spiral resume {thread_id}` or another --thread-id")
+        _console().print(f"thread {thread_id}  (resume with: spiral resume {thread_id} --workspace {context.workspace})")
+        _stream(graph, {"action": action, "image": str(Path(image).resolve())}, config, context)
+        final = graph.get_state(config).values
+    _print_summary(final["summary"])
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ..tools.media import save_png
+    from ..tools.world.demo import DEMO_ACTION, demo_scene
+    from ..tools.world.render import render_scene
+
+    context = _context(args)
+    out = Path(args.out or "spiral_demo").resolve()
+    context = context.model_copy(update={"out_dir": str(out)})
+    start = save_png(render_scene(demo_scene(), context.height, context.width), out / "start.png")
+    _console().print(f"demo: '{DEMO_ACTION}' on the SIMULATED backbone ({context.backbone}, {context.difficulty})")
+    _run_episode(str(start), DEMO_ACTION, context, args.thread_id or f"demo-{uuid.uuid4().hex[:8]}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    context = _context(args)
+    _run_episode(args.image, args.action, context, args.thread_id or f"run-{uuid.uuid4().hex[:8]}")
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+    from .workflow import build_graph, checkpoint_serde
+
+    workspace = str(Path(args.workspace or default_workspace()).resolve())
+    if not checkpoint_path(workspace).exists():
+        raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
+    config = {"configurable": {"thread_id": args.thread_id}}
+    with sqlite_checkpointer(workspace, checkpoint_serde()) as saver:
+        graph = build_graph(checkpointer=saver)
+        state = graph.get_state(config)
+        if not state.values:
+            raise ResumeError(f"no thread {args.thread_id!r} in {workspace}")
+        if not state.next:
+            _console().print(f"thread {args.thread_id} already finished")
+        else:
+            _console().print(f"resuming {args.thread_id} at {', '.join(state.next)}")
+            _stream(graph, None, config, None)
+        final = graph.get_state(config).values
+    _print_summary(final["summary"])
+
+
+def cmd_backbones(args: argparse.Namespace) -> None:
+    from ..tools.video import backbone_info, backbone_names
+
+    for name in backbone_names():
+        info = backbone_info(name)
+        print(f"{name:16s} {'GPU' if info.needs_gpu else 'CPU'}  {info.description}")
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except SpiralError as exc:
+        print(f"spiral: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("spiral: interrupted; resume with `spiral resume THREAD_ID`", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The run context: one typed schema, shown by LangGraph Studio as a form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+from ..tools.errors import InputError
+
+
+def default_workspace() -> str:
+    import os
+
+    return os.environ.get("SPIRAL_HOME", str(Path.cwd() / ".spiral"))
+
+
+class RunContext(BaseModel):
+    """How an episode runs. Saved into the episode's state on its first step so a resume
+    continues with the same settings."""
+
+    backbone: str = Field("sim", description="Video generator: `sim` (simulated, CPU) or a registered backbone.")
+    difficulty: str = Field("medium", description="Error-model preset of the `sim` backbone: easy, medium, hard.")
+    seed: int = Field(0, description="Episode seed; every generator seed derives from it.")
+    num_frames: int = Field(16, description="Frames per segment.")
+    height: int = Field(128, description="Frame height in pixels.")
+    width: int = Field(128, description="Frame width in pixels.")
+    max_tries_per_segment: int = Field(3, ge=1, le=20, description="Inner-loop budget per sub-action.")
+    max_replans: int = Field(2, ge=0, le=10, description="Outer-loop budget per episode.")
+    max_generator_calls: int = Field(40, ge=1, le=1000, description="Generator calls per episode.")
+    workspace: str = Field(default_factory=default_workspace,
+                           description="Folder for artifacts, checkpoints and traces.")
+    out_dir: str = Field("", description="Where finalize writes the video and summary (default: workspace/runs/THREAD).")
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames(cls, n: int) -> int:
+        if not 2 <= n <= 257:
+            raise InputError(f"--frames must be between 2 and 257; got {n}")
+        return n
+
+    @field_validator("height", "width")
+    @classmethod
+    def _side(cls, n: int) -> int:
+        if not 32 <= n <= 2048:
+            raise InputError(f"--height/--width must be between 32 and 2048 pixels; got {n}")
+        return n

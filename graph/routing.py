@@ -1,0 +1,37 @@
+"""The conditional edges: where the loop goes after plan, critique and advance."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .state import EpisodeState
+
+
+def after_plan(state: EpisodeState) -> Literal["generate", "finalize"]:
+    assert state.plan is not None
+    return "generate" if state.cursor < len(state.plan.sub_actions) else "finalize"
+
+
+def after_critique(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
+    """Pass → advance. Fail → refine while the sub-action has tries left, then replan while
+    the episode has replans left, then accept the best attempt and move on."""
+    settings = state.settings
+    assert settings is not None
+    critique = state.attempts[-1].critique
+    assert critique is not None
+    if critique.passed or state.generator_calls >= settings.max_generator_calls:
+        return "advance"
+    can_replan = state.replans < settings.max_replans
+    if critique.replan and can_replan:
+        return "plan"
+    if len(state.attempts) < settings.max_tries_per_segment:
+        return "refine"
+    return "plan" if can_replan else "advance"
+
+
+def after_advance(state: EpisodeState) -> Literal["generate", "finalize"]:
+    settings = state.settings
+    assert settings is not None and state.plan is not None
+    if state.cursor >= len(state.plan.sub_actions) or state.generator_calls >= settings.max_generator_calls:
+        return "finalize"
+    return "generate"

@@ -1,0 +1,55 @@
+"""The SPIRAL state machine: plan → generate → critique → (refine → generate)* → advance … → finalize.
+
+`build_graph(checkpointer=..., store=...)` is what scripts, the CLI and tests
+call; the module-level `graph` is compiled without a checkpointer so that
+LangGraph Studio and the server inject their own (langgraph.json points here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel
+
+from ..nodes.advance import advance
+from ..nodes.critique import critique
+from ..nodes.finalize import finalize
+from ..nodes.generate import generate
+from ..nodes.plan import plan
+from ..nodes.refine import refine
+from . import state as state_module
+from .config import RunContext
+from .routing import after_advance, after_critique, after_plan
+from .state import EpisodeInput, EpisodeOutput, EpisodeState
+
+
+def checkpoint_serde() -> JsonPlusSerializer:
+    """A serializer that lets exactly the state's own pydantic types out of a checkpoint."""
+    allowed = [(cls.__module__, cls.__name__) for cls in vars(state_module).values()
+               if isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__module__ == state_module.__name__]
+    allowed.append((RunContext.__module__, RunContext.__name__))
+    return JsonPlusSerializer(allowed_msgpack_modules=allowed)
+
+
+def build_graph(checkpointer: Any = None, store: Any = None):
+    builder = StateGraph(EpisodeState, context_schema=RunContext, input_schema=EpisodeInput,
+                         output_schema=EpisodeOutput)
+    builder.add_node("plan", plan)
+    builder.add_node("generate", generate)
+    builder.add_node("critique", critique)
+    builder.add_node("refine", refine)
+    builder.add_node("advance", advance)
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", after_plan)
+    builder.add_edge("generate", "critique")
+    builder.add_conditional_edges("critique", after_critique)
+    builder.add_edge("refine", "generate")
+    builder.add_conditional_edges("advance", after_advance)
+    builder.add_edge("finalize", END)
+    return builder.compile(checkpointer=checkpointer, store=store, name="spiral")
+
+
+graph = build_graph()

@@ -1,0 +1,78 @@
+"""Content-addressed artifacts: frames and segments live here, state holds their refs.
+
+A ref is `sha256:<hex>.<ext>`; the file is written once, atomically (temp file
+then rename), so a crash never leaves a half-written artifact under a valid
+name and writing the same content twice is free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..tools.errors import SpiralError
+
+
+class ArtifactStore:
+    """Files named by the sha256 of their bytes under `root/ab/abcdef....ext`."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, ref: str) -> Path:
+        if not ref.startswith("sha256:") or "/" in ref or ".." in ref:
+            raise SpiralError(f"not an artifact reference: {ref!r}")
+        name = ref.removeprefix("sha256:")
+        return self.root / name[:2] / name
+
+    def put_bytes(self, data: bytes, ext: str) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        ref = f"sha256:{digest}.{ext}"
+        target = self.path(ref)
+        if target.exists():
+            return ref
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return ref
+
+    def get_bytes(self, ref: str) -> bytes:
+        path = self.path(ref)
+        if not path.exists():
+            raise SpiralError(f"artifact {ref} is missing from {self.root}; was the workspace moved or cleaned?")
+        return path.read_bytes()
+
+    def put_frame(self, frame: np.ndarray) -> str:
+        """One RGB frame as PNG (lossless, viewable)."""
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG", optimize=False, compress_level=6)
+        return self.put_bytes(buf.getvalue(), "png")
+
+    def get_frame(self, ref: str) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(self.get_bytes(ref))).convert("RGB"))
+
+    def put_frames(self, frames: np.ndarray) -> str:
+        """A segment (T, H, W, 3) as zlib-compressed .npy: lossless and byte-deterministic
+        (npz would stamp zip times into the bytes and break content addressing)."""
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
+        return self.put_bytes(zlib.compress(buf.getvalue(), 6), "npy.z")
+
+    def get_frames(self, ref: str) -> np.ndarray:
+        return np.load(io.BytesIO(zlib.decompress(self.get_bytes(ref))), allow_pickle=False)

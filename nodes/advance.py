@@ -1,0 +1,43 @@
+"""Advance: accept a segment (the passing one, or the best when the budget is spent),
+write what it established into the ledger, and move the cursor on."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from ..graph.config import RunContext
+from ..graph.state import Attempt, EpisodeState, Ledger, Outcome
+from ..tools.perception import match_objects, perceive
+from .plan import artifact_store, known_looks
+
+
+def best_attempt(attempts: list[Attempt]) -> Attempt:
+    """The passing attempt, else the one that got furthest (completion, then mean score)."""
+    def key(a: Attempt):
+        c = a.critique
+        return (c.passed, c.scores.action_completion, c.scores.mean) if c else (False, 0.0, 0.0)
+
+    return max(attempts, key=key)
+
+
+def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
+    settings = state.settings
+    assert settings is not None and state.plan is not None
+    chosen = best_attempt(state.attempts)
+    critique = chosen.critique
+    assert critique is not None
+    store = artifact_store(settings)
+    seen = match_objects(known_looks(state.ledger), perceive(store.get_frame(chosen.last_frame)), 200.0)
+    objects = {oid: rec.model_copy(update={"x": seen[oid].x, "y": seen[oid].y, "z": seen[oid].z})
+               if oid in seen else rec for oid, rec in state.ledger.objects.items()}
+    sub = state.current()
+    established = [*state.ledger.established, *(sub.postconditions if critique.passed else [])]
+    notes = [*state.ledger.notes] + ([] if critique.passed else [f"step {sub.index}: {critique.feedback}"])
+    ledger = Ledger(objects=objects, established=established, notes=notes,
+                    first_frame=state.ledger.first_frame, last_frame=chosen.last_frame)
+    outcome = Outcome(index=sub.index, passed=critique.passed, tries=len(state.attempts), segment=chosen.segment,
+                      score=round(critique.scores.mean, 4))
+    cursor = state.cursor + 1
+    nxt = state.plan.sub_actions[cursor].prompt if cursor < len(state.plan.sub_actions) else ""
+    return {"ledger": ledger, "outcomes": [*state.outcomes, outcome], "cursor": cursor, "attempts": [],
+            "instruction": nxt, "instruction_flags": []}

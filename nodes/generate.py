@@ -1,0 +1,55 @@
+"""Act: render one segment of the current sub-action with the video generator."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+
+from ..graph.config import RunContext
+from ..graph.state import Attempt, EpisodeState
+from ..memory.traces import TraceDB
+from ..tools.video import SegmentRequest, load_generator
+from .plan import artifact_store
+
+
+def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int) -> int:
+    """A generator seed per (episode seed, sub-action, try, plan version)."""
+    return zlib.crc32(f"{seed}:{sub_action}:{try_index}:{plan_version}".encode()) & 0x7FFFFFFF
+
+
+def backbone_options(settings: RunContext) -> dict:
+    return {"difficulty": settings.difficulty} if settings.backbone == "sim" else {}
+
+
+def thread_id() -> str:
+    try:
+        return str(get_config().get("configurable", {}).get("thread_id", "default"))
+    except RuntimeError:
+        return "default"
+
+
+def trace_db(settings: RunContext) -> TraceDB:
+    return TraceDB(Path(settings.workspace) / "traces.sqlite")
+
+
+def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
+    settings = state.settings
+    assert settings is not None and state.plan is not None
+    store = artifact_store(settings)
+    generator = load_generator(settings.backbone, **backbone_options(settings))
+    try_index = len(state.attempts)
+    seed = derive_seed(settings.seed, state.cursor, try_index, state.plan.version)
+    request = SegmentRequest(image=store.get_frame(state.ledger.last_frame), prompt=state.instruction,
+                             num_frames=settings.num_frames, height=settings.height, width=settings.width,
+                             seed=seed)
+    segment = generator.generate(request)
+    attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan.version,
+                      prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),
+                      last_frame=store.put_frame(segment.frames[-1]))
+    trace_db(settings).record_attempt(thread_id(), {
+        **attempt.model_dump(exclude={"critique"}), "backbone": settings.backbone,
+        "generate_s": round(segment.timings.get("generate_s", 0.0), 4)})
+    return {"attempts": [*state.attempts, attempt], "generator_calls": state.generator_calls + 1}

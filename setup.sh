@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-command set-up: a virtual environment in .venv with SPIRAL and everything
+# its tests need. Installs PyTorch first: the CUDA build where an NVIDIA GPU is
+# visible, otherwise the CPU build (an unpinned torch from PyPI is a multi-GB
+# CUDA build). Re-running is safe.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -d .venv ] || "$PY" -m venv .venv
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+python -m pip install -q --upgrade pip wheel setuptools >/dev/null
+TORCH_VERSION=${SPIRAL_TORCH_VERSION:-2.13.0}
+if python -c "import torch" 2>/dev/null; then
+  echo "torch already installed: $(python -c 'import torch; print(torch.__version__)')"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "NVIDIA GPU found: installing the CUDA build of torch"
+  python -m pip install -q torch
+else
+  echo "no CUDA: installing the CPU build of torch ${TORCH_VERSION}"
+  # A local CPU wheel (pip's find-links) first, its dependencies from PyPI;
+  # otherwise PyTorch's CPU index.
+  if python -m pip install -q --no-index --no-deps "torch==${TORCH_VERSION}" 2>/dev/null; then
+    python -m pip install -q "torch==${TORCH_VERSION}"
+  else
+    python -m pip install -q "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
+      --extra-index-url https://pypi.org/simple
+  fi
+fi
+python -m pip install -q -e ".[diffusers,dev]"
+echo "SPIRAL installed. Activate with: . .venv/bin/activate   then try: spiral demo"

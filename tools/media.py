@@ -1,0 +1,85 @@
+"""Frames in and out: images from paths or base64, mp4/gif/png writers, keyframe sheets."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+
+def load_image(source: str | os.PathLike[str]) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a file path, a `data:image/...;base64,` URL or raw base64."""
+    text = str(source)
+    try:
+        if text.startswith("data:image"):
+            raw = base64.b64decode(text.split(",", 1)[1], validate=True)
+            image = Image.open(io.BytesIO(raw))
+        elif len(text) > 512 and not os.path.exists(text):
+            image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
+        else:
+            path = Path(text).expanduser()
+            if not path.is_file():
+                raise InputError(f"start image not found: {text} (give a PNG/JPEG path or a base64 data URL)")
+            image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, binascii.Error, ValueError, OSError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot read the start image {text[:80]!r}: {exc.__class__.__name__}; "
+                         "give a PNG or JPEG file") from None
+    return np.asarray(image.convert("RGB"))
+
+
+def save_png(frame: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame).save(path, format="PNG")
+    return path
+
+
+def write_gif(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
+    """H.264 mp4 through imageio-ffmpeg's bundled ffmpeg (sides padded to even)."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t, h, w, _ = frames.shape
+    ph, pw = h + h % 2, w + w % 2
+    if (ph, pw) != (h, w):
+        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=1, quality=None, bitrate=None,
+                                         output_params=["-crf", "18", "-preset", "veryfast"])
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path
+
+
+def keyframe_sheet(frames: list[np.ndarray], labels: list[str] | None = None, scale: int = 2) -> np.ndarray:
+    """Frames side by side (nearest-neighbour upscaled) with a thin gap: one image to show a VLM."""
+    gap = 4
+    tiles = [np.kron(f, np.ones((scale, scale, 1), dtype=np.uint8)) for f in frames]
+    h = max(t.shape[0] for t in tiles)
+    sheet = np.full((h, sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1), 3), 255, dtype=np.uint8)
+    x = 0
+    for tile in tiles:
+        sheet[: tile.shape[0], x : x + tile.shape[1]] = tile
+        x += tile.shape[1] + gap
+    return sheet

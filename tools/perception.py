@@ -1,0 +1,236 @@
+"""Objects and motion read from pixels, with no learned weights.
+
+Both offline agents see the world only through this module: every pixel is
+assigned to the nearest known material (table, six object colours, three
+container materials) up to a brightness factor, connected regions become
+objects, and their shape, size and position follow from the region's outline.
+A region whose top edge is covered by another object is a stacked-on base; an
+object resting on a region below it is stacked (its height follows).
+
+It knows what the tabletop world looks like (its palette and camera), the way
+a detector trained on that world would, but nothing about how a video was
+made.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel
+from scipy import ndimage
+
+from .world.render import ELEVATION
+from .world.scene import (
+    BLOCK_HALF,
+    CONTAINER_COLOR_NAMES,
+    CONTAINER_COLORS,
+    CONTAINER_HALF,
+    OBJECT_COLORS,
+    SIZE_HALF,
+    TABLE_COLOR,
+    TABLE_SIZE,
+    make_object_id,
+)
+
+_CLASS_NAMES: list[str] = [*OBJECT_COLORS, *CONTAINER_COLORS, "table"]
+_CLASS_RGB = np.array([*OBJECT_COLORS.values(), *CONTAINER_COLORS.values(), TABLE_COLOR], dtype=np.float32)
+_TABLE = len(_CLASS_NAMES) - 1
+_UNKNOWN = -1
+_N_OBJECT_COLORS = len(OBJECT_COLORS)
+MAX_RESIDUAL = 38.0
+"""Pixels further than this (RGB units) from every material are 'unknown'."""
+
+
+class PerceivedObject(BaseModel):
+    """One object as seen in a frame, in table units."""
+
+    id: str = ""
+    shape: str
+    color: str
+    size: str = "medium"
+    x: float
+    y: float
+    z: float = 0.0
+    bbox: tuple[int, int, int, int]
+    """Pixel rows and columns (r0, c0, r1, c1), inclusive."""
+    mean_rgb: tuple[float, float, float]
+    pixels: int
+    occluded: bool = False
+    """Its top is hidden under a stacked object."""
+
+    @property
+    def is_container(self) -> bool:
+        return self.shape in CONTAINER_HALF
+
+    @property
+    def half_extent(self) -> tuple[int, int]:
+        if self.is_container:
+            h = CONTAINER_HALF[self.shape]
+            return h, h
+        if self.shape == "block":
+            return BLOCK_HALF
+        h = SIZE_HALF[self.size]
+        return h, h
+
+    @property
+    def height(self) -> float:
+        if self.is_container:
+            return 0.0
+        return 2.0 * (BLOCK_HALF[1] if self.shape == "block" else SIZE_HALF[self.size])
+
+    def describe(self) -> str:
+        if self.is_container:
+            return f"{self.color} {self.shape}"
+        if self.shape == "block":
+            return f"{self.color} block"
+        return f"{self.size} {self.color} {self.shape}"
+
+
+def classify_pixels(frame: np.ndarray) -> np.ndarray:
+    """Material index per pixel (see `_CLASS_NAMES`), -1 where none fits."""
+    pix = frame.reshape(-1, 3).astype(np.float32)
+    dots = pix @ _CLASS_RGB.T
+    norms = np.sum(_CLASS_RGB**2, axis=1)
+    k = np.clip(dots / norms, 0.5, 1.25)
+    resid = np.linalg.norm(pix[:, None, :] - k[..., None] * _CLASS_RGB[None], axis=2)
+    labels = np.argmin(resid, axis=1)
+    labels[resid[np.arange(len(pix)), labels] > MAX_RESIDUAL] = _UNKNOWN
+    return labels.reshape(frame.shape[:2])
+
+
+def _nearest_size(half: float) -> str:
+    return min(SIZE_HALF, key=lambda s: abs(SIZE_HALF[s] - half))
+
+
+@lru_cache(maxsize=4)
+def _corner_offsets() -> tuple[tuple[int, int], ...]:
+    return ((0, 0), (0, 1), (1, 0))
+
+
+def _has_square_corners(mask: np.ndarray) -> bool:
+    """A square's bounding box has filled corners; a circle's does not."""
+    h, w = mask.shape
+    hits = 0
+    for r, c in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)):
+        dr = 1 if r == 0 else -1
+        dc = 1 if c == 0 else -1
+        hits += sum(bool(mask[r + a * dr, c + b * dc]) for a, b in _corner_offsets())
+    return hits >= 8
+
+
+def _components(labels: np.ndarray, min_pixels: int):
+    """(class index, region slice, boolean mask) for each sizeable region."""
+    regions = []
+    for cls in range(_TABLE):
+        mask = labels == cls
+        if not mask.any():
+            continue
+        if cls < _N_OBJECT_COLORS:  # highlights inside a ball are 'unknown': close them
+            mask = ndimage.binary_closing(mask, iterations=1) | mask
+        lab, n = ndimage.label(mask)
+        for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+            comp = lab[sl] == i
+            if comp.sum() >= min_pixels:
+                regions.append((cls, sl, comp))
+    return regions
+
+
+def perceive(frame: np.ndarray) -> list[PerceivedObject]:
+    """Every object in an RGB frame, with ids like `red_ball`, `bowl`."""
+    height, width = frame.shape[:2]
+    sx, sy = width / TABLE_SIZE, height / TABLE_SIZE
+    labels = classify_pixels(frame)
+    regions = _components(labels, min_pixels=max(int(10 * sx * sy), 4))
+    owner = np.full(labels.shape, -1, dtype=np.int32)
+    for idx, (cls, sl, comp) in enumerate(regions):
+        if cls < _N_OBJECT_COLORS:
+            owner[sl][comp] = idx
+    found: list[PerceivedObject | None] = []
+    for idx, (cls, sl, comp) in enumerate(regions):
+        r0, r1 = sl[0].start, sl[0].stop - 1
+        c0, c1 = sl[1].start, sl[1].stop - 1
+        rgb = frame[sl][comp & (labels[sl] == cls)].reshape(-1, 3).mean(axis=0)
+        common = {"bbox": (r0, c0, r1, c1), "mean_rgb": tuple(float(v) for v in rgb), "pixels": int(comp.sum())}
+        w_units, h_units = (c1 - c0) / sx, (r1 - r0) / sy
+        if cls >= _N_OBJECT_COLORS:
+            shape = list(CONTAINER_COLORS)[cls - _N_OBJECT_COLORS]
+            found.append(PerceivedObject(shape=shape, color=CONTAINER_COLOR_NAMES[shape],
+                                         x=(c0 + c1) / 2 / sx, y=(r0 + r1) / 2 / sy, **common))
+            continue
+        color = _CLASS_NAMES[cls]
+        above = owner[r0 - 1, c0:c1 + 1] if r0 > 0 else np.array([], dtype=np.int32)
+        occluded = above.size > 0 and np.mean((above >= 0) & (above != idx)) >= 0.5
+        if occluded:
+            is_block = w_units / 2 > (SIZE_HALF["large"] + BLOCK_HALF[0]) / 2
+            shape = "block" if is_block else "cube"
+            size = "medium" if is_block else _nearest_size(w_units / 2)
+            half_y = BLOCK_HALF[1] if is_block else SIZE_HALF[size]
+            found.append(PerceivedObject(shape=shape, color=color, size=size, x=(c0 + c1) / 2 / sx,
+                                         y=r1 / sy - half_y, occluded=True, **common))
+            continue
+        if w_units > 1.6 * h_units:
+            shape, size = "block", "medium"
+        else:
+            shape = "cube" if _has_square_corners(comp) else "ball"
+            size = _nearest_size(w_units / 2)
+        found.append(PerceivedObject(shape=shape, color=color, size=size, x=(c0 + c1) / 2 / sx,
+                                     y=(r0 + r1) / 2 / sy, **common))
+    _place_stacked(found, owner, sy)
+    objects = [o for o in found if o is not None]
+    objects.sort(key=lambda o: (o.y, o.x))
+    taken: set[str] = set()
+    for obj in objects:
+        obj.id = make_object_id(obj.shape, obj.color, taken)
+        taken.add(obj.id)
+    return objects
+
+
+def _place_stacked(found: list, owner: np.ndarray, sy: float) -> None:
+    """Give an object resting on another its height, and read the base by its bottom edge.
+
+    Resting objects never touch (the world keeps gaps), so an object whose
+    bottom edge sits on another object's pixels is stacked on it.
+    """
+    for idx, obj in enumerate(found):
+        if obj is None or obj.is_container:
+            continue
+        r0, c0, r1, c1 = obj.bbox
+        if r1 + 1 >= owner.shape[0]:
+            continue
+        below = owner[r1 + 1, c0:c1 + 1]
+        hits = below[(below >= 0) & (below != idx)]
+        if hits.size < 0.3 * below.size:
+            continue
+        base = found[int(np.bincount(hits).argmax())]
+        if base is None:
+            continue
+        base.y = base.bbox[2] / sy - base.half_extent[1]
+        obj.z = base.z + base.height
+        obj.y = (r0 + r1) / 2 / sy + ELEVATION * obj.z
+
+
+def match_objects(
+    known: dict[str, tuple[str, str, str, float, float]],
+    seen: list[PerceivedObject],
+    max_distance: float = 60.0,
+) -> dict[str, PerceivedObject]:
+    """Map known ids (shape, color, size, x, y) to perceived objects of the same look.
+
+    Greedy by distance, so a moved object is still found as long as nothing of
+    the same look is closer to where it was.
+    """
+    pairs = []
+    for oid, (shape, color, size, x, y) in known.items():
+        for j, obj in enumerate(seen):
+            if obj.shape == shape and obj.color == color and (obj.size == size or shape in CONTAINER_HALF):
+                pairs.append((float(np.hypot(obj.x - x, obj.y - y)), oid, j))
+    pairs.sort()
+    out: dict[str, PerceivedObject] = {}
+    used: set[int] = set()
+    for dist, oid, j in pairs:
+        if oid in out or j in used or dist > max_distance:
+            continue
+        out[oid] = seen[j]
+        used.add(j)
+    return out

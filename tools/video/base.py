@@ -1,0 +1,88 @@
+"""The generator interface every backbone implements.
+
+Argument names mirror diffusers pipelines (`prompt`, `negative_prompt`,
+`height`, `width`, `num_frames`, `num_inference_steps`, `guidance_scale`) so a
+user of diffusers reads a request without a glossary. Nothing here knows about
+LangGraph: a backbone can be used on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import InputError
+
+MIN_SIDE, MAX_SIDE = 32, 2048
+MAX_FRAMES = 257
+
+
+class SegmentRequest(BaseModel):
+    """One text+image-to-video call: render `prompt` starting from `image`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    image: np.ndarray = Field(description="Conditioning frame, uint8 (H, W, 3).")
+    prompt: str
+    negative_prompt: str = ""
+    num_frames: int = 16
+    height: int = 128
+    width: int = 128
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int = 0
+    trajectory: bool = False
+
+    @field_validator("image")
+    @classmethod
+    def _rgb_uint8(cls, image: np.ndarray) -> np.ndarray:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError(f"conditioning image must be uint8 (H, W, 3); got {image.dtype} {image.shape}")
+        return image
+
+    @field_validator("height", "width")
+    @classmethod
+    def _side(cls, side: int) -> int:
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise InputError(f"height/width must be between {MIN_SIDE} and {MAX_SIDE} pixels; got {side}")
+        return side
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames(cls, n: int) -> int:
+        if not 2 <= n <= MAX_FRAMES:
+            raise InputError(f"num_frames must be between 2 and {MAX_FRAMES}; got {n}")
+        return n
+
+    def conditioning_frame(self) -> np.ndarray:
+        """The image at the requested size (resized with Lanczos when it differs)."""
+        if self.image.shape[:2] == (self.height, self.width):
+            return self.image
+        resized = Image.fromarray(self.image).resize((self.width, self.height), Image.LANCZOS)
+        return np.asarray(resized)
+
+
+@dataclass
+class Segment:
+    """Output of one call. `frames[0]` continues from the conditioning image."""
+
+    frames: np.ndarray
+    """uint8 (T, H, W, 3)."""
+    fps: int
+    seed: int
+    backbone: str
+    timings: dict[str, float] = field(default_factory=dict)
+    trajectory: Any | None = None
+
+
+@runtime_checkable
+class VideoGenerator(Protocol):
+    """A TI2V backbone used as a tool: load once, call many times."""
+
+    name: str
+
+    def generate(self, request: SegmentRequest) -> Segment: ...
