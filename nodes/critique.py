@@ -45,8 +45,8 @@ class PerceptionCritic:
     """Table units an object may shift and still count as 'not moved'."""
     color_tolerance = 0.08
     """Relative RGB change from the start image that counts as colour drift."""
-    max_step = 16.0
-    """Largest plausible per-frame displacement; more is a teleport."""
+    max_step = 12.0
+    """A per-frame step above this, and 2.5x the steps beside it, is a teleport."""
     max_first_frame_diff = 4.0
     """Mean absolute pixel difference allowed between the conditioning frame and frame 0."""
 
@@ -81,13 +81,13 @@ class PerceptionCritic:
 
         # temporal consistency
         first_diff = float(np.mean(np.abs(frames[0].astype(np.int16) - conditioning.astype(np.int16))))
-        jumps = self._max_step(tracks)
+        jumps = self._max_jump(tracks)
         evidence["first_frame_diff"] = round(first_diff, 3)
-        evidence["max_step"] = round(jumps, 2)
+        evidence["max_jump"] = round(jumps, 2)
         temporal = 1.0
         if first_diff > self.max_first_frame_diff:
             temporal -= 0.5
-        if jumps > self.max_step:
+        if jumps > 0:
             temporal -= 0.5
 
         plausibility = 1.0 - 0.5 * self._interpenetrating(end)
@@ -136,12 +136,25 @@ class PerceptionCritic:
         return out
 
     @staticmethod
-    def _max_step(tracks: list[dict[str, PerceivedObject]]) -> float:
+    def _max_jump(tracks: list[dict[str, PerceivedObject]]) -> float:
+        """Largest per-frame step that is out of line with its neighbours (a teleport).
+
+        Smooth motion speeds up and slows down gradually; a jump is a step far
+        larger than the steps around it. Returns 0 when there is none.
+        """
         worst = 0.0
-        for prev, cur in zip(tracks, tracks[1:]):
-            for oid, obj in cur.items():
-                if oid in prev:
-                    worst = max(worst, float(np.hypot(obj.x - prev[oid].x, obj.y - prev[oid].y)))
+        ids = set().union(*tracks) if tracks else set()
+        for oid in ids:
+            steps = []
+            for prev, cur in zip(tracks, tracks[1:]):
+                if oid in prev and oid in cur:
+                    steps.append(float(np.hypot(cur[oid].x - prev[oid].x, cur[oid].y - prev[oid].y)))
+                else:
+                    steps.append(0.0)
+            for i, step in enumerate(steps):
+                around = max(steps[i - 1] if i > 0 else 0.0, steps[i + 1] if i + 1 < len(steps) else 0.0)
+                if step > PerceptionCritic.max_step and step > 2.5 * around:
+                    worst = max(worst, step)
         return worst
 
     @staticmethod

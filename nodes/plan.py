@@ -72,8 +72,7 @@ class RulePlanAgent:
                      if not all(evaluate(Predicate.parse(p), seen) for p in s.postconditions)]
         if len(remaining) > 1 and remaining[0].index == failing:
             head, rest = remaining[0], remaining[1:]
-            mentioned = {head.subject, head.target, head.partner}
-            if not any({s.subject, s.target, s.partner} & mentioned for s in rest):
+            if not any(_objects_of(s) & _objects_of(head) for s in rest):
                 remaining = [*rest, head]
         restated = []
         for i, step in enumerate(remaining):
@@ -152,6 +151,14 @@ class RulePlanAgent:
         key = _template_key(step, place)
         step.prompt = write_instruction(key, subj_desc, target_desc, partner_desc)
         return step
+
+
+def _objects_of(step: SubAction) -> set[str]:
+    """Movable objects a step touches (a shared container is no dependency)."""
+    ids = {step.subject, step.partner}
+    if step.verb != "put_in":
+        ids.add(step.target)
+    return {i for i in ids if i}
 
 
 def _template_key(step: SubAction, place: str | None = None) -> str:

@@ -163,14 +163,26 @@ def random_scene(
 ) -> Scene:
     """A seeded, uncluttered scene: containers first, then movable objects.
 
-    The same seed always gives the same scene. Raises ValueError when the table
-    cannot hold what was asked for.
+    No two movables look the same (words could not tell them apart). The same
+    seed always gives the same scene. Raises ValueError when the table cannot
+    hold what was asked for.
     """
     rng = np.random.default_rng(seed)
+    problem = ""
+    for _ in range(20):  # a layout that boxed itself in is retried with the same generator
+        try:
+            return _layout(rng, num_objects, containers, shapes, colors)
+        except ValueError as exc:
+            problem = str(exc)
+    raise ValueError(problem)
+
+
+def _layout(rng: np.random.Generator, num_objects: int, containers: tuple[str, ...],
+            shapes: tuple[str, ...], colors: tuple[str, ...]) -> Scene:
     scene = Scene()
     taken: set[str] = set()
     for shape in containers:
-        obj = WorldObject(id=make_object_id(shape, "", taken), shape=shape,
+        obj = WorldObject(id=make_object_id(shape, "", taken), shape=shape,  # type: ignore[arg-type]
                           color=CONTAINER_COLOR_NAMES[shape], x=0, y=0)
         spot = free_spot(scene, obj, rng, margin=4)
         if spot is None:
@@ -179,7 +191,7 @@ def random_scene(
         scene = Scene(objects=[*scene.objects, obj.model_copy(update={"x": spot[0], "y": spot[1]})])
     looks: set[tuple[str, str, str]] = set()
     for _ in range(num_objects):
-        for _ in range(100):  # no two objects that look the same: words could not tell them apart
+        for _ in range(100):
             shape = str(rng.choice(shapes))
             color = str(rng.choice(colors))
             size = "medium" if shape == "block" else str(rng.choice(list(SIZE_HALF)))
@@ -188,7 +200,7 @@ def random_scene(
         else:
             raise ValueError("not enough distinct looks for that many objects")
         looks.add((shape, color, size))
-        obj = WorldObject(id=make_object_id(shape, color, taken), shape=shape, color=color,
+        obj = WorldObject(id=make_object_id(shape, color, taken), shape=shape, color=color,  # type: ignore[arg-type]
                           size=size, x=0, y=0)  # type: ignore[arg-type]
         spot = free_spot(scene, obj, rng)
         if spot is None:

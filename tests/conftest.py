@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spiral.tools.media import save_png
+from spiral.tools.world.render import render_scene
+from spiral.tools.world.scene import Scene, WorldObject
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own SPIRAL_HOME so nothing leaks between tests."""
+    monkeypatch.setenv("SPIRAL_HOME", str(tmp_path / "home"))
+    yield
+
+
+def obj(oid: str, shape: str, color: str, x: float, y: float, size: str = "medium", z: float = 0.0) -> WorldObject:
+    return WorldObject(id=oid, shape=shape, color=color, size=size, x=x, y=y, z=z)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_obj():
+    return obj
+
+
+@pytest.fixture
+def simple_scene() -> Scene:
+    return Scene(objects=[
+        obj("bowl", "bowl", "white", 90, 50),
+        obj("red_ball", "ball", "red", 30, 40, "small"),
+        obj("blue_cube", "cube", "blue", 40, 90, "medium"),
+        obj("green_cube", "cube", "green", 95, 100, "large"),
+    ])
+
+
+@pytest.fixture
+def scene_png(tmp_path, simple_scene) -> Path:
+    return save_png(render_scene(simple_scene), tmp_path / "start.png")
+
+
+def frames_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SPIRAL_TEST_ROOT", str(ROOT))

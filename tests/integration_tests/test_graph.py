@@ -1,0 +1,85 @@
+"""Whole episodes through the compiled graph, in process."""
+
+import json
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from spiral.graph.config import RunContext
+from spiral.graph.workflow import build_graph, checkpoint_serde, graph
+from spiral.memory.checkpoints import sqlite_checkpointer
+
+
+def _run(image, action, workspace, thread="t", checkpointer=None, **settings):
+    g = build_graph(checkpointer=checkpointer or InMemorySaver())
+    config = {"configurable": {"thread_id": thread}}
+    out = g.invoke({"action": action, "image": str(image)}, config,
+                   context=RunContext(workspace=str(workspace), **settings))
+    return g, config, out
+
+
+def test_module_graph_has_no_checkpointer_and_the_expected_nodes():
+    assert graph.checkpointer is None
+    assert {"plan", "generate", "critique", "refine", "advance", "finalize"} <= set(graph.get_graph().nodes)
+
+
+def test_episode_end_to_end(scene_png, tmp_path):
+    g, config, out = _run(scene_png, "put the red ball in the bowl then stack the blue cube on the green cube",
+                          tmp_path / "ws", difficulty="easy")
+    assert out["status"] in ("done", "partial")
+    summary = json.loads(open(out["summary"]).read())
+    assert [s["verb"] for s in summary["plan"]] == ["put_in", "stack"]
+    assert len(summary["outcomes"]) == 2
+    assert summary["generator_calls"] == len(summary["attempts"])
+    state = g.get_state(config).values
+    assert state["status"] == out["status"] and state["cursor"] == 2
+    # the state holds references, never pixels
+    blob = state["ledger"].model_dump_json() + json.dumps([o.model_dump() for o in state["outcomes"]])
+    assert "sha256:" in blob and len(blob) < 10_000
+
+
+def test_goal_already_met_finalizes_without_generating(tmp_path, make_obj):
+    from spiral.tools.media import save_png
+    from spiral.tools.world.render import render_scene
+    from spiral.tools.world.scene import Scene
+
+    scene = Scene(objects=[make_obj("bowl", "bowl", "white", 60, 60), make_obj("red_ball", "ball", "red", 60, 60, "small"),
+                           make_obj("blue_cube", "cube", "blue", 20, 110)])
+    png = save_png(render_scene(scene), tmp_path / "s.png")
+    _, _, out = _run(png, "put all red objects in the bowl", tmp_path / "ws")
+    assert out["status"] == "done"
+    assert json.loads(open(out["summary"]).read())["generator_calls"] == 0
+
+
+def test_budgets_bound_the_loop(scene_png, tmp_path):
+    _, _, out = _run(scene_png, "put the red ball in the bowl then stack the blue cube on the green cube",
+                     tmp_path / "ws", difficulty="hard", max_generator_calls=2, seed=3)
+    summary = json.loads(open(out["summary"]).read())
+    assert summary["generator_calls"] <= 2
+    assert out["status"] in ("done", "partial", "budget_exhausted")
+
+
+def test_sqlite_checkpoints_resume_from_the_last_step(scene_png, tmp_path):
+    """Interrupt after the first accepted segment; resuming does not redo it."""
+    ws = tmp_path / "ws"
+    config = {"configurable": {"thread_id": "r"}}
+    with sqlite_checkpointer(ws, checkpoint_serde()) as saver:
+        g = build_graph(checkpointer=saver)
+        g.invoke({"action": "put the red ball in the bowl then stack the blue cube on the green cube",
+                  "image": str(scene_png)}, config, context=RunContext(workspace=str(ws), difficulty="easy"),
+                 interrupt_after=["advance"])
+        first = g.get_state(config).values
+        assert first["cursor"] == 1 and len(first["outcomes"]) == 1
+    with sqlite_checkpointer(ws, checkpoint_serde()) as saver:  # a new process would do the same
+        g = build_graph(checkpointer=saver)
+        out = g.invoke(None, config)
+        final = g.get_state(config).values
+    assert final["outcomes"][0] == first["outcomes"][0]
+    assert len(final["outcomes"]) == 2 and out["status"] in ("done", "partial")
+
+
+def test_grounding_error_surfaces_as_spiral_error(scene_png, tmp_path):
+    from spiral.tools.errors import ActionParseError
+
+    with pytest.raises(ActionParseError, match="no purple ball"):
+        _run(scene_png, "put the purple ball in the bowl", tmp_path / "ws")

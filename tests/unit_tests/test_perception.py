@@ -1,0 +1,49 @@
+from spiral.tools.perception import match_objects, perceive
+from spiral.tools.world.render import render_scene
+from spiral.tools.world.scene import Scene, random_scene
+
+
+
+def _found(world, seen, tol=1.0):
+    return [p for p in seen if p.shape == world.shape and p.color == world.color
+            and (p.size == world.size or world.is_container)
+            and abs(p.x - world.x) <= tol and abs(p.y - world.y) <= tol]
+
+
+def test_perception_finds_objects_with_colour_shape_and_place():
+    total = hit = 0
+    for seed in range(100):
+        scene = random_scene(seed, num_objects=5, containers=("bowl", "plate", "box")[: 1 + seed % 2])
+        seen = perceive(render_scene(scene))
+        for o in scene.objects:
+            total += 1
+            hit += bool(_found(o, seen))
+    assert hit / total >= 0.95, hit / total
+
+
+def test_perception_at_other_resolutions():
+    scene = random_scene(3, num_objects=4)
+    seen = perceive(render_scene(scene, 256, 256))
+    assert sum(bool(_found(o, seen, tol=1.5)) for o in scene.objects) == len(scene.objects)
+
+
+def test_stacked_objects_and_contents(make_obj):
+    obj = make_obj
+    scene = Scene(objects=[
+        obj("bowl", "bowl", "white", 40, 40),
+        obj("red_ball", "ball", "red", 44, 38, "small"),
+        obj("green_cube", "cube", "green", 90, 90, "large"),
+        obj("blue_cube", "cube", "blue", 90, 90, "medium", z=18),
+    ])
+    seen = {p.id: p for p in perceive(render_scene(scene))}
+    assert seen["blue_cube"].z == 18 and (seen["blue_cube"].x, seen["blue_cube"].y) == (90, 90)
+    assert seen["green_cube"].occluded and (seen["green_cube"].x, seen["green_cube"].y) == (90, 90)
+    assert (seen["red_ball"].x, seen["red_ball"].y) == (44, 38)
+
+
+def test_match_objects_follows_a_moved_object(make_obj):
+    obj = make_obj
+    a = perceive(render_scene(Scene(objects=[obj("red_ball", "ball", "red", 20, 40, "small")])))
+    known = {"red_ball": ("ball", "red", "small", 100.0, 100.0)}
+    assert match_objects(known, a, max_distance=200)["red_ball"].x == 20
+    assert match_objects(known, a, max_distance=10) == {}
