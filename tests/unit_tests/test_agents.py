@@ -127,6 +127,7 @@ def _truth_success(sub, truth):
     return ok
 
 
+@pytest.mark.e2e
 def test_critic_agrees_with_ground_truth():
     """On simulated segments, the pixel-only critic's verdict matches the world's truth on >= 90%."""
     gen, critic, planner = SimVideoGenerator("medium"), PerceptionCritic(), RulePlanAgent()
