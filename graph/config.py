@@ -25,6 +25,7 @@ class RunContext(BaseModel):
     num_frames: int = Field(16, description="Frames per segment.")
     height: int = Field(128, description="Frame height in pixels.")
     width: int = Field(128, description="Frame width in pixels.")
+    fps: int = Field(8, ge=1, le=120, description="Frame rate of the written video.")
     max_tries_per_segment: int = Field(3, ge=1, le=20, description="Inner-loop budget per sub-action.")
     max_replans: int = Field(2, ge=0, le=10, description="Outer-loop budget per episode.")
     max_generator_calls: int = Field(40, ge=1, le=1000, description="Generator calls per episode.")

@@ -13,16 +13,18 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from ..nodes.advance import advance
-from ..nodes.critique import critique
-from ..nodes.finalize import finalize
-from ..nodes.generate import generate
-from ..nodes.plan import plan
-from ..nodes.refine import refine
-from . import state as state_module
-from .config import RunContext
-from .routing import after_advance, after_critique, after_plan
-from .state import EpisodeInput, EpisodeOutput, EpisodeState
+# Absolute imports: the LangGraph server loads this file by path (langgraph.json),
+# where relative imports have no package to be relative to.
+from spiral.graph import state as state_module
+from spiral.graph.config import RunContext
+from spiral.graph.routing import after_advance, after_critique, after_plan
+from spiral.graph.state import EpisodeInput, EpisodeOutput, EpisodeState
+from spiral.nodes.advance import advance
+from spiral.nodes.critique import critique
+from spiral.nodes.finalize import finalize
+from spiral.nodes.generate import generate
+from spiral.nodes.plan import plan
+from spiral.nodes.refine import refine
 
 
 def checkpoint_serde() -> JsonPlusSerializer:

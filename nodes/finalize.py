@@ -19,7 +19,7 @@ from ..tools.media import save_png, write_gif, write_mp4
 from .generate import thread_id, trace_db
 from .plan import artifact_store
 
-SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "width", "max_tries_per_segment",
+SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "width", "fps", "max_tries_per_segment",
                     "max_replans", "max_generator_calls")
 
 
@@ -74,7 +74,7 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     video = stitch([store.get_frames(o.segment) for o in state.outcomes], store.get_frame(state.start_frame))
     out = output_dir(settings, thread)
     out.mkdir(parents=True, exist_ok=True)
-    fps = 8
+    fps = settings.fps
     write_mp4(video, out / "video.mp4", fps=fps)
     write_gif(video, out / "video.gif", fps=fps)
     save_png(video[-1], out / "last_frame.png")

@@ -83,3 +83,18 @@ def test_grounding_error_surfaces_as_spiral_error(scene_png, tmp_path):
 
     with pytest.raises(ActionParseError, match="no purple ball"):
         _run(scene_png, "put the purple ball in the bowl", tmp_path / "ws")
+
+
+def test_langgraph_json_graph_loads_by_file_path():
+    """The server imports ./graph/workflow.py by path, not as a package module."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = json.loads((root / "langgraph.json").read_text())["graphs"]["spiral"]
+    path, attr = spec.split(":")
+    module_spec = importlib.util.spec_from_file_location("spiral_graph_by_path", root / path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    compiled = getattr(module, attr)
+    assert compiled.checkpointer is None and "critique" in compiled.get_graph().nodes
