@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -25,6 +26,13 @@ class RunContext(BaseModel):
     num_frames: int = Field(16, description="Frames per segment.")
     height: int = Field(128, description="Frame height in pixels.")
     width: int = Field(128, description="Frame width in pixels.")
+    critic: Literal["perception", "none"] = Field(
+        "perception", description="CriticAgent: `perception` (offline, from pixels) or `none` (accept every segment; ablation).")
+    memory: Literal["episode", "off"] = Field(
+        "episode", description="`episode`: the critic judges against the episode's ledger (drift since the start) and "
+        "refinements accumulate; `off`: only against the conditioning frame, refinements forget (ablation).")
+    write_video: bool = Field(True, description="Encode video.mp4 and video.gif at the end (frames.npy and "
+                              "summary.json are always written); off for headless batch runs such as the benchmark.")
     fps: int = Field(8, ge=1, le=120, description="Frame rate of the written video.")
     max_tries_per_segment: int = Field(3, ge=1, le=20, description="Inner-loop budget per sub-action.")
     max_replans: int = Field(2, ge=0, le=10, description="Outer-loop budget per episode.")

@@ -72,7 +72,7 @@ class ArtifactStore:
         (npz would stamp zip times into the bytes and break content addressing)."""
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
-        return self.put_bytes(zlib.compress(buf.getvalue(), 6), "npy.z")
+        return self.put_bytes(zlib.compress(buf.getvalue(), 1), "npy.z")
 
     def get_frames(self, ref: str) -> np.ndarray:
         return np.load(io.BytesIO(zlib.decompress(self.get_bytes(ref))), allow_pickle=False)

@@ -50,11 +50,14 @@ class PerceptionCritic:
     max_first_frame_diff = 4.0
     """Mean absolute pixel difference allowed between the conditioning frame and frame 0."""
 
-    def judge(self, sub: SubAction, frames: np.ndarray, conditioning: np.ndarray, ledger: Ledger) -> Critique:
+    def judge(self, sub: SubAction, frames: np.ndarray, conditioning: np.ndarray, ledger: Ledger,
+              movers: set[str] | None = None) -> Critique:
+        """Score a segment; `movers` are the objects allowed to move (default: the sub-action's)."""
         known = known_looks(ledger)
         tracks = self._track(known, frames)
         start, end = tracks[0], tracks[-1]
-        movers = {sub.subject} | ({sub.partner} if sub.partner else set())
+        if movers is None:
+            movers = {sub.subject} | ({sub.partner} if sub.partner else set())
         evidence: dict[str, float | str] = {}
 
         # action completion
@@ -207,14 +210,33 @@ class PerceptionCritic:
         return None, ""
 
 
+NOT_JUDGED = Critique(
+    scores=CritiqueScores(action_completion=1, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
+                          visual_quality=1),
+    passed=True, feedback="Accepted without judging: the critic is off.", evidence={"judged": "no"})
+
+
+def memoryless_ledger(ledger: Ledger, conditioning) -> Ledger:
+    """The ledger as a critic without episode memory sees it: everything as in the conditioning frame."""
+    seen = match_objects(known_looks(ledger), perceive(conditioning), 200.0)
+    objects = {oid: rec.model_copy(update={"x": seen[oid].x, "y": seen[oid].y, "z": seen[oid].z,
+                                           "start_rgb": seen[oid].mean_rgb}) if oid in seen else rec
+               for oid, rec in ledger.objects.items()}
+    return ledger.model_copy(update={"objects": objects, "established": [], "notes": []})
+
+
 def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = state.settings
     assert settings is not None
     store = artifact_store(settings)
     attempt = state.attempts[-1]
     t0 = time.perf_counter()
-    verdict = PerceptionCritic().judge(state.current(), store.get_frames(attempt.segment),
-                                       store.get_frame(state.ledger.last_frame), state.ledger)
+    if settings.critic == "none":
+        verdict = NOT_JUDGED
+    else:
+        conditioning = store.get_frame(state.ledger.last_frame)
+        ledger = state.ledger if settings.memory == "episode" else memoryless_ledger(state.ledger, conditioning)
+        verdict = PerceptionCritic().judge(state.current(), store.get_frames(attempt.segment), conditioning, ledger)
     judged = attempt.model_copy(update={"critique": verdict})
     trace_db(settings).record_attempt(thread_id(), {
         **judged.model_dump(exclude={"critique"}), "passed": verdict.passed, "failure": verdict.failure,

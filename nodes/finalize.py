@@ -75,8 +75,9 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     out = output_dir(settings, thread)
     out.mkdir(parents=True, exist_ok=True)
     fps = settings.fps
-    write_mp4(video, out / "video.mp4", fps=fps)
-    write_gif(video, out / "video.gif", fps=fps)
+    if settings.write_video:
+        write_mp4(video, out / "video.mp4", fps=fps)
+        write_gif(video, out / "video.gif", fps=fps)
     save_png(video[-1], out / "last_frame.png")
     np.save(out / "frames.npy", video)
     status = status_of(state)

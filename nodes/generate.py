@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from ..graph.config import RunContext
 from ..graph.state import Attempt, EpisodeState
 from ..memory.traces import TraceDB
-from ..tools.video import SegmentRequest, load_generator
+from ..tools.video import SegmentRequest, backbone_info, load_generator
 from .plan import artifact_store
 
 
@@ -21,7 +21,8 @@ def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int) -
 
 
 def backbone_options(settings: RunContext) -> dict:
-    return {"difficulty": settings.difficulty} if settings.backbone == "sim" else {}
+    """The run-context fields this backbone takes (its registry entry names them)."""
+    return {name: getattr(settings, name) for name in backbone_info(settings.backbone).settings}
 
 
 def thread_id() -> str:
@@ -49,7 +50,9 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan.version,
                       prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),
                       last_frame=store.put_frame(segment.frames[-1]))
+    sub = state.current()
     trace_db(settings).record_attempt(thread_id(), {
         **attempt.model_dump(exclude={"critique"}), "backbone": settings.backbone,
+        "postconditions": sub.postconditions, "movers": [m for m in (sub.subject, sub.partner) if m],
         "generate_s": round(segment.timings.get("generate_s", 0.0), 4)})
     return {"attempts": [*state.attempts, attempt], "generator_calls": state.generator_calls + 1}

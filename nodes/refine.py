@@ -40,6 +40,7 @@ def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     last = state.attempts[-1]
     assert last.critique is not None
     sub = state.current()
-    text, flags = RuleRefiner().revise(sub, last.critique, state.instruction_flags,
+    remembered = state.instruction_flags if state.settings is None or state.settings.memory == "episode" else []
+    text, flags = RuleRefiner().revise(sub, last.critique, remembered,
                                        state.ledger.objects.get(sub.subject))
     return {"instruction": text, "instruction_flags": flags}

@@ -87,16 +87,34 @@ class PerceivedObject(BaseModel):
         return f"{self.size} {self.color} {self.shape}"
 
 
-def classify_pixels(frame: np.ndarray) -> np.ndarray:
-    """Material index per pixel (see `_CLASS_NAMES`), -1 where none fits."""
-    pix = frame.reshape(-1, 3).astype(np.float32)
+def _classify_colors(pix: np.ndarray) -> np.ndarray:
+    """Nearest material of each RGB row (N, 3) float32, up to a brightness factor."""
     dots = pix @ _CLASS_RGB.T
-    norms = np.sum(_CLASS_RGB**2, axis=1)
-    k = np.clip(dots / norms, 0.5, 1.25)
+    k = np.clip(dots / np.sum(_CLASS_RGB**2, axis=1), 0.5, 1.25)
     resid = np.linalg.norm(pix[:, None, :] - k[..., None] * _CLASS_RGB[None], axis=2)
     labels = np.argmin(resid, axis=1)
     labels[resid[np.arange(len(pix)), labels] > MAX_RESIDUAL] = _UNKNOWN
-    return labels.reshape(frame.shape[:2])
+    return labels.astype(np.int8)
+
+
+_LUT_BITS = 6
+
+
+@lru_cache(maxsize=1)
+def _lookup_table() -> np.ndarray:
+    """Material of every colour at 6 bits per channel (262,144 entries, built once)."""
+    step = 1 << (8 - _LUT_BITS)
+    levels = np.arange(0, 256, step, dtype=np.float32) + (step - 1) / 2
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    pix = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=1)
+    return np.concatenate([_classify_colors(chunk) for chunk in np.array_split(pix, 8)])
+
+
+def classify_pixels(frame: np.ndarray) -> np.ndarray:
+    """Material index per pixel (see `_CLASS_NAMES`), -1 where none fits."""
+    q = (frame >> (8 - _LUT_BITS)).astype(np.int32)
+    index = (q[..., 0] << (2 * _LUT_BITS)) | (q[..., 1] << _LUT_BITS) | q[..., 2]
+    return _lookup_table()[index].astype(np.int64)
 
 
 def _nearest_size(half: float) -> str:

@@ -23,6 +23,8 @@ class BackboneInfo:
     factory: Callable[..., VideoGenerator]
     description: str
     needs_gpu: bool = False
+    settings: tuple[str, ...] = ()
+    """Run-context fields passed to the factory as keyword options (e.g. `difficulty`)."""
 
 
 _REGISTRY: dict[str, BackboneInfo] = {}
@@ -31,8 +33,8 @@ _LOCK = threading.Lock()
 
 
 def register_backbone(name: str, factory: Callable[..., VideoGenerator], description: str,
-                      *, needs_gpu: bool = False) -> None:
-    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu)
+                      *, needs_gpu: bool = False, settings: tuple[str, ...] = ()) -> None:
+    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings)
 
 
 def backbone_names() -> list[str]:
@@ -72,4 +74,5 @@ def _ensure_builtins() -> None:
             SimVideoGenerator,
             "SIMULATOR of a TI2V model on the procedural tabletop world (CPU, no weights); "
             "fails the way open-loop video models fail, per a documented error model",
+            settings=("difficulty",),
         )

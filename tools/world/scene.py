@@ -171,10 +171,21 @@ def random_scene(
     problem = ""
     for _ in range(20):  # a layout that boxed itself in is retried with the same generator
         try:
-            return _layout(rng, num_objects, containers, shapes, colors)
+            return canonical_ids(_layout(rng, num_objects, containers, shapes, colors))
         except ValueError as exc:
             problem = str(exc)
     raise ValueError(problem)
+
+
+def canonical_ids(scene: Scene) -> Scene:
+    """Ids in reading order (back to front, then left to right), as perception names them."""
+    taken: set[str] = set()
+    renamed = []
+    for obj in sorted(scene.objects, key=lambda o: (o.y, o.x)):
+        oid = make_object_id(obj.shape, obj.color, taken)
+        taken.add(oid)
+        renamed.append(obj.model_copy(update={"id": oid}))
+    return Scene(objects=renamed)
 
 
 def _layout(rng: np.random.Generator, num_objects: int, containers: tuple[str, ...],

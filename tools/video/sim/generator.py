@@ -28,7 +28,8 @@ from ...world.scene import SIZE_HALF, Scene, WorldObject
 from ..base import Segment, SegmentRequest
 from .config import SimConfig, preset
 from .language import Intent, ObjectRef, Reading, read_prompt
-from .places import beside, container_slot, named_place, nearest_free
+from ...world.execute import goal_position
+from ...world.places import nearest_free
 
 ErrorKind = Literal["incomplete", "wrong_object", "dropped", "unresolved", "ambiguous"]
 
@@ -163,7 +164,6 @@ class SimVideoGenerator:
         working = start
         changes: list[Change] = []
         actions: list[ActionOutcome] = []
-        lineup_x = 0.0
         planned = {m[1].id for _, m in expanded if m[1] is not None}
         for j, (intent, (verb, subject, previous, ambiguous)) in enumerate(expanded):
             u_drop, u_wrong, u_inc, u_prog = rng.random(4)
@@ -187,13 +187,11 @@ class SimVideoGenerator:
                 if wrong is not None:
                     actor = wrong
                     outcome.errors.append("wrong_object")
-            goal = self._goal(working, actor, intent, verb, previous, lineup_x, rng)
+            goal = self._goal(working, actor, intent, verb, previous, rng)
             if goal is None:
                 outcome.errors.append("unresolved")
                 continue
             x, y, z = goal
-            if verb == "lineup":
-                lineup_x = x + actor.half_extent[0]
             progress = 1.0
             if u_inc < p_inc:
                 lo, hi = cfg.incomplete_progress
@@ -236,40 +234,23 @@ class SimVideoGenerator:
         return found[0] if found else None
 
     def _goal(self, scene: Scene, actor: WorldObject, intent: Intent, verb: str,
-              previous: WorldObject | None, lineup_x: float, rng: np.random.Generator):
-        if verb == "put_in":
-            pool = _matches(intent.other, scene.containers) if intent.other else scene.containers
-            pool = pool or scene.containers
-            if not pool:
-                return None
-            x, y = container_slot(scene, actor, pool[0], rng)
-            return x, y, 0.0
-        if verb == "stack":
-            bases = [o for o in _matches(intent.other, scene.movables) if o.id != actor.id] if intent.other else []
-            if not bases:
-                return None
-            base = bases[0]
-            return base.x, base.y, base.z + base.height
-        if verb == "swap":
-            partner = self._partner(scene, actor, intent)
-            return (partner.x, partner.y, 0.0) if partner else None
+              previous: WorldObject | None, rng: np.random.Generator):
+        """Where the model sends `actor`, in the world's own meaning of the verb."""
         if verb == "lineup":
             if previous is None:
-                x, y = named_place(scene, actor, "left")
-            else:
-                x, y = nearest_free(scene, actor, lineup_x + actor.half_extent[0] + 5,
-                                    scene.get(previous.id).y, (1, 0))
-            return x, y, 0.0
-        if intent.place in ("left_of", "right_of"):
-            anchors = [o for o in _matches(intent.other, scene.objects) if o.id != actor.id] if intent.other else []
-            if not anchors:
+                return goal_position(scene, actor, "move_to", None, "left", rng)
+            return goal_position(scene, actor, "move_to", scene.get(previous.id), "right_of", rng)
+        target = None
+        if verb == "put_in":
+            pool = (_matches(intent.other, scene.containers) if intent.other else []) or scene.containers
+            target = pool[0] if pool else None
+        elif intent.other is not None:
+            pool = scene.objects if verb == "move_to" else scene.movables
+            found = [o for o in _matches(intent.other, pool) if o.id != actor.id]
+            target = found[0] if found else None
+            if target is None:
                 return None
-            x, y = beside(scene, actor, anchors[0], intent.place)
-            return x, y, 0.0
-        if intent.place:
-            x, y = named_place(scene, actor, intent.place)
-            return x, y, 0.0
-        return None
+        return goal_position(scene, actor, verb, target, intent.place, rng)
 
     def _drift(self, scene: Scene, actions: list[ActionOutcome], p_drift: float,
                rng: np.random.Generator) -> tuple[list[DriftEvent], list[Change]]:

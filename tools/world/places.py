@@ -1,10 +1,14 @@
-"""Where the simulated model puts things: container slots, stacks, named places."""
+"""Where things go on the table: container slots, named places, beside another object.
+
+World geometry shared by the simulated video model (to place what a prompt asks for)
+and the ground-truth executor that renders error-free reference videos.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...world.scene import TABLE_SIZE, Scene, WorldObject, footprints_clear
+from .scene import TABLE_SIZE, Scene, WorldObject, footprints_clear
 
 EDGE_GAP = 8
 

@@ -1,0 +1,318 @@
+"""Run methods on ActWM-Sim tasks, in parallel, streaming results to a table that resumes.
+
+Methods (all on the same backbone and seeds):
+* `open-loop`  — the whole action as one prompt, one call (16 frames per motion).
+* `best-of-n`  — open-loop N times, N = SPIRAL's mean generator calls on that task; the
+  same perception critic picks the best against the planner's post-conditions.
+* `spiral`     — the closed loop (the graph, SQLite checkpoints, as a user runs it).
+* `spiral-no-critic`, `spiral-no-memory`, `spiral-no-replan` — ablations.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+from pydantic import BaseModel
+
+from ..graph.config import RunContext
+from ..graph.state import SubAction
+from ..graph.workflow import build_graph, checkpoint_serde
+from ..memory.artifacts import ArtifactStore
+from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+from ..memory.traces import TraceDB
+from ..nodes.critique import PerceptionCritic
+from ..nodes.generate import backbone_options
+from ..nodes.plan import RulePlanAgent, ledger_from
+from ..tools.errors import InputError, SpiralError
+from ..tools.media import save_png
+from ..tools.perception import perceive
+from ..tools.predicates import Predicate, evaluate
+from ..tools.video import SegmentRequest, load_generator
+from ..tools.world.render import render_scene
+from . import metrics
+from .tasks import SUITE_VERSION, Task, build_suite
+from .truth import BACKBONE, ScoredSim, install
+
+METHODS = ("open-loop", "best-of-n", "spiral", "spiral-no-critic", "spiral-no-memory", "spiral-no-replan")
+SPIRAL_VARIANTS = {
+    "spiral": {},
+    "spiral-no-critic": {"critic": "none"},
+    "spiral-no-memory": {"memory": "off"},
+    "spiral-no-replan": {"max_replans": 0},
+}
+
+
+class Job(BaseModel):
+    split: str
+    size: int
+    task_index: int
+    method: str
+    seed: int
+    difficulty: str
+    n_calls: int = 0
+
+
+class EpisodeResult(BaseModel):
+    suite: str
+    split: str
+    difficulty: str
+    method: str
+    task_id: str
+    seed: int
+    category: str
+    horizon: int
+    success: bool
+    completion: float
+    fidelity: float
+    temporal: float
+    subject_consistency: float
+    background_consistency: float
+    motion_smoothness: float
+    flicker: float
+    generator_calls: int
+    wall_s: float
+    generator_s: float
+    critic_tp: int = 0
+    critic_fp: int = 0
+    critic_fn: int = 0
+    critic_tn: int = 0
+    checkpoint_bytes: int = 0
+    attempts: int = 0
+    status: str = ""
+
+    @property
+    def key(self) -> dict:
+        return {k: getattr(self, k) for k in ("suite", "split", "difficulty", "method", "task_id", "seed")}
+
+
+@lru_cache(maxsize=4)
+def _suite(split: str, size: int) -> tuple[Task, ...]:
+    return tuple(build_suite(split, size))
+
+
+def _seed(*parts: object) -> int:
+    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def _generator(difficulty: str) -> ScoredSim:
+    """The very instance the graph loads for these settings (same registry key)."""
+    install()
+    gen = load_generator(BACKBONE, **backbone_options(RunContext(backbone=BACKBONE, difficulty=difficulty)))
+    assert isinstance(gen, ScoredSim)
+    return gen
+
+
+def _truth_success(post: list[str], movers: list[str], truth) -> bool:
+    """Did a segment truly do its sub-action, and nothing else? (for critic accuracy)"""
+    objects = metrics.by_look(truth.start, truth.end)
+    if not all(evaluate(Predicate.parse(p), objects) for p in post):  # type: ignore[arg-type]
+        return False
+    ends = metrics.by_look(truth.start, truth.end)
+    for o in truth.start.movables:
+        e = ends.get(o.id)
+        if o.id in movers:
+            continue
+        if e is None or np.hypot(e.x - o.x, e.y - o.y) > metrics.MOVE_TOLERANCE \
+                or np.abs(np.subtract(e.tint, o.tint)).max() > metrics.TINT_TOLERANCE:
+            return False
+    return True
+
+
+def _video_scores(frames: np.ndarray) -> dict:
+    return {"temporal": metrics.temporal_consistency(frames),
+            "subject_consistency": metrics.subject_consistency(frames),
+            "background_consistency": metrics.background_consistency(frames),
+            "motion_smoothness": metrics.motion_smoothness(frames), "flicker": metrics.flicker(frames)}
+
+
+def _goal_scores(task: Task, end_scene) -> dict:
+    completion = metrics.goal_completion(task.goal, task.scene, end_scene)
+    return {"completion": completion, "success": completion >= 1.0,
+            "fidelity": metrics.object_fidelity(task.goal, task.scene, end_scene)}
+
+
+def _open_loop(task: Task, job: Job, frame: np.ndarray, seeds: list[int]):
+    gen = _generator(job.difficulty)
+    frames = min(16 * max(task.horizon, 1), 257)
+    prompt = task.action[0].upper() + task.action[1:] + "."
+    candidates = []
+    for seed in seeds:
+        seg = gen.generate(SegmentRequest(image=frame, prompt=prompt, num_frames=frames, seed=seed))
+        candidates.append(seg.frames)
+    return candidates
+
+
+def run_open_loop(task: Task, job: Job) -> dict:
+    gen = _generator(job.difficulty)
+    gen.reset()
+    t0 = time.perf_counter()
+    frame = render_scene(task.scene)
+    n = 1 if job.method == "open-loop" else max(job.n_calls, 1)
+    candidates = _open_loop(task, job, frame, [_seed(job.seed, task.id, i) for i in range(n)])
+    best = candidates[0]
+    if n > 1:
+        seen = perceive(frame)
+        plan = RulePlanAgent().plan(task.action, seen)
+        movers = {m for s in plan.sub_actions for m in (s.subject, s.partner) if m}
+        whole = SubAction(index=0, verb="move_to", subject=plan.sub_actions[0].subject, subject_desc="objects",
+                          description=task.action, prompt=task.action,
+                          postconditions=[p for s in plan.sub_actions for p in s.postconditions])
+        critic, ledger = PerceptionCritic(), ledger_from(seen, "")
+
+        def score(frames):
+            c = critic.judge(whole, frames, frame, ledger, movers=movers)
+            return (c.scores.action_completion, c.scores.mean)
+
+        best = max(candidates, key=score)
+    truth = gen.truth_of(best)
+    assert truth is not None
+    wall = time.perf_counter() - t0
+    return {**_goal_scores(task, truth.end), **_video_scores(best), "generator_calls": n, "wall_s": wall,
+            "generator_s": gen.seconds, "status": "done"}
+
+
+def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
+    gen = _generator(job.difficulty)
+    gen.reset()
+    ws = scratch / f"{task.id}-{job.method}-{job.seed}"
+    shutil.rmtree(ws, ignore_errors=True)
+    image = save_png(render_scene(task.scene), ws / "start.png")
+    context = RunContext(backbone=BACKBONE, difficulty=job.difficulty, seed=job.seed, workspace=str(ws),
+                         out_dir=str(ws / "out"), write_video=False, **SPIRAL_VARIANTS[job.method])
+    config = {"configurable": {"thread_id": "episode"}}
+    t0 = time.perf_counter()
+    with sqlite_checkpointer(ws, checkpoint_serde()) as saver:
+        graph = build_graph(checkpointer=saver)
+        graph.invoke({"action": task.action, "image": str(image)}, config, context=context)
+        state = graph.get_state(config).values
+    wall = time.perf_counter() - t0
+    store = ArtifactStore(ws / "artifacts")
+    video = np.load(ws / "out" / "frames.npy")
+    end_scene = task.scene
+    if state["outcomes"]:
+        truth = gen.truth_of(store.get_frames(state["outcomes"][-1].segment))
+        assert truth is not None
+        end_scene = truth.end
+    pairs = []
+    rows = TraceDB(ws / "traces.sqlite").attempts("episode")
+    if context.critic != "none":
+        for row in rows:
+            truth = gen.truth_of(store.get_frames(row["segment"]))
+            if truth is not None and row.get("passed") is not None:
+                pairs.append((bool(row["passed"]), _truth_success(row["postconditions"], row["movers"], truth)))
+    ckpt = sum(p.stat().st_size for p in ws.glob(checkpoint_path(ws).name + "*"))
+    result = {**_goal_scores(task, end_scene), **_video_scores(video), "generator_calls": state["generator_calls"],
+              "wall_s": wall, "generator_s": gen.seconds, "status": state["status"],
+              "critic_tp": sum(c and t for c, t in pairs), "critic_fp": sum(c and not t for c, t in pairs),
+              "critic_fn": sum(t and not c for c, t in pairs), "critic_tn": sum(not c and not t for c, t in pairs),
+              "checkpoint_bytes": ckpt, "attempts": len(rows)}
+    shutil.rmtree(ws, ignore_errors=True)
+    return result
+
+
+_SCRATCH: Path | None = None
+
+
+def run_job(job: Job) -> EpisodeResult:
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="spiral-bench-"))
+    task = _suite(job.split, job.size)[job.task_index]
+    if job.method in SPIRAL_VARIANTS:
+        scores = run_spiral(task, job, _SCRATCH)
+    else:
+        scores = run_open_loop(task, job)
+    return EpisodeResult(suite=SUITE_VERSION, split=job.split, difficulty=job.difficulty, method=job.method,
+                         task_id=task.id, seed=job.seed, category=task.category, horizon=task.horizon, **scores)
+
+
+class ResultsTable:
+    """Episode results in SQLite, one row per (suite, split, difficulty, method, task, seed)."""
+
+    PK = ("suite", "split", "difficulty", "method", "task_id", "seed")
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(path)
+
+    def done(self) -> set[tuple]:
+        if "results" not in self.db.table_names():
+            return set()
+        return {tuple(r[k] for k in self.PK) for r in self.db["results"].rows}
+
+    def add(self, result: EpisodeResult) -> None:
+        self.db["results"].upsert(result.model_dump(), pk=self.PK, alter=True)
+
+    def rows(self, split: str, difficulty: str, methods: list[str] | None = None) -> list[EpisodeResult]:
+        if "results" not in self.db.table_names():
+            return []
+        rows = [EpisodeResult(**r) for r in self.db["results"].rows_where(
+            "suite = ? and split = ? and difficulty = ?", [SUITE_VERSION, split, difficulty])]
+        return [r for r in rows if methods is None or r.method in methods]
+
+
+def _key(job: Job, task: Task) -> tuple:
+    return (SUITE_VERSION, job.split, job.difficulty, job.method, task.id, job.seed)
+
+
+def run_bench(methods: list[str], *, split: str = "test", size: int | None = None, seeds: int = 3,
+              difficulty: str = "medium", workers: int = 2, results: str | Path = "bench_results.sqlite",
+              progress: bool = True) -> ResultsTable:
+    """Run every (task, method, seed) not already in the results table; best-of-n last."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    tasks = _suite(split, size if size is not None else len(build_suite(split)))
+    size = len(tasks)
+    table = ResultsTable(results)
+    first = [m for m in methods if m != "best-of-n"]
+    if "best-of-n" in methods and "spiral" not in first:
+        first.append("spiral")  # best-of-n is matched to SPIRAL's calls on each task
+    _run_jobs([Job(split=split, size=size, task_index=i, method=m, seed=s, difficulty=difficulty)
+               for m in first for i in range(size) for s in range(seeds)], tasks, table, workers, progress)
+    if "best-of-n" in methods:
+        spiral_calls: dict[str, list[int]] = {}
+        for r in table.rows(split, difficulty, ["spiral"]):
+            spiral_calls.setdefault(r.task_id, []).append(r.generator_calls)
+        jobs = [Job(split=split, size=size, task_index=i, method="best-of-n", seed=s, difficulty=difficulty,
+                    n_calls=int(round(np.mean(spiral_calls[t.id]))))
+                for i, t in enumerate(tasks) for s in range(seeds)]
+        _run_jobs(jobs, tasks, table, workers, progress)
+    return table
+
+
+def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progress: bool) -> None:
+    done = table.done()
+    todo = [j for j in jobs if _key(j, tasks[j.task_index]) not in done]
+    if not todo:
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
+    for result in _results(todo, workers):
+        table.add(result)
+        bar.update(1)
+    bar.close()
+
+
+def _results(jobs: list[Job], workers: int) -> Iterator[EpisodeResult]:
+    if workers == 1:
+        yield from map(run_job, jobs)
+        return
+    with mp.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(run_job, jobs, chunksize=1)
+
+
+__all__ = ["METHODS", "EpisodeResult", "Job", "ResultsTable", "run_bench", "run_job", "json", "SpiralError"]
