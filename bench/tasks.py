@@ -140,6 +140,22 @@ class _Builder:
         return list(self.rng.choice(list(OBJECT_COLORS), size=k, replace=False))
 
 
+def _solvable(scene: Scene, goal: list[str], steps: list[Step]) -> bool:
+    """The ground-truth steps, executed by the world without errors, reach the goal."""
+    from ..tools.predicates import Predicate, evaluate
+    from ..tools.world.execute import apply_moves, step_moves
+
+    rng = np.random.default_rng(0)
+    end = scene
+    try:
+        for step in steps:
+            end = apply_moves(end, step_moves(end, step, rng))
+    except ValueError:
+        return False
+    objects = {o.id: o for o in end.objects}
+    return all(evaluate(Predicate.parse(g), objects) for g in goal)  # type: ignore[arg-type]
+
+
 def _draw(builder: _Builder, category: Category):
     make: Callable = getattr(builder, category)
     for _ in range(50):
@@ -147,7 +163,7 @@ def _draw(builder: _Builder, category: Category):
             made = make()
         except ValueError:  # a crowded layout: draw again
             continue
-        if made is not None:
+        if made is not None and _solvable(*made[:1], made[2], made[3]):
             return made
     raise RuntimeError(f"could not draw a {category} task")
 

@@ -55,6 +55,24 @@ def parser() -> argparse.ArgumentParser:
     resume.add_argument("thread_id")
     resume.add_argument("--workspace", default="")
     sub.add_parser("backbones", help="list the registered video generators")
+    bench = sub.add_parser("bench", help="run the ActWM-Sim benchmark and write docs/benchmarks.md")
+    bench.add_argument("--suite", default="actwm-sim", choices=["actwm-sim", "checkpoint-growth"])
+    bench.add_argument("--methods", default="open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan",
+                       help="comma-separated methods")
+    bench.add_argument("--split", default="test")
+    bench.add_argument("--size", type=int, default=None, help="number of tasks (default: the whole split)")
+    bench.add_argument("--seeds", type=int, default=3)
+    bench.add_argument("--difficulty", default="medium")
+    bench.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    bench.add_argument("--results", default="bench_results.sqlite", help="results table; an interrupted bench resumes from it")
+    bench.add_argument("--docs", default="docs", help="where benchmarks.md and img/ are written ('' to skip)")
+    dataset = sub.add_parser("dataset", help="ActWM-Dataset tools")
+    dsub = dataset.add_subparsers(dest="dataset_command", required=True)
+    export = dsub.add_parser("export", help="write start images, actions, plans and ground-truth videos")
+    export.add_argument("--split", default="train")
+    export.add_argument("--out", required=True)
+    export.add_argument("--size", type=int, default=None)
+    export.add_argument("--frames", type=int, default=16)
     return top
 
 
@@ -71,8 +89,11 @@ def _context(args: argparse.Namespace) -> RunContext:
                       out_dir=str(Path(args.out).resolve()) if args.out else "")
 
 
-def _stream(graph, payload: Any, config: dict, context: RunContext | None) -> None:
+def _stream(graph, payload: Any, config: dict, context: RunContext | None, workspace: str) -> None:
     """Run the graph, printing one line per plan, critique and accepted segment."""
+    from ..memory.artifacts import ArtifactStore
+    from ..nodes.plan import load_plan
+
     console = _console()
     total = 0
     kwargs = {"context": context} if context is not None else {}
@@ -80,10 +101,11 @@ def _stream(graph, payload: Any, config: dict, context: RunContext | None) -> No
         for node, delta in update.items():
             if not isinstance(delta, dict):
                 continue
-            if node == "plan" and delta.get("plan") is not None:
-                steps = delta["plan"].sub_actions
+            if node == "plan" and delta.get("plan_ref"):
+                plan = load_plan(ArtifactStore(Path(workspace) / "artifacts"), delta["plan_ref"])
+                steps = plan.sub_actions
                 total = len(steps)
-                replanned = delta["plan"].version > 0
+                replanned = plan.version > 0
                 shown = [s for s in steps if not replanned or s.index >= delta.get("cursor", 0)]
                 label = "replanned the rest" if replanned else f"plan ({total} sub-actions)"
                 console.print(f"[bold]{label}[/bold]")
@@ -131,7 +153,7 @@ def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -
             raise InputError(f"thread {thread_id!r} already exists in {context.workspace}; "
                              f"use `spiral resume {thread_id}` or another --thread-id")
         _console().print(f"thread {thread_id}  (resume with: spiral resume {thread_id} --workspace {context.workspace})")
-        _stream(graph, {"action": action, "image": str(Path(image).resolve())}, config, context)
+        _stream(graph, {"action": action, "image": str(Path(image).resolve())}, config, context, context.workspace)
         final = graph.get_state(config).values
     _print_summary(final["summary"])
 
@@ -171,7 +193,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
             _console().print(f"thread {args.thread_id} already finished")
         else:
             _console().print(f"resuming {args.thread_id} at {', '.join(state.next)}")
-            _stream(graph, None, config, None)
+            _stream(graph, None, config, None, workspace)
         final = graph.get_state(config).values
     _print_summary(final["summary"])
 
@@ -184,7 +206,50 @@ def cmd_backbones(args: argparse.Namespace) -> None:
         print(f"{name:16s} {'GPU' if info.needs_gpu else 'CPU'}  {info.description}")
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones}
+def cmd_bench(args: argparse.Namespace) -> None:
+    import shlex
+    import time
+
+    from ..bench.report import plots, section, write_section
+    from ..bench.runner import run_bench
+
+    command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        f"spiral bench --methods {args.methods} --seeds {args.seeds}"
+    if args.suite == "checkpoint-growth":
+        from ..bench.growth import checkpoint_growth, growth_section
+
+        rows = checkpoint_growth(difficulty=args.difficulty)
+        print(growth_section(rows, command))
+        if args.docs:
+            write_section(Path(args.docs) / "benchmarks.md", "bench:checkpoint-growth", growth_section(rows, command))
+        return
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    t0 = time.perf_counter()
+    table = run_bench(methods, split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
+                      workers=args.workers, results=args.results, progress=sys.stderr.isatty())
+    minutes = (time.perf_counter() - t0) / 60
+    rows = [r for r in table.rows(args.split, args.difficulty, methods) if r.seed < args.seeds]
+    from ..bench.report import main_table
+
+    print(main_table(rows))
+    if args.docs:
+        docs = Path(args.docs)
+        stem = f"actwm_{args.split}_{args.difficulty}"
+        images = plots(rows, docs / "img", stem)
+        write_section(docs / "benchmarks.md", f"bench:actwm-sim:{args.split}:{args.difficulty}",
+                      section(rows, command, images, docs, minutes))
+        print(f"wrote {docs / 'benchmarks.md'} and {len(images)} plots")
+
+
+def cmd_dataset(args: argparse.Namespace) -> None:
+    from ..bench.dataset import export_dataset
+
+    out = export_dataset(args.split, args.out, size=args.size, num_frames=args.frames, progress=sys.stderr.isatty())
+    print(f"wrote {out / 'metadata.jsonl'}")
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones,
+            "bench": cmd_bench, "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:

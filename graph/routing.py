@@ -8,8 +8,7 @@ from .state import EpisodeState
 
 
 def after_plan(state: EpisodeState) -> Literal["generate", "finalize"]:
-    assert state.plan is not None
-    return "generate" if state.cursor < len(state.plan.sub_actions) else "finalize"
+    return "generate" if state.cursor < state.plan_size else "finalize"
 
 
 def after_critique(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
@@ -31,7 +30,7 @@ def after_critique(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
 
 def after_advance(state: EpisodeState) -> Literal["generate", "finalize"]:
     settings = state.settings
-    assert settings is not None and state.plan is not None
-    if state.cursor >= len(state.plan.sub_actions) or state.generator_calls >= settings.max_generator_calls:
+    assert settings is not None
+    if state.cursor >= state.plan_size or state.generator_calls >= settings.max_generator_calls:
         return "finalize"
     return "generate"

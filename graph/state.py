@@ -1,8 +1,10 @@
 """The episode's state: small, serialisable, references instead of pixels.
 
-What the next step needs lives here (the plan, the current sub-action's
-attempts, compact outcomes, the world-state ledger, counters); the full
-history of attempts lives in the trace database and in the checkpoint history.
+What the next step needs lives here (the current sub-action and its
+attempts, compact outcomes, the world-state ledger, counters); the whole plan
+is a content-addressed artifact (`plan_ref`) and the full history of attempts
+lives in the trace database and in the checkpoint history. So a checkpoint
+stays about the same size however long the episode is.
 """
 
 from __future__ import annotations
@@ -128,7 +130,12 @@ class EpisodeOutput(BaseModel):
 class EpisodeState(EpisodeInput):
     settings: RunContext | None = None
     start_frame: str = ""
-    plan: Plan | None = None
+    plan_ref: str = ""
+    """Artifact ref of the whole `Plan` (JSON)."""
+    plan_size: int = 0
+    plan_version: int = 0
+    sub_action: SubAction | None = None
+    """The plan's step at `cursor`, the one being generated."""
     cursor: int = 0
     instruction: str = ""
     """The current prompt for the sub-action at `cursor` (rewritten by refine)."""
@@ -145,5 +152,5 @@ class EpisodeState(EpisodeInput):
     summary: str = ""
 
     def current(self) -> SubAction:
-        assert self.plan is not None
-        return self.plan.sub_actions[self.cursor]
+        assert self.sub_action is not None, "no current sub-action"
+        return self.sub_action

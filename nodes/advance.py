@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from ..graph.config import RunContext
 from ..graph.state import Attempt, EpisodeState, Ledger, Outcome
 from ..tools.perception import match_objects, perceive
-from .plan import artifact_store, known_looks
+from .plan import artifact_store, known_looks, load_plan
 
 
 def best_attempt(attempts: list[Attempt]) -> Attempt:
@@ -22,7 +22,7 @@ def best_attempt(attempts: list[Attempt]) -> Attempt:
 
 def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = state.settings
-    assert settings is not None and state.plan is not None
+    assert settings is not None
     chosen = best_attempt(state.attempts)
     critique = chosen.critique
     assert critique is not None
@@ -38,6 +38,6 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     outcome = Outcome(index=sub.index, passed=critique.passed, tries=len(state.attempts), segment=chosen.segment,
                       score=round(critique.scores.mean, 4))
     cursor = state.cursor + 1
-    nxt = state.plan.sub_actions[cursor].prompt if cursor < len(state.plan.sub_actions) else ""
+    nxt = load_plan(store, state.plan_ref).sub_actions[cursor] if cursor < state.plan_size else None
     return {"ledger": ledger, "outcomes": [*state.outcomes, outcome], "cursor": cursor, "attempts": [],
-            "instruction": nxt, "instruction_flags": []}
+            "sub_action": nxt, "instruction": nxt.prompt if nxt else "", "instruction_flags": []}

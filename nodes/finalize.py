@@ -14,10 +14,10 @@ import numpy as np
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
-from ..graph.state import EpisodeState
+from ..graph.state import EpisodeState, Plan
 from ..tools.media import save_png, write_gif, write_mp4
 from .generate import thread_id, trace_db
-from .plan import artifact_store
+from .plan import artifact_store, load_plan
 
 SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "width", "fps", "max_tries_per_segment",
                     "max_replans", "max_generator_calls")
@@ -36,21 +36,20 @@ def output_dir(settings: RunContext, thread: str) -> Path:
 
 
 def status_of(state: EpisodeState) -> str:
-    assert state.plan is not None
-    if state.cursor < len(state.plan.sub_actions):
+    if state.cursor < state.plan_size:
         return "budget_exhausted"
     return "done" if all(o.passed for o in state.outcomes) else "partial"
 
 
-def summary_of(state: EpisodeState, attempts: list[dict], status: str, num_frames: int) -> dict:
-    assert state.plan is not None and state.settings is not None
+def summary_of(state: EpisodeState, plan: Plan, attempts: list[dict], status: str, num_frames: int) -> dict:
+    assert state.settings is not None
     return {
         "action": state.action,
         "status": status,
         "settings": {k: getattr(state.settings, k) for k in SUMMARY_SETTINGS},
         "plan": [s.model_dump(include={"index", "verb", "subject", "target", "partner", "description",
-                                       "preconditions", "postconditions"}) for s in state.plan.sub_actions],
-        "plan_version": state.plan.version,
+                                       "preconditions", "postconditions"}) for s in plan.sub_actions],
+        "plan_version": plan.version,
         "replans": state.replans,
         "generator_calls": state.generator_calls,
         "attempts": [{
@@ -81,7 +80,8 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     save_png(video[-1], out / "last_frame.png")
     np.save(out / "frames.npy", video)
     status = status_of(state)
-    summary = summary_of(state, trace_db(settings).attempts(thread), status, len(video))
+    plan = load_plan(store, state.plan_ref)
+    summary = summary_of(state, plan, trace_db(settings).attempts(thread), status, len(video))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     trace_db(settings).record_episode(thread, {"action": state.action, "status": status,
                                                "generator_calls": state.generator_calls, "out_dir": str(out)})

@@ -38,16 +38,16 @@ def trace_db(settings: RunContext) -> TraceDB:
 
 def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = state.settings
-    assert settings is not None and state.plan is not None
+    assert settings is not None
     store = artifact_store(settings)
     generator = load_generator(settings.backbone, **backbone_options(settings))
     try_index = len(state.attempts)
-    seed = derive_seed(settings.seed, state.cursor, try_index, state.plan.version)
+    seed = derive_seed(settings.seed, state.cursor, try_index, state.plan_version)
     request = SegmentRequest(image=store.get_frame(state.ledger.last_frame), prompt=state.instruction,
                              num_frames=settings.num_frames, height=settings.height, width=settings.width,
                              seed=seed)
     segment = generator.generate(request)
-    attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan.version,
+    attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan_version,
                       prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),
                       last_frame=store.put_frame(segment.frames[-1]))
     sub = state.current()

@@ -210,24 +210,37 @@ def start_frame(image: str, settings: RunContext, store: ArtifactStore):
     return frame, store.put_frame(frame)
 
 
+def save_plan(store: ArtifactStore, plan: Plan) -> str:
+    return store.put_bytes(plan.model_dump_json().encode(), "json")
+
+
+def load_plan(store: ArtifactStore, ref: str) -> Plan:
+    return Plan.model_validate_json(store.get_bytes(ref))
+
+
+def plan_update(store: ArtifactStore, plan: Plan, cursor: int) -> dict:
+    """State fields for a (new) plan positioned at `cursor`."""
+    current = plan.sub_actions[cursor] if cursor < len(plan.sub_actions) else None
+    return {"plan_ref": save_plan(store, plan), "plan_size": len(plan.sub_actions), "plan_version": plan.version,
+            "sub_action": current, "cursor": cursor, "instruction": current.prompt if current else ""}
+
+
 def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     """First call: perceive the start image and plan. Later calls: replan the rest."""
     settings = settings_of(state, runtime)
     store = artifact_store(settings)
     agent = RulePlanAgent()
-    if state.plan is None:
+    if not state.plan_ref:
         frame, ref = start_frame(state.image, settings, store)
         scene = perceive(frame)
         if not any(not o.is_container for o in scene):
             raise PerceptionError("no objects found in the start image; SPIRAL's offline agents read the "
                                   "tabletop world (try `spiral demo`, or render a scene with tools.world)")
         new_plan = agent.plan(state.action, scene)
-        first = new_plan.sub_actions[0].prompt if new_plan.sub_actions else ""
-        return {"settings": settings, "start_frame": ref, "plan": new_plan, "ledger": ledger_from(scene, ref),
-                "cursor": 0, "instruction": first, "instruction_flags": [], "status": "running"}
-    assert state.plan is not None
+        return {"settings": settings, "start_frame": ref, "ledger": ledger_from(scene, ref),
+                **plan_update(store, new_plan, 0), "instruction_flags": [], "status": "running"}
     seen = match_objects(known_looks(state.ledger), perceive(store.get_frame(state.ledger.last_frame)))
-    new_plan = agent.replan(state.plan, state.cursor, state.cursor, seen)  # type: ignore[arg-type]
-    nxt = new_plan.sub_actions[state.cursor].prompt if len(new_plan.sub_actions) > state.cursor else ""
-    return {"plan": new_plan, "cursor": state.cursor, "replans": state.replans + 1, "attempts": [],
-            "instruction": nxt, "instruction_flags": ["explicit"]}
+    old = load_plan(store, state.plan_ref)
+    new_plan = agent.replan(old, state.cursor, state.cursor, seen)  # type: ignore[arg-type]
+    return {**plan_update(store, new_plan, state.cursor), "replans": state.replans + 1, "attempts": [],
+            "instruction_flags": ["explicit"]}

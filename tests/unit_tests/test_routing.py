@@ -4,7 +4,7 @@ import pytest
 
 from spiral.graph.config import RunContext
 from spiral.graph.routing import after_advance, after_critique, after_plan
-from spiral.graph.state import Attempt, Critique, CritiqueScores, EpisodeState, Plan, SubAction
+from spiral.graph.state import Attempt, Critique, CritiqueScores, EpisodeState, SubAction
 
 SCORES = CritiqueScores(action_completion=0, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
                         visual_quality=1)
@@ -18,7 +18,8 @@ def _state(n_steps=2, cursor=0, tries=(), replans=0, calls=0, **settings):
                                                           failure=None if passed else failure,
                                                           replan=failure == "missing_object"))
                 for i, (passed, failure) in enumerate(tries)]
-    return EpisodeState(action="a", image="i", settings=RunContext(**settings), plan=Plan(goal="a", sub_actions=steps),
+    return EpisodeState(action="a", image="i", settings=RunContext(**settings), plan_ref="sha256:x.json",
+                        plan_size=len(steps), sub_action=steps[cursor] if cursor < len(steps) else None,
                         cursor=cursor, attempts=attempts, replans=replans, generator_calls=calls)
 
 
