@@ -10,7 +10,7 @@ import numpy as np
 
 from ..tools.perception import classify_pixels, perceive
 from ..tools.predicates import Predicate, evaluate
-from ..tools.world.scene import Scene, WorldObject
+from ..tools.world.scene import Scene, WorldObject, interpenetrating
 
 MOVE_TOLERANCE = 2.5
 TINT_TOLERANCE = 0.05
@@ -33,6 +33,11 @@ def goal_completion(goal: list[str], start: Scene, end: Scene) -> float:
     objects = by_look(start, end)
     held = [evaluate(Predicate.parse(g), objects) for g in goal]  # type: ignore[arg-type]
     return float(np.mean(held)) if held else 1.0
+
+
+def physically_plausible(end: Scene) -> bool:
+    """No two objects interpenetrate in the true end scene (see world.scene.interpenetrating)."""
+    return not interpenetrating(end)
 
 
 def object_fidelity(goal: list[str], start: Scene, end: Scene) -> float:
@@ -60,7 +65,7 @@ def _diffs(frames: np.ndarray) -> np.ndarray:
 
 
 def temporal_consistency(frames: np.ndarray) -> float:
-    """1 − fraction of frame transitions in which some object jumps: a step longer than 12 px
+    """1 − fraction of frame transitions in which some object jumps: a step longer than 16 px
     and 2.5× the steps before and after it (a teleport or a cut), on perceived object tracks."""
     if len(frames) < 3:
         return 1.0
@@ -69,7 +74,7 @@ def temporal_consistency(frames: np.ndarray) -> float:
         steps = np.linalg.norm(np.diff(_fill(track), axis=0), axis=1)
         for i, step in enumerate(steps):
             around = max(steps[i - 1] if i > 0 else 0.0, steps[i + 1] if i + 1 < len(steps) else 0.0)
-            jumps[i] |= step > 12.0 and step > 2.5 * around
+            jumps[i] |= step > 16.0 and step > 2.5 * around
     return 1.0 - float(jumps.mean())
 
 

@@ -10,7 +10,6 @@ Methods (all on the same backbone and seeds):
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import shutil
 import tempfile
@@ -33,7 +32,7 @@ from ..memory.traces import TraceDB
 from ..nodes.critique import PerceptionCritic
 from ..nodes.generate import backbone_options
 from ..nodes.plan import RulePlanAgent, ledger_from
-from ..tools.errors import InputError, SpiralError
+from ..tools.errors import InputError
 from ..tools.media import save_png
 from ..tools.perception import perceive
 from ..tools.predicates import Predicate, evaluate
@@ -117,6 +116,8 @@ def _truth_success(post: list[str], movers: list[str], truth) -> bool:
     objects = metrics.by_look(truth.start, truth.end)
     if not all(evaluate(Predicate.parse(p), objects) for p in post):  # type: ignore[arg-type]
         return False
+    if not metrics.physically_plausible(truth.end):
+        return False
     ends = metrics.by_look(truth.start, truth.end)
     for o in truth.start.movables:
         e = ends.get(o.id)
@@ -137,7 +138,7 @@ def _video_scores(frames: np.ndarray) -> dict:
 
 def _goal_scores(task: Task, end_scene) -> dict:
     completion = metrics.goal_completion(task.goal, task.scene, end_scene)
-    return {"completion": completion, "success": completion >= 1.0,
+    return {"completion": completion, "success": completion >= 1.0 and metrics.physically_plausible(end_scene),
             "fidelity": metrics.object_fidelity(task.goal, task.scene, end_scene)}
 
 
@@ -314,5 +315,3 @@ def _results(jobs: list[Job], workers: int) -> Iterator[EpisodeResult]:
     with mp.get_context("spawn").Pool(workers) as pool:
         yield from pool.imap_unordered(run_job, jobs, chunksize=1)
 
-
-__all__ = ["METHODS", "EpisodeResult", "Job", "ResultsTable", "run_bench", "run_job", "json", "SpiralError"]

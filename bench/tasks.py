@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..tools.world.execute import Step
-from ..tools.world.scene import SIZE_HALF, Scene, WorldObject, random_scene
+from ..tools.world.scene import SIZE_HALF, Scene, WorldObject, interpenetrating, random_scene
 
 SUITE_VERSION = "actwm-sim-v1"
 SPLIT_SEEDS = {"test": 1_000_003, "train": 2_000_003}
@@ -141,7 +141,8 @@ class _Builder:
 
 
 def _solvable(scene: Scene, goal: list[str], steps: list[Step]) -> bool:
-    """The ground-truth steps, executed by the world without errors, reach the goal."""
+    """The ground-truth steps, executed by the world without errors, reach the goal with
+    nothing interpenetrating (a container too full to take one more object does not count)."""
     from ..tools.predicates import Predicate, evaluate
     from ..tools.world.execute import apply_moves, step_moves
 
@@ -153,7 +154,7 @@ def _solvable(scene: Scene, goal: list[str], steps: list[Step]) -> bool:
     except ValueError:
         return False
     objects = {o.id: o for o in end.objects}
-    return all(evaluate(Predicate.parse(g), objects) for g in goal)  # type: ignore[arg-type]
+    return all(evaluate(Predicate.parse(g), objects) for g in goal) and not interpenetrating(end)  # type: ignore[arg-type]
 
 
 def _draw(builder: _Builder, category: Category):

@@ -20,6 +20,16 @@ def best_attempt(attempts: list[Attempt]) -> Attempt:
     return max(attempts, key=key)
 
 
+def _observed(obj, rebaseline: bool) -> dict:
+    """Ledger fields from a perceived object. Colours stay those of the start image (so slow
+    drift adds up and gets caught) unless a best-effort segment was accepted: then its state
+    is the new reference, or every later segment would fail on the drift already accepted."""
+    update = {"x": obj.x, "y": obj.y, "z": obj.z}
+    if rebaseline and not obj.occluded:
+        update["start_rgb"] = obj.mean_rgb
+    return update
+
+
 def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = state.settings
     assert settings is not None
@@ -28,7 +38,7 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     assert critique is not None
     store = artifact_store(settings)
     seen = match_objects(known_looks(state.ledger), perceive(store.get_frame(chosen.last_frame)), 200.0)
-    objects = {oid: rec.model_copy(update={"x": seen[oid].x, "y": seen[oid].y, "z": seen[oid].z})
+    objects = {oid: rec.model_copy(update=_observed(seen[oid], rebaseline=not critique.passed))
                if oid in seen else rec for oid, rec in state.ledger.objects.items()}
     sub = state.current()
     established = [*state.ledger.established, *(sub.postconditions if critique.passed else [])]

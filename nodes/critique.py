@@ -45,8 +45,9 @@ class PerceptionCritic:
     """Table units an object may shift and still count as 'not moved'."""
     color_tolerance = 0.08
     """Relative RGB change from the start image that counts as colour drift."""
-    max_step = 12.0
-    """A per-frame step above this, and 2.5x the steps beside it, is a teleport."""
+    max_step = 16.0
+    """A per-frame step above this (an eighth of the frame at 128 px), and 2.5x the steps
+    beside it, is a teleport."""
     max_first_frame_diff = 4.0
     """Mean absolute pixel difference allowed between the conditioning frame and frame 0."""
 

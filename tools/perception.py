@@ -121,9 +121,7 @@ def _nearest_size(half: float) -> str:
     return min(SIZE_HALF, key=lambda s: abs(SIZE_HALF[s] - half))
 
 
-@lru_cache(maxsize=4)
-def _corner_offsets() -> tuple[tuple[int, int], ...]:
-    return ((0, 0), (0, 1), (1, 0))
+_CORNER_OFFSETS = ((0, 0), (0, 1), (1, 0))
 
 
 def _has_square_corners(mask: np.ndarray) -> bool:
@@ -133,7 +131,7 @@ def _has_square_corners(mask: np.ndarray) -> bool:
     for r, c in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)):
         dr = 1 if r == 0 else -1
         dc = 1 if c == 0 else -1
-        hits += sum(bool(mask[r + a * dr, c + b * dc]) for a, b in _corner_offsets())
+        hits += sum(bool(mask[r + a * dr, c + b * dc]) for a, b in _CORNER_OFFSETS)
     return hits >= 8
 
 
@@ -149,7 +147,7 @@ def _components(labels: np.ndarray, min_pixels: int):
         lab, n = ndimage.label(mask)
         for i, sl in enumerate(ndimage.find_objects(lab), start=1):
             comp = lab[sl] == i
-            if comp.sum() >= min_pixels:
+            if comp.sum() >= min_pixels and min(comp.shape) >= 3:  # no streaks or slivers
                 regions.append((cls, sl, comp))
     return regions
 

@@ -64,3 +64,13 @@ def test_a_teleport_is_caught(simple_scene):
 def test_precision_recall():
     p, r = metrics.precision_recall([(True, True), (True, False), (False, True), (False, False)])
     assert p == 0.5 and r == 0.5
+
+
+def test_interpenetration_is_not_success(simple_scene):
+    from spiral.tools.world.scene import interpenetrating
+
+    assert metrics.physically_plausible(simple_scene)
+    inside_cube = simple_scene.replace(simple_scene.get("red_ball").model_copy(update={"x": 42.0, "y": 90.0}))
+    assert interpenetrating(inside_cube) == [("red_ball", "blue_cube")]
+    stacked = simple_scene.replace(simple_scene.get("blue_cube").model_copy(update={"x": 95.0, "y": 100.0, "z": 18.0}))
+    assert metrics.physically_plausible(stacked)

@@ -47,3 +47,12 @@ def test_match_objects_follows_a_moved_object(make_obj):
     known = {"red_ball": ("ball", "red", "small", 100.0, 100.0)}
     assert match_objects(known, a, max_distance=200)["red_ball"].x == 20
     assert match_objects(known, a, max_distance=10) == {}
+
+
+def test_slivers_and_noise_do_not_break_perception(simple_scene):
+    """A one-pixel-wide streak of an object colour (as a fast motion can leave) is ignored."""
+    frame = render_scene(simple_scene).copy()
+    frame[10:40, 120] = (210, 40, 40)
+    frame[5, 60:100] = (40, 90, 210)
+    seen = perceive(frame)
+    assert {o.id for o in seen} == {o.id for o in simple_scene.objects}

@@ -132,6 +132,18 @@ def footprints_clear(a: WorldObject, b: WorldObject, gap: float = 4.0) -> bool:
     return abs(a.x - b.x) >= ax + bx + gap or abs(a.y - b.y) >= ay + by + gap
 
 
+def interpenetrating(scene: Scene) -> list[tuple[str, str]]:
+    """Pairs of movables whose footprints overlap at the same height: physically impossible
+    (an object resting on another is at a different height and does not count)."""
+    movables = scene.movables
+    pairs = []
+    for i, a in enumerate(movables):
+        for b in movables[i + 1:]:
+            if abs(a.z - b.z) < 1.0 and not footprints_clear(a, b, gap=-1.0):
+                pairs.append((a.id, b.id))
+    return pairs
+
+
 def free_spot(
     scene: Scene,
     probe: WorldObject,
