@@ -50,7 +50,8 @@ def main_table(rows: list[EpisodeResult]) -> str:
 
 
 def by_category_table(rows: list[EpisodeResult]) -> str:
-    cats = sorted({r.category for r in rows}, key=lambda c: min(r.horizon for r in rows if r.category == c))
+    cats = sorted({r.category for r in rows},
+                  key=lambda c: (np.mean([r.horizon for r in rows if r.category == c]), c))
     lines = ["| method | " + " | ".join(cats) + " |", "|" + " --- |" * (len(cats) + 1)]
     for m in methods_in(rows):
         cells = [mean_std([r for r in rows if r.method == m and r.category == c], "success", 100) for c in cats]
@@ -136,7 +137,7 @@ def section(rows: list[EpisodeResult], command: str, images: list[Path], docs_di
         f"{n_tasks} tasks × {len(seeds)} seeds; mean over tasks per seed, then mean ± std over seeds. "
         "Backbone: the `sim` simulator (not a neural video model). Percentages except calls and wall time."
         + (f" Whole run: {wall_minutes:.1f} min." if wall_minutes is not None else ""),
-        "", main_table(rows), "", "Success rate by task category (horizon grows left to right):", "",
+        "", main_table(rows), "", "Success rate by task category (mean horizon grows left to right):", "",
         by_category_table(rows), "", "Critic accuracy against ground truth (every judged attempt):", "",
         critic_table(rows), "", "Where the time goes (the sim renders a segment in ~20 ms; a real backbone takes seconds):",
         "", overhead_table(rows), "",

@@ -251,6 +251,17 @@ class ResultsTable:
             return set()
         return {tuple(r[k] for k in self.PK) for r in self.db["results"].rows}
 
+    def record_run(self, key: str, minutes: float, episodes: int) -> None:
+        """Wall time of a bench invocation that ran episodes (a resume that ran none keeps the old)."""
+        if episodes:
+            self.db["runs"].upsert({"key": key, "minutes": minutes, "episodes": episodes}, pk="key")
+
+    def run_minutes(self, key: str) -> float | None:
+        if "runs" not in self.db.table_names():
+            return None
+        rows = list(self.db["runs"].rows_where("key = ?", [key]))
+        return float(rows[0]["minutes"]) if rows else None
+
     def add(self, result: EpisodeResult) -> None:
         self.db["results"].upsert(result.model_dump(), pk=self.PK, alter=True)
 
@@ -266,10 +277,22 @@ def _key(job: Job, task: Task) -> tuple:
     return (SUITE_VERSION, job.split, job.difficulty, job.method, task.id, job.seed)
 
 
+def run_key(methods: list[str], split: str, size: int | None, seeds: int, difficulty: str) -> str:
+    return f"{SUITE_VERSION}|{split}|{size}|{seeds}|{difficulty}|{','.join(sorted(methods))}"
+
+
 def run_bench(methods: list[str], *, split: str = "test", size: int | None = None, seeds: int = 3,
               difficulty: str = "medium", workers: int = 2, results: str | Path = "bench_results.sqlite",
               progress: bool = True) -> ResultsTable:
-    """Run every (task, method, seed) not already in the results table; best-of-n last."""
+    """Run every (task, method, seed) not already in the results table; best-of-n last.
+    The invocation's wall time is recorded when it ran any episode."""
+    t0 = time.perf_counter()
+    table, ran = _run_bench(methods, split, size, seeds, difficulty, workers, results, progress)
+    table.record_run(run_key(methods, split, size, seeds, difficulty), (time.perf_counter() - t0) / 60, ran)
+    return table
+
+
+def _run_bench(methods, split, size, seeds, difficulty, workers, results, progress) -> tuple[ResultsTable, int]:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
@@ -281,8 +304,8 @@ def run_bench(methods: list[str], *, split: str = "test", size: int | None = Non
     first = [m for m in methods if m != "best-of-n"]
     if "best-of-n" in methods and "spiral" not in first:
         first.append("spiral")  # best-of-n is matched to SPIRAL's calls on each task
-    _run_jobs([Job(split=split, size=size, task_index=i, method=m, seed=s, difficulty=difficulty)
-               for m in first for i in range(size) for s in range(seeds)], tasks, table, workers, progress)
+    ran = _run_jobs([Job(split=split, size=size, task_index=i, method=m, seed=s, difficulty=difficulty)
+                     for m in first for i in range(size) for s in range(seeds)], tasks, table, workers, progress)
     if "best-of-n" in methods:
         spiral_calls: dict[str, list[int]] = {}
         for r in table.rows(split, difficulty, ["spiral"]):
@@ -290,15 +313,15 @@ def run_bench(methods: list[str], *, split: str = "test", size: int | None = Non
         jobs = [Job(split=split, size=size, task_index=i, method="best-of-n", seed=s, difficulty=difficulty,
                     n_calls=int(round(np.mean(spiral_calls[t.id]))))
                 for i, t in enumerate(tasks) for s in range(seeds)]
-        _run_jobs(jobs, tasks, table, workers, progress)
-    return table
+        ran += _run_jobs(jobs, tasks, table, workers, progress)
+    return table, ran
 
 
-def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progress: bool) -> None:
+def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progress: bool) -> int:
     done = table.done()
     todo = [j for j in jobs if _key(j, tasks[j.task_index]) not in done]
     if not todo:
-        return
+        return 0
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
@@ -306,6 +329,7 @@ def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progres
         table.add(result)
         bar.update(1)
     bar.close()
+    return len(todo)
 
 
 def _results(jobs: list[Job], workers: int) -> Iterator[EpisodeResult]:

@@ -208,10 +208,9 @@ def cmd_backbones(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     import shlex
-    import time
 
     from ..bench.report import plots, section, write_section
-    from ..bench.runner import run_bench
+    from ..bench.runner import run_bench, run_key
 
     command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         f"spiral bench --methods {args.methods} --seeds {args.seeds}"
@@ -224,10 +223,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
             write_section(Path(args.docs) / "benchmarks.md", "bench:checkpoint-growth", growth_section(rows, command))
         return
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    t0 = time.perf_counter()
     table = run_bench(methods, split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
                       workers=args.workers, results=args.results, progress=sys.stderr.isatty())
-    minutes = (time.perf_counter() - t0) / 60
+    minutes = table.run_minutes(run_key(methods, args.split, args.size, args.seeds, args.difficulty))
     rows = [r for r in table.rows(args.split, args.difficulty, methods) if r.seed < args.seeds]
     from ..bench.report import main_table
 
