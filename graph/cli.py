@@ -36,6 +36,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tries", type=int, default=3, help="tries per sub-action (inner loop)")
     p.add_argument("--max-replans", type=int, default=2, help="replans per episode (outer loop)")
     p.add_argument("--max-calls", type=int, default=40, help="generator calls per episode")
+    p.add_argument("--model", default="", help="diffusers backbones: pipeline folder or hub id")
+    p.add_argument("--dtype", default="auto", help="diffusers backbones: auto, float32, bfloat16, float16")
+    p.add_argument("--device", default="auto", help="diffusers backbones: auto, cpu, cuda, cuda:N")
+    p.add_argument("--cpu-offload", action="store_true", help="diffusers backbones: model CPU offload")
+    p.add_argument("--vae-tiling", action="store_true", help="diffusers backbones: tiled VAE decode")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the backbone's)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the backbone's)")
     p.add_argument("--out", default="", help="folder for video.mp4, video.gif and summary.json")
     p.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
@@ -82,7 +89,14 @@ def _context(args: argparse.Namespace) -> RunContext:
     backbone_info(args.backbone)  # unknown backbone → one clear error
     if args.difficulty not in ("easy", "medium", "hard"):
         raise InputError(f"unknown difficulty {args.difficulty!r}; choose easy, medium or hard")
+    if args.backbone != "sim":
+        from ..tools.video.diffusers_backbone import validate
+
+        validate(args.backbone, model=args.model, dtype=args.dtype, device=args.device, num_frames=args.frames,
+                 height=args.height, width=args.width)
     return RunContext(backbone=args.backbone, difficulty=args.difficulty, seed=args.seed, num_frames=args.frames,
+                      model=args.model, dtype=args.dtype, device=args.device, cpu_offload=args.cpu_offload,
+                      vae_tiling=args.vae_tiling, num_inference_steps=args.steps, guidance_scale=args.guidance,
                       height=args.height, width=args.width, max_tries_per_segment=args.max_tries,
                       max_replans=args.max_replans, max_generator_calls=args.max_calls,
                       workspace=str(Path(args.workspace or default_workspace()).resolve()),

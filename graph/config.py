@@ -21,6 +21,13 @@ class RunContext(BaseModel):
     continues with the same settings."""
 
     backbone: str = Field("sim", description="Video generator: `sim` (simulated, CPU) or a registered backbone.")
+    model: str = Field("", description="Diffusers backbones: local pipeline folder or hub id (default: the backbone's).")
+    dtype: str = Field("auto", description="Diffusers backbones: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.")
+    device: str = Field("auto", description="Diffusers backbones: auto, cpu, cuda, cuda:1, ...")
+    cpu_offload: bool = Field(False, description="Diffusers backbones: enable_model_cpu_offload (less VRAM, slower).")
+    vae_tiling: bool = Field(False, description="Diffusers backbones: decode the VAE in tiles (less VRAM).")
+    num_inference_steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps (default: the backbone's).")
+    guidance_scale: float | None = Field(None, ge=0, description="Classifier-free guidance (default: the backbone's).")
     difficulty: str = Field("medium", description="Error-model preset of the `sim` backbone: easy, medium, hard.")
     seed: int = Field(0, description="Episode seed; every generator seed derives from it.")
     num_frames: int = Field(16, description="Frames per segment.")

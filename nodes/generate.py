@@ -45,7 +45,8 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     seed = derive_seed(settings.seed, state.cursor, try_index, state.plan_version)
     request = SegmentRequest(image=store.get_frame(state.ledger.last_frame), prompt=state.instruction,
                              num_frames=settings.num_frames, height=settings.height, width=settings.width,
-                             seed=seed)
+                             num_inference_steps=settings.num_inference_steps,
+                             guidance_scale=settings.guidance_scale, seed=seed)
     segment = generator.generate(request)
     attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan_version,
                       prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),

@@ -76,3 +76,6 @@ def _ensure_builtins() -> None:
             "fails the way open-loop video models fail, per a documented error model",
             settings=("difficulty",),
         )
+        from .diffusers_backbone import register_all
+
+        register_all()

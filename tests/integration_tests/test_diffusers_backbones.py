@@ -1,0 +1,91 @@
+"""Diffusers backbones on tiny random-weight pipelines: the code path a user's weights take, on a CPU."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spiral.tools.errors import InputError
+from spiral.tools.video import SegmentRequest, backbone_info, backbone_names, clear_cache, load_generator
+from spiral.tools.video.diffusers_backbone import DiffusersBackbone, validate
+from spiral.tools.video.tiny import save_tiny_wan
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return save_tiny_wan(tmp_path_factory.mktemp("weights") / "tiny-wan")
+
+
+def _request(seed=0, frames=5, prompt="put the red ball in the bowl"):
+    image = np.zeros((32, 32, 3), dtype=np.uint8)
+    image[8:16, 8:16] = (210, 40, 40)
+    return SegmentRequest(image=image, prompt=prompt, num_frames=frames, height=32, width=32, seed=seed)
+
+
+def test_registry_names_every_backbone():
+    names = backbone_names()
+    for name in ("wan2.1-i2v", "wan2.2-ti2v", "cogvideox-i2v", "ltx-i2v", "tiny-wan", "sim"):
+        assert name in names
+    assert "WanImageToVideoPipeline" in backbone_info("wan2.2-ti2v").description
+    assert backbone_info("wan2.1-i2v").needs_gpu and not backbone_info("tiny-wan").needs_gpu
+
+
+def test_loads_once_seeds_reproducibly_and_caches_prompt_embeddings(tiny_dir, monkeypatch):
+    clear_cache()
+    gen = load_generator("tiny-wan", model=str(tiny_dir), dtype="auto", device="cpu", cpu_offload=False,
+                         vae_tiling=False)
+    assert load_generator("tiny-wan", model=str(tiny_dir), dtype="auto", device="cpu", cpu_offload=False,
+                          vae_tiling=False) is gen
+    calls = []
+    real = gen.pipe.encode_prompt
+    # the pipeline itself calls encode_prompt with the cached embeddings (prompt=None): count real encodes
+    monkeypatch.setattr(gen.pipe, "encode_prompt", lambda **kw: calls.append(kw.get("prompt")) or real(**kw))
+    a = gen.generate(_request(seed=3)).frames
+    b = gen.generate(_request(seed=3)).frames
+    c = gen.generate(_request(seed=4)).frames
+    assert a.shape == (5, 32, 32, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert [c for c in calls if c] == ["put the red ball in the bowl"]  # encoded once for three calls
+
+
+def test_memory_flags_are_accepted(tiny_dir):
+    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu", cpu_offload=True, vae_tiling=True)
+    assert gen.generate(_request()).frames.shape[0] == 5
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(num_frames=16, height=32, width=32), r"4k\+1 \(e\.g\. 17\)"),
+    (dict(num_frames=17, height=30, width=32), "divisible by 16"),
+    (dict(num_frames=17, height=32, width=32, device="cuda"), "CUDA was requested"),
+    (dict(num_frames=17, height=32, width=32, dtype="float8"), "unknown dtype"),
+    (dict(num_frames=17, height=32, width=32, model="/no/such/weights"), "not found"),
+])
+def test_bad_options_fail_before_any_work(kwargs, message):
+    import torch
+
+    if kwargs.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(InputError, match=message):
+        validate("wan2.2-ti2v" if "model" in kwargs else "tiny-wan", **kwargs)
+
+
+def test_folder_without_a_pipeline_is_refused(tmp_path):
+    with pytest.raises(InputError, match="model_index.json"):
+        DiffusersBackbone("tiny-wan", model=str(tmp_path), device="cpu")
+
+
+def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
+    res = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
+                          "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "5", "--height", "64",
+                          "--width", "64", "--max-calls", "2", "--workspace", str(tmp_path / "ws"), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "summary.json").exists() and "generator calls: 2" in res.stdout
+    bad = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
+                          "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "16",
+                          "--workspace", str(tmp_path / "ws2")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "4k+1" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "ws2" / "checkpoints.sqlite").exists()  # nothing left behind
