@@ -28,6 +28,9 @@ class RunContext(BaseModel):
     vae_tiling: bool = Field(False, description="Diffusers backbones: decode the VAE in tiles (less VRAM).")
     num_inference_steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps (default: the backbone's).")
     guidance_scale: float | None = Field(None, ge=0, description="Classifier-free guidance (default: the backbone's).")
+    trajectory: bool = Field(False, description="Record per-step latents and SDE log-probs of every segment for RL "
+                             "(diffusers backbones; the sim has no latents).")
+    sde_noise_level: float = Field(0.7, ge=0, le=2, description="SDE noise level when recording trajectories.")
     difficulty: str = Field("medium", description="Error-model preset of the `sim` backbone: easy, medium, hard.")
     seed: int = Field(0, description="Episode seed; every generator seed derives from it.")
     num_frames: int = Field(16, description="Frames per segment.")

@@ -77,6 +77,8 @@ class Attempt(BaseModel):
     segment: str
     """Artifact ref of the frames."""
     last_frame: str
+    trajectory: str = ""
+    """Artifact ref of the per-step latents and log-probs (safetensors), when recorded."""
     critique: Critique | None = None
 
 

@@ -74,5 +74,22 @@ class ArtifactStore:
         np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
         return self.put_bytes(zlib.compress(buf.getvalue(), 1), "npy.z")
 
+    def put_tensors(self, tensors: dict, metadata: dict[str, str] | None = None) -> str:
+        """torch tensors as safetensors (the RL trajectories and prompt embeddings)."""
+        from safetensors.torch import save
+
+        return self.put_bytes(save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata), "safetensors")
+
+    def get_tensors(self, ref: str) -> tuple[dict, dict[str, str]]:
+        """Tensors and metadata of a safetensors artifact."""
+        import json
+        import struct
+
+        from safetensors.torch import load
+
+        raw = self.get_bytes(ref)
+        header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+        return load(raw), header.get("__metadata__", {})
+
     def get_frames(self, ref: str) -> np.ndarray:
         return np.load(io.BytesIO(zlib.decompress(self.get_bytes(ref))), allow_pickle=False)

@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
 from ..graph.state import Attempt, EpisodeState
+from ..memory.artifacts import ArtifactStore
 from ..memory.traces import TraceDB
 from ..tools.video import SegmentRequest, backbone_info, load_generator
 from .plan import artifact_store
@@ -36,6 +37,14 @@ def trace_db(settings: RunContext) -> TraceDB:
     return TraceDB(Path(settings.workspace) / "traces.sqlite")
 
 
+def save_trajectory(store: ArtifactStore, trajectory) -> str:
+    """The prompt embeddings as their own artifact (shared by every attempt with that prompt),
+    then the per-step tensors with a reference to them in the metadata."""
+    embeds = store.put_tensors({"prompt_embeds": trajectory.prompt_embeds})
+    return store.put_tensors(trajectory.tensors(), {"prompt_embeds": embeds,
+                                                    "noise_level": str(trajectory.noise_level)})
+
+
 def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = state.settings
     assert settings is not None
@@ -46,11 +55,13 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     request = SegmentRequest(image=store.get_frame(state.ledger.last_frame), prompt=state.instruction,
                              num_frames=settings.num_frames, height=settings.height, width=settings.width,
                              num_inference_steps=settings.num_inference_steps,
-                             guidance_scale=settings.guidance_scale, seed=seed)
+                             guidance_scale=settings.guidance_scale, seed=seed, trajectory=settings.trajectory,
+                             sde_noise_level=settings.sde_noise_level)
     segment = generator.generate(request)
+    trajectory = save_trajectory(store, segment.trajectory) if segment.trajectory is not None else ""
     attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan_version,
                       prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),
-                      last_frame=store.put_frame(segment.frames[-1]))
+                      last_frame=store.put_frame(segment.frames[-1]), trajectory=trajectory)
     sub = state.current()
     trace_db(settings).record_attempt(thread_id(), {
         **attempt.model_dump(exclude={"critique"}), "backbone": settings.backbone,

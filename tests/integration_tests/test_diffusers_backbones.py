@@ -80,12 +80,50 @@ def test_folder_without_a_pipeline_is_refused(tmp_path):
 def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
     res = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
                           "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "5", "--height", "64",
-                          "--width", "64", "--max-calls", "2", "--workspace", str(tmp_path / "ws"), "--out",
-                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+                          "--width", "64", "--max-calls", "2", "--trajectory", "--workspace", str(tmp_path / "ws"),
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "out" / "summary.json").exists() and "generator calls: 2" in res.stdout
+    from spiral.memory.traces import TraceDB
+
+    rows = TraceDB(tmp_path / "ws" / "traces.sqlite").db["attempts"].rows
+    assert all(r["trajectory"].endswith(".safetensors") for r in rows)
     bad = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
                           "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "16",
                           "--workspace", str(tmp_path / "ws2")], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "4k+1" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "ws2" / "checkpoints.sqlite").exists()  # nothing left behind
+
+
+def test_trajectory_capture_and_rescoring(tiny_dir, tmp_path):
+    """Per-step latents and SDE log-probs are recorded, saved as safetensors, and re-scoring a
+    stored step with its prev_sample reproduces the recorded log-prob."""
+    import copy
+
+    import torch
+
+    from spiral.memory.artifacts import ArtifactStore
+    from spiral.nodes.generate import save_trajectory
+    from spiral.tools.video.trajectory import sde_step_with_logprob
+
+    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
+    request = _request(seed=2).model_copy(update={"trajectory": True, "num_inference_steps": 3})
+    seg = gen.generate(request)
+    store = ArtifactStore(tmp_path)
+    ref = save_trajectory(store, seg.trajectory)
+    tensors, meta = store.get_tensors(ref)
+    assert tensors["latents"].shape[0] == 3 and tensors["log_probs"].shape == (3, 1)
+    assert tensors["latents"].shape == tensors["next_latents"].shape
+    assert torch.isfinite(tensors["log_probs"]).all()
+    embeds, _ = store.get_tensors(meta["prompt_embeds"])
+    assert embeds["prompt_embeds"].shape[-1] == 32
+    scheduler = copy.deepcopy(gen.pipe.scheduler)
+    scheduler.set_timesteps(3)
+    for i in range(3):
+        again = sde_step_with_logprob(scheduler, tensors["model_outputs"][i], tensors["timesteps"][i],
+                                      tensors["latents"][i], float(meta["noise_level"]),
+                                      prev_sample=tensors["next_latents"][i])
+        assert torch.allclose(again.log_prob, tensors["log_probs"][i], atol=1e-5)
+    assert np.array_equal(gen.generate(request).frames, seg.frames)  # SDE sampling is seeded too
+    plain = gen.generate(request.model_copy(update={"trajectory": False}))
+    assert plain.trajectory is None

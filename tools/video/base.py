@@ -36,6 +36,8 @@ class SegmentRequest(BaseModel):
     guidance_scale: float | None = None
     seed: int = 0
     trajectory: bool = False
+    """Sample with SDE steps and record per-step latents and log-probs (diffusers backbones)."""
+    sde_noise_level: float = 0.7
 
     @field_validator("image")
     @classmethod

@@ -13,6 +13,7 @@ on a CPU with no downloads and produces noise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -25,8 +26,14 @@ from PIL import Image
 
 from ..errors import InputError, SpiralError
 from .base import Segment, SegmentRequest
+from .trajectory import TrajectoryRecorder
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
 
 
 @dataclass(frozen=True)
@@ -192,20 +199,33 @@ class DiffusersBackbone:
         guidance = request.guidance_scale if request.guidance_scale is not None else self.spec.guidance
         t0 = time.perf_counter()
         kwargs = self._prompt_kwargs(request.prompt, request.negative_prompt, guidance)
-        generator = torch.Generator(device="cpu" if self.cpu_offload else self.device).manual_seed(request.seed)
+        gen_device = "cpu" if self.cpu_offload else self.device
+        generator = torch.Generator(device=gen_device).manual_seed(request.seed)
+        recorder = None
+        if request.trajectory:
+            if not hasattr(self.pipe.scheduler, "index_for_timestep") or not hasattr(self.pipe.scheduler, "sigmas"):
+                raise InputError(f"{self.name}'s scheduler ({type(self.pipe.scheduler).__name__}) is not a "
+                                 "flow-matching scheduler; trajectory capture needs one")
+            sde = torch.Generator(device=gen_device).manual_seed(request.seed + 1)
+            recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde)
         try:
-            out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
-                            width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
-                            guidance_scale=guidance, generator=generator, output_type="np",
-                            max_sequence_length=self.spec.max_sequence_length, **kwargs)
+            with recorder if recorder is not None else _nothing():
+                out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
+                                width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
+                                guidance_scale=guidance, generator=generator, output_type="np",
+                                max_sequence_length=self.spec.max_sequence_length, **kwargs)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise SpiralError(f"{self.name} ran out of GPU memory at {request.width}x{request.height}, "
                               f"{request.num_frames} frames: enable --cpu-offload (and --vae-tiling), or lower "
                               "the resolution or the frame count") from None
         frames = np.clip(np.round(np.asarray(out.frames[0]) * 255.0), 0, 255).astype(np.uint8)
+        trajectory = None
+        if recorder is not None:
+            trajectory = recorder.trajectory
+            trajectory.prompt_embeds = kwargs["prompt_embeds"].detach().float().cpu()
         return Segment(frames=frames, fps=self.spec.fps, seed=request.seed, backbone=self.name,
-                       timings={"generate_s": time.perf_counter() - t0})
+                       timings={"generate_s": time.perf_counter() - t0}, trajectory=trajectory)
 
 
 def register_all() -> None:

@@ -1,0 +1,117 @@
+"""Per-step trajectories for RL: SDE sampling with Gaussian log-probabilities (Flow-GRPO style).
+
+A flow-matching sampler is deterministic (an ODE), so it has no policy
+log-probability. Flow-GRPO turns each Euler step into an SDE step with the same
+marginals: the next latent is Gaussian around a drift-corrected mean with std
+`std_dev_t * sqrt(-dt)`, where `std_dev_t = noise_level * sqrt(sigma / (1 - sigma))`.
+`sde_step_with_logprob` samples that step and returns its log-probability; given
+a stored `prev_sample` it re-scores a recorded transition instead (what replaying
+traces for GRPO needs). Everything is computed in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class StepResult:
+    prev_sample: torch.Tensor
+    log_prob: torch.Tensor
+    """Mean over all non-batch dimensions, shape (batch,)."""
+    prev_sample_mean: torch.Tensor
+    std_dev_t: torch.Tensor
+
+
+def _sigmas(scheduler, timestep: torch.Tensor, sample: torch.Tensor):
+    t = timestep.reshape(-1) if torch.is_tensor(timestep) else torch.tensor([timestep])
+    idx = [scheduler.index_for_timestep(ti.to(scheduler.timesteps.device)) for ti in t]
+    sigmas = scheduler.sigmas.to(torch.float32)
+    shape = (-1,) + (1,) * (sample.ndim - 1)
+    sigma = sigmas[idx].reshape(shape).to(sample.device)
+    sigma_prev = sigmas[[i + 1 for i in idx]].reshape(shape).to(sample.device)
+    sigma_max = sigmas[1].item()
+    return sigma, sigma_prev, sigma_max
+
+
+def sde_step_with_logprob(scheduler, model_output: torch.Tensor, timestep: torch.Tensor, sample: torch.Tensor,
+                          noise_level: float = 0.7, prev_sample: torch.Tensor | None = None,
+                          generator: torch.Generator | None = None) -> StepResult:
+    """One SDE step of a flow-matching scheduler and its log-probability (fp32).
+
+    With `prev_sample` given, nothing is sampled: the recorded transition is re-scored.
+    """
+    model_output = model_output.float()
+    sample = sample.float()
+    sigma, sigma_prev, sigma_max = _sigmas(scheduler, timestep, sample)
+    dt = sigma_prev - sigma
+    std_dev_t = torch.sqrt(sigma / (1 - torch.where(sigma == 1, torch.full_like(sigma, sigma_max), sigma))) * noise_level
+    mean = (sample * (1 + std_dev_t**2 / (2 * sigma) * dt)
+            + model_output * (1 + std_dev_t**2 * (1 - sigma) / (2 * sigma)) * dt)
+    scale = std_dev_t * torch.sqrt(-dt)
+    if prev_sample is None:
+        noise = torch.randn(sample.shape, generator=generator, device=sample.device if generator is None
+                            else generator.device, dtype=torch.float32).to(sample.device)
+        prev_sample = mean + scale * noise
+    prev_sample = prev_sample.float()
+    log_prob = (-((prev_sample.detach() - mean) ** 2) / (2 * scale**2) - torch.log(scale)
+                - math.log(math.sqrt(2 * math.pi)))
+    return StepResult(prev_sample, log_prob.mean(dim=tuple(range(1, log_prob.ndim))), mean, std_dev_t)
+
+
+@dataclass
+class Trajectory:
+    """What one sampled segment's denoising did, step by step (CPU, float32)."""
+
+    latents: list[torch.Tensor] = field(default_factory=list)
+    next_latents: list[torch.Tensor] = field(default_factory=list)
+    timesteps: list[torch.Tensor] = field(default_factory=list)
+    sigmas: list[torch.Tensor] = field(default_factory=list)
+    log_probs: list[torch.Tensor] = field(default_factory=list)
+    model_outputs: list[torch.Tensor] = field(default_factory=list)
+    """Kept so a replay with unchanged weights can check its re-scoring; the trainer recomputes them."""
+    prompt_embeds: torch.Tensor | None = None
+    noise_level: float = 0.7
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Stacked tensors for safetensors: (steps, ...) each."""
+        out = {name: torch.stack(getattr(self, name)).contiguous()
+               for name in ("latents", "next_latents", "timesteps", "sigmas", "log_probs", "model_outputs")}
+        return out
+
+
+class TrajectoryRecorder:
+    """Stands in for `scheduler.step` during one pipeline call: samples SDE steps and records them."""
+
+    def __init__(self, scheduler, noise_level: float, generator: torch.Generator) -> None:
+        self.scheduler, self.noise_level, self.generator = scheduler, noise_level, generator
+        self.trajectory = Trajectory(noise_level=noise_level)
+
+    def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args, return_dict: bool = True,
+             **kwargs):
+        sched = self.scheduler
+        if sched.step_index is None:
+            sched._init_step_index(timestep)
+        t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep)
+        result = sde_step_with_logprob(sched, model_output, t, sample, self.noise_level, generator=self.generator)
+        traj = self.trajectory
+        traj.latents.append(sample.detach().float().cpu())
+        traj.next_latents.append(result.prev_sample.detach().cpu())
+        traj.timesteps.append(t.detach().float().reshape(-1)[:1].cpu())
+        traj.sigmas.append(sched.sigmas[sched.step_index].detach().float().reshape(1).cpu())
+        traj.log_probs.append(result.log_prob.detach().cpu())
+        traj.model_outputs.append(model_output.detach().float().cpu())
+        sched._step_index += 1
+        prev = result.prev_sample.to(model_output.dtype)
+        return (prev,) if not return_dict else type("StepOutput", (), {"prev_sample": prev})()
+
+    def __enter__(self) -> TrajectoryRecorder:
+        self.scheduler.step = self.step  # instance attribute shadows the class method for this call
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.scheduler.step
