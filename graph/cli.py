@@ -44,6 +44,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the backbone's)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the backbone's)")
     p.add_argument("--trajectory", action="store_true", help="record per-step latents and SDE log-probs for RL")
+    p.add_argument("--sde-noise-level", type=float, default=0.7, help="SDE noise level when recording trajectories")
     p.add_argument("--out", default="", help="folder for video.mp4, video.gif and summary.json")
     p.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
@@ -98,7 +99,7 @@ def _context(args: argparse.Namespace) -> RunContext:
     return RunContext(backbone=args.backbone, difficulty=args.difficulty, seed=args.seed, num_frames=args.frames,
                       model=args.model, dtype=args.dtype, device=args.device, cpu_offload=args.cpu_offload,
                       vae_tiling=args.vae_tiling, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                      trajectory=args.trajectory,
+                      trajectory=args.trajectory, sde_noise_level=args.sde_noise_level,
                       height=args.height, width=args.width, max_tries_per_segment=args.max_tries,
                       max_replans=args.max_replans, max_generator_calls=args.max_calls,
                       workspace=str(Path(args.workspace or default_workspace()).resolve()),

@@ -127,3 +127,41 @@ def test_trajectory_capture_and_rescoring(tiny_dir, tmp_path):
     assert np.array_equal(gen.generate(request).frames, seg.frames)  # SDE sampling is seeded too
     plain = gen.generate(request.model_copy(update={"trajectory": False}))
     assert plain.trajectory is None
+
+
+@pytest.mark.parametrize("name", ["cogvideox-i2v", "ltx-i2v"])
+def test_cogvideox_and_ltx_through_the_user_path(name, tmp_path):
+    from spiral.tools.video.tiny import save_tiny
+
+    weights = save_tiny(name, tmp_path / name)
+    clear_cache()
+    gen = load_generator(name, model=str(weights), dtype="auto", device="cpu", cpu_offload=False, vae_tiling=True)
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    request = SegmentRequest(image=image, prompt="put the red ball in the bowl", num_frames=9, height=64, width=64,
+                             num_inference_steps=2, guidance_scale=1.0, seed=5)
+    a, b = gen.generate(request).frames, gen.generate(request).frames
+    assert a.shape == (9, 64, 64, 3) and np.array_equal(a, b)
+    if name == "ltx-i2v":
+        with pytest.raises(InputError, match="8k\\+1"):
+            gen.generate(request.model_copy(update={"num_frames": 13}))
+        traj = gen.generate(request.model_copy(update={"trajectory": True})).trajectory
+        assert len(traj.log_probs) == 2
+    else:
+        with pytest.raises(InputError, match="not a flow-matching scheduler"):
+            gen.generate(request.model_copy(update={"trajectory": True}))
+
+
+def test_out_of_memory_is_one_clear_error(tiny_dir, monkeypatch):
+    import torch
+
+    from spiral.tools.errors import SpiralError
+
+    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
+
+    def boom(**kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(gen, "pipe", type("P", (), {"__call__": staticmethod(boom), "encode_prompt": gen.pipe.encode_prompt,
+                                                    "scheduler": gen.pipe.scheduler, "_execution_device": "cpu"})())
+    with pytest.raises(SpiralError, match="out of GPU memory.*--cpu-offload"):
+        gen.generate(_request())

@@ -56,3 +56,66 @@ def save_tiny_wan(directory: str | Path, seed: int = 0) -> Path:
     directory = Path(directory)
     tiny_wan_pipeline(seed).save_pretrained(directory)
     return directory
+
+
+def _tiny_t5(tokenizer):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                   decoder_start_token_id=0))
+
+
+def tiny_cogvideox_pipeline(seed: int = 0):
+    """A `CogVideoXImageToVideoPipeline` with a 1-layer transformer (rotary positions) and an 8-channel VAE."""
+    import torch
+    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline,
+                           CogVideoXTransformer3DModel)
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    transformer = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=16, in_channels=8,
+                                              out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=1,
+                                              sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
+                                              temporal_compression_ratio=4, max_text_seq_length=16,
+                                              use_rotary_positional_embeddings=True)
+    vae = AutoencoderKLCogVideoX(in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                                 up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8),
+                                 latent_channels=4, layers_per_block=1, norm_num_groups=2,
+                                 temporal_compression_ratio=4)
+    return CogVideoXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=_tiny_t5(tokenizer), vae=vae,
+                                         transformer=transformer, scheduler=CogVideoXDDIMScheduler())
+
+
+def tiny_ltx_pipeline(seed: int = 0):
+    """An `LTXImageToVideoPipeline` with a 1-layer transformer and a tiny video VAE."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline, LTXVideoTransformer3DModel
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                             num_layers=1, caption_channels=32)
+    vae = AutoencoderKLLTXVideo(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                                decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+                                decoder_layers_per_block=(1, 1, 1, 1, 1),
+                                spatio_temporal_scaling=(True, True, False, False),
+                                decoder_spatio_temporal_scaling=(True, True, False, False),
+                                decoder_inject_noise=(False, False, False, False, False), upsample_residual=(False,) * 4,
+                                upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1, patch_size_t=1,
+                                encoder_causal=True, decoder_causal=False)
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    return LTXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=_tiny_t5(tokenizer), vae=vae,
+                                   transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler())
+
+
+TINY_BUILDERS = {"tiny-wan": tiny_wan_pipeline, "cogvideox-i2v": tiny_cogvideox_pipeline, "ltx-i2v": tiny_ltx_pipeline}
+
+
+def save_tiny(kind: str, directory: str | Path, seed: int = 0) -> Path:
+    """Save a tiny pipeline of `kind` (tiny-wan, cogvideox-i2v, ltx-i2v) with save_pretrained."""
+    directory = Path(directory)
+    TINY_BUILDERS[kind](seed).save_pretrained(directory)
+    return directory
