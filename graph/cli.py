@@ -218,9 +218,16 @@ def cmd_resume(args: argparse.Namespace) -> None:
 def cmd_backbones(args: argparse.Namespace) -> None:
     from ..tools.video import backbone_info, backbone_names
 
+    from ..tools.video.diffusers_backbone import SPECS
+
     for name in backbone_names():
         info = backbone_info(name)
         print(f"{name:16s} {'GPU' if info.needs_gpu else 'CPU'}  {info.description}")
+        if name in SPECS:
+            spec = SPECS[name]
+            print(f"{'':21s}frames {spec.frame_multiple}k+1, sides multiple of {spec.size_multiple}, "
+                  f"{spec.steps} steps, guidance {spec.guidance}; options: --model --dtype --device "
+                  "--cpu-offload --vae-tiling")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

@@ -129,26 +129,53 @@ def test_trajectory_capture_and_rescoring(tiny_dir, tmp_path):
     assert plain.trajectory is None
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v", "ltx-i2v"])
-def test_cogvideox_and_ltx_through_the_user_path(name, tmp_path):
+@pytest.mark.parametrize("name,side,frames,bad_frames,rule", [
+    ("wan2.1-i2v", 32, 5, 6, r"4k\+1"),
+    ("wan2.2-ti2v", 32, 5, 6, r"4k\+1"),
+    ("cogvideox-i2v", 64, 9, 10, r"4k\+1"),
+    ("ltx-i2v", 64, 9, 13, r"8k\+1"),
+])
+def test_each_backbone_through_the_user_path(name, side, frames, bad_frames, rule, tmp_path):
+    """A tiny pipeline shaped like the backbone, saved with save_pretrained, loaded with --model DIR."""
     from spiral.tools.video.tiny import save_tiny
 
     weights = save_tiny(name, tmp_path / name)
     clear_cache()
     gen = load_generator(name, model=str(weights), dtype="auto", device="cpu", cpu_offload=False, vae_tiling=True)
-    image = np.zeros((64, 64, 3), dtype=np.uint8)
-    request = SegmentRequest(image=image, prompt="put the red ball in the bowl", num_frames=9, height=64, width=64,
-                             num_inference_steps=2, guidance_scale=1.0, seed=5)
+    image = np.zeros((side, side, 3), dtype=np.uint8)
+    request = SegmentRequest(image=image, prompt="put the red ball in the bowl", num_frames=frames, height=side,
+                             width=side, num_inference_steps=2, guidance_scale=1.0, seed=5)
     a, b = gen.generate(request).frames, gen.generate(request).frames
-    assert a.shape == (9, 64, 64, 3) and np.array_equal(a, b)
-    if name == "ltx-i2v":
-        with pytest.raises(InputError, match="8k\\+1"):
-            gen.generate(request.model_copy(update={"num_frames": 13}))
-        traj = gen.generate(request.model_copy(update={"trajectory": True})).trajectory
-        assert len(traj.log_probs) == 2
-    else:
+    assert a.shape == (frames, side, side, 3) and np.array_equal(a, b)
+    with pytest.raises(InputError, match=rule):
+        gen.generate(request.model_copy(update={"num_frames": bad_frames}))
+    if name == "cogvideox-i2v":
         with pytest.raises(InputError, match="not a flow-matching scheduler"):
             gen.generate(request.model_copy(update={"trajectory": True}))
+    else:
+        traj = gen.generate(request.model_copy(update={"trajectory": True})).trajectory
+        assert len(traj.log_probs) == 2 and traj.latents[0].shape == traj.next_latents[0].shape
+
+
+def test_a_graph_run_loads_the_pipeline_once(tmp_path, scene_png, monkeypatch):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from spiral.graph.config import RunContext
+    from spiral.graph.workflow import build_graph
+    from spiral.tools.video import diffusers_backbone
+
+    clear_cache()
+    loads = []
+    real_init = diffusers_backbone.DiffusersBackbone.__init__
+    monkeypatch.setattr(diffusers_backbone.DiffusersBackbone, "__init__",
+                        lambda self, *a, **kw: loads.append(a) or real_init(self, *a, **kw))
+    graph = build_graph(checkpointer=InMemorySaver())
+    for episode in range(2):
+        graph.invoke({"action": "put the red ball in the bowl", "image": str(scene_png)},
+                     {"configurable": {"thread_id": f"e{episode}"}},
+                     context=RunContext(backbone="tiny-wan", num_frames=5, height=64, width=64, device="cpu",
+                                        max_generator_calls=2, write_video=False, workspace=str(tmp_path / "ws")))
+    assert len(loads) == 1
 
 
 def test_out_of_memory_is_one_clear_error(tiny_dir, monkeypatch):

@@ -52,6 +52,32 @@ def tiny_wan_pipeline(seed: int = 0):
                                    transformer=transformer, expand_timesteps=True)
 
 
+def tiny_wan21_pipeline(seed: int = 0):
+    """A Wan2.1-I2V-style `WanImageToVideoPipeline`: CLIP image encoder, mask and condition channels."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                                               num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
+                                               eos_token_id=1, decoder_start_token_id=0))
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                        in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                        rope_max_seq_len=32, image_dim=4)
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
+                                                     num_attention_heads=2, image_size=32, intermediate_size=16,
+                                                     patch_size=1))
+    image_processor = CLIPImageProcessor(crop_size=32, size=32)
+    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), transformer=transformer,
+                                   image_encoder=image_encoder, image_processor=image_processor)
+
+
 def save_tiny_wan(directory: str | Path, seed: int = 0) -> Path:
     directory = Path(directory)
     tiny_wan_pipeline(seed).save_pretrained(directory)
@@ -111,11 +137,12 @@ def tiny_ltx_pipeline(seed: int = 0):
                                    transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler())
 
 
-TINY_BUILDERS = {"tiny-wan": tiny_wan_pipeline, "cogvideox-i2v": tiny_cogvideox_pipeline, "ltx-i2v": tiny_ltx_pipeline}
+TINY_BUILDERS = {"tiny-wan": tiny_wan_pipeline, "wan2.2-ti2v": tiny_wan_pipeline, "wan2.1-i2v": tiny_wan21_pipeline,
+                 "cogvideox-i2v": tiny_cogvideox_pipeline, "ltx-i2v": tiny_ltx_pipeline}
 
 
 def save_tiny(kind: str, directory: str | Path, seed: int = 0) -> Path:
-    """Save a tiny pipeline of `kind` (tiny-wan, cogvideox-i2v, ltx-i2v) with save_pretrained."""
+    """Save a tiny pipeline shaped like backbone `kind` (see TINY_BUILDERS) with save_pretrained."""
     directory = Path(directory)
     TINY_BUILDERS[kind](seed).save_pretrained(directory)
     return directory
