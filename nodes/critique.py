@@ -74,7 +74,7 @@ class PerceptionCritic:
         subject_shift = shifts.get(sub.subject, 0.0)
         evidence["subject_displacement"] = round(subject_shift, 2)
         strays = {oid: d for oid, d in shifts.items() if oid not in movers and oid in ledger.objects
-                  and not ledger.objects[oid].shape in ("bowl", "plate", "box") and d > self.move_tolerance}
+                  and ledger.objects[oid].shape not in ("bowl", "plate", "box") and d > self.move_tolerance}
         recolored = self._recolored(ledger, end)
         violations = len(strays) + len(recolored)
         fidelity = max(0.0, 1.0 - violations / max(len(known), 1)) if violations else 1.0

@@ -1,6 +1,7 @@
 """Whole episodes through the compiled graph, in process."""
 
 import json
+from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -27,7 +28,7 @@ def test_episode_end_to_end(scene_png, tmp_path):
     g, config, out = _run(scene_png, "put the red ball in the bowl then stack the blue cube on the green cube",
                           tmp_path / "ws", difficulty="easy")
     assert out["status"] in ("done", "partial")
-    summary = json.loads(open(out["summary"]).read())
+    summary = json.loads(Path(out["summary"]).read_text())
     assert [s["verb"] for s in summary["plan"]] == ["put_in", "stack"]
     assert len(summary["outcomes"]) == 2
     assert summary["generator_calls"] == len(summary["attempts"])
@@ -48,13 +49,13 @@ def test_goal_already_met_finalizes_without_generating(tmp_path, make_obj):
     png = save_png(render_scene(scene), tmp_path / "s.png")
     _, _, out = _run(png, "put all red objects in the bowl", tmp_path / "ws")
     assert out["status"] == "done"
-    assert json.loads(open(out["summary"]).read())["generator_calls"] == 0
+    assert json.loads(Path(out["summary"]).read_text())["generator_calls"] == 0
 
 
 def test_budgets_bound_the_loop(scene_png, tmp_path):
     _, _, out = _run(scene_png, "put the red ball in the bowl then stack the blue cube on the green cube",
                      tmp_path / "ws", difficulty="hard", max_generator_calls=2, seed=3)
-    summary = json.loads(open(out["summary"]).read())
+    summary = json.loads(Path(out["summary"]).read_text())
     assert summary["generator_calls"] <= 2
     assert out["status"] in ("done", "partial", "budget_exhausted")
 

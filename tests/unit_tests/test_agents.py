@@ -12,7 +12,7 @@ from spiral.tools.errors import ActionParseError
 from spiral.tools.perception import perceive
 from spiral.tools.predicates import Predicate, evaluate
 from spiral.tools.video import SegmentRequest
-from spiral.tools.video.sim import SimConfig, SimVideoGenerator
+from spiral.tools.video.sim import SimVideoGenerator
 from spiral.tools.world.motion import Move, Recolor, animate, render_segment
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import random_scene
