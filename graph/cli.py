@@ -157,12 +157,10 @@ def _print_summary(summary_path: str) -> None:
 
 def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> None:
     from ..memory.checkpoints import sqlite_checkpointer
-    from ..nodes.grammar import parse_action
-    from ..tools.media import load_image
+    from ..nodes.plan import preflight
     from .workflow import build_graph, checkpoint_serde
 
-    load_image(image)
-    parse_action(action)
+    preflight(image, action, context)
     config = {"configurable": {"thread_id": thread_id}}
     with sqlite_checkpointer(context.workspace, checkpoint_serde()) as saver:
         graph = build_graph(checkpointer=saver)

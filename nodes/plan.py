@@ -225,6 +225,26 @@ def plan_update(store: ArtifactStore, plan: Plan, cursor: int) -> dict:
             "sub_action": current, "cursor": cursor, "instruction": current.prompt if current else ""}
 
 
+def preflight(image: str, action: str, settings: RunContext) -> None:
+    """Everything the first plan step would reject, checked before a thread exists: an
+    unreadable image, an image with no objects, an action outside the grammar or naming
+    objects that are not there. Writes nothing."""
+    import numpy as np
+    from PIL import Image
+
+    frame = load_image(image)
+    if frame.shape[:2] != (settings.height, settings.width):
+        frame = np.asarray(Image.fromarray(frame).resize((settings.width, settings.height), Image.LANCZOS))
+    scene = perceive(frame)
+    if not any(not o.is_container for o in scene):
+        raise PerceptionError(NO_OBJECTS)
+    RulePlanAgent().plan(action, scene)
+
+
+NO_OBJECTS = ("no objects found in the start image; SPIRAL's offline agents read the tabletop world "
+              "(try `spiral demo`, or render a scene with tools.world)")
+
+
 def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     """First call: perceive the start image and plan. Later calls: replan the rest."""
     settings = settings_of(state, runtime)
@@ -234,8 +254,7 @@ def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         frame, ref = start_frame(state.image, settings, store)
         scene = perceive(frame)
         if not any(not o.is_container for o in scene):
-            raise PerceptionError("no objects found in the start image; SPIRAL's offline agents read the "
-                                  "tabletop world (try `spiral demo`, or render a scene with tools.world)")
+            raise PerceptionError(NO_OBJECTS)
         new_plan = agent.plan(state.action, scene)
         return {"settings": settings, "start_frame": ref, "ledger": ledger_from(scene, ref),
                 **plan_update(store, new_plan, 0), "instruction_flags": [], "status": "running"}

@@ -111,6 +111,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, scene_png, args, message):
     assert "Traceback" not in res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("spiral: error:") and message in lines[0], res.stderr
+    assert not (tmp_path / "ws" / "checkpoints.sqlite").exists()  # no thread was started
 
 
 def test_thread_ids_are_not_reused(tmp_path, scene_png):
@@ -124,3 +125,14 @@ def test_thread_ids_are_not_reused(tmp_path, scene_png):
 def test_backbones_lists_the_simulator():
     res = spiral("backbones")
     assert res.returncode == 0 and "sim" in res.stdout and "SIMULATOR" in res.stdout
+
+
+def test_an_image_without_objects_is_refused_before_a_thread_starts(tmp_path):
+    from PIL import Image
+
+    grey = tmp_path / "grey.png"
+    Image.new("RGB", (200, 150), (128, 128, 128)).save(grey)
+    res = spiral("run", "--image", str(grey), "--action", "put the red ball in the bowl",
+                 "--workspace", str(tmp_path / "ws"))
+    assert res.returncode != 0 and "no objects found" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "ws" / "checkpoints.sqlite").exists()
