@@ -45,6 +45,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the backbone's)")
     p.add_argument("--trajectory", action="store_true", help="record per-step latents and SDE log-probs for RL")
     p.add_argument("--sde-noise-level", type=float, default=0.7, help="SDE noise level when recording trajectories")
+    p.add_argument("--planner", default="rule", choices=["rule", "llm"], help="PlanAgent (and refiner)")
+    p.add_argument("--critic", default="perception", choices=["perception", "llm", "ensemble", "none"],
+                   help="CriticAgent")
+    p.add_argument("--llm-model", default="openai/gpt-4o-mini", help="LLM/VLM as provider/model")
+    p.add_argument("--base-url", default="", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per LLM call before a retry")
+    p.add_argument("--llm-retries", type=int, default=2, help="retries on timeouts, 429 and 5xx")
+    p.add_argument("--prompts-dir", default="", help="folder with planner.md / critic.md / refiner.md overrides")
     p.add_argument("--out", default="", help="folder for video.mp4, video.gif and summary.json")
     p.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
@@ -91,6 +100,10 @@ def _context(args: argparse.Namespace) -> RunContext:
     backbone_info(args.backbone)  # unknown backbone → one clear error
     if args.difficulty not in ("easy", "medium", "hard"):
         raise InputError(f"unknown difficulty {args.difficulty!r}; choose easy, medium or hard")
+    if args.planner == "llm" or args.critic in ("llm", "ensemble"):
+        from ..tools.llm import require_api_key
+
+        require_api_key()
     if args.backbone != "sim":
         from ..tools.video.diffusers_backbone import validate
 
@@ -100,6 +113,9 @@ def _context(args: argparse.Namespace) -> RunContext:
                       model=args.model, dtype=args.dtype, device=args.device, cpu_offload=args.cpu_offload,
                       vae_tiling=args.vae_tiling, num_inference_steps=args.steps, guidance_scale=args.guidance,
                       trajectory=args.trajectory, sde_noise_level=args.sde_noise_level,
+                      planner=args.planner, critic=args.critic, llm_model=args.llm_model, base_url=args.base_url,
+                      temperature=args.temperature, llm_timeout_s=args.llm_timeout, llm_retries=args.llm_retries,
+                      prompts_dir=args.prompts_dir,
                       height=args.height, width=args.width, max_tries_per_segment=args.max_tries,
                       max_replans=args.max_replans, max_generator_calls=args.max_calls,
                       workspace=str(Path(args.workspace or default_workspace()).resolve()),
@@ -161,7 +177,10 @@ def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -
     from .workflow import build_graph, checkpoint_serde
 
     preflight(image, action, context)
-    config = {"configurable": {"thread_id": thread_id}}
+    # the settings ride in the checkpoint metadata too, so a resume before the first step
+    # finished (an LLM server that was down, say) still has them
+    config = {"configurable": {"thread_id": thread_id},
+              "metadata": {"spiral_settings": context.model_dump_json()}}  # metadata keeps strings only
     with sqlite_checkpointer(context.workspace, checkpoint_serde()) as saver:
         graph = build_graph(checkpointer=saver)
         if graph.get_state(config).values:
@@ -207,8 +226,12 @@ def cmd_resume(args: argparse.Namespace) -> None:
         if not state.next:
             _console().print(f"thread {args.thread_id} already finished")
         else:
+            saved = (state.metadata or {}).get("spiral_settings")
+            context = RunContext.model_validate_json(saved) if saved else None
+            if saved:
+                config = {**config, "metadata": {"spiral_settings": saved}}
             _console().print(f"resuming {args.thread_id} at {', '.join(state.next)}")
-            _stream(graph, None, config, None, workspace)
+            _stream(graph, None, config, context, workspace)
         final = graph.get_state(config).values
     _print_summary(final["summary"])
 

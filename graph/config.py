@@ -36,8 +36,16 @@ class RunContext(BaseModel):
     num_frames: int = Field(16, description="Frames per segment.")
     height: int = Field(128, description="Frame height in pixels.")
     width: int = Field(128, description="Frame width in pixels.")
-    critic: Literal["perception", "none"] = Field(
-        "perception", description="CriticAgent: `perception` (offline, from pixels) or `none` (accept every segment; ablation).")
+    planner: Literal["rule", "llm"] = Field("rule", description="PlanAgent (and refiner): `rule` (offline grammar) or `llm`.")
+    critic: Literal["perception", "llm", "ensemble", "none"] = Field(
+        "perception", description="CriticAgent: `perception` (offline, from pixels), `llm` (a VLM judges a keyframe "
+        "sheet), `ensemble` (the VLM also gets the perception measurements) or `none` (accept every segment; ablation).")
+    llm_model: str = Field("openai/gpt-4o-mini", description="LLM/VLM as provider/model (or the name a server uses).")
+    base_url: str = Field("", description="OpenAI-compatible server URL, e.g. http://localhost:8000/v1 (empty: OpenAI).")
+    temperature: float = Field(0.0, ge=0, le=2, description="LLM sampling temperature.")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Seconds before an LLM call times out (then it is retried).")
+    llm_retries: int = Field(2, ge=0, le=10, description="Retries of an LLM call on timeouts, 429 and 5xx (with backoff).")
+    prompts_dir: str = Field("", description="Folder with planner.md / critic.md / refiner.md overriding the built-in prompts.")
     memory: Literal["episode", "off"] = Field(
         "episode", description="`episode`: the critic judges against the episode's ledger (drift since the start) and "
         "refinements accumulate; `off`: only against the conditioning frame, refinements forget (ablation).")
@@ -50,6 +58,10 @@ class RunContext(BaseModel):
     workspace: str = Field(default_factory=default_workspace,
                            description="Folder for artifacts, checkpoints and traces.")
     out_dir: str = Field("", description="Where finalize writes the video and summary (default: workspace/runs/THREAD).")
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.planner == "llm" or self.critic in ("llm", "ensemble")
 
     @field_validator("num_frames")
     @classmethod

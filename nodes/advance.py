@@ -8,7 +8,8 @@ from langgraph.runtime import Runtime
 from ..graph.config import RunContext
 from ..graph.state import Attempt, EpisodeState, Ledger, Outcome
 from ..tools.perception import match_objects, perceive
-from .plan import artifact_store, known_looks, load_plan
+from .plan import known_looks, load_plan
+from .runtime import artifact_store
 
 
 def best_attempt(attempts: list[Attempt]) -> Attempt:

@@ -25,8 +25,9 @@ from ..graph.config import RunContext
 from ..graph.state import Critique, CritiqueScores, EpisodeState, Ledger, SubAction
 from ..tools.perception import PerceivedObject, classify_pixels, match_objects, perceive
 from ..tools.predicates import Predicate, distance_to_goal, evaluate
-from .generate import thread_id, trace_db
-from .plan import artifact_store, known_looks
+from .runtime import thread_id, trace_db
+from .plan import known_looks
+from .runtime import artifact_store
 
 SUGGESTIONS = {
     "incomplete": "Say that it must get there: 'pick up ... and place it all the way inside/on ...'.",
@@ -236,11 +237,24 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         verdict = NOT_JUDGED
     else:
         conditioning = store.get_frame(state.ledger.last_frame)
+        frames = store.get_frames(attempt.segment)
         ledger = state.ledger if settings.memory == "episode" else memoryless_ledger(state.ledger, conditioning)
-        verdict = PerceptionCritic().judge(state.current(), store.get_frames(attempt.segment), conditioning, ledger)
+        perception = None
+        if settings.critic in ("perception", "ensemble"):
+            perception = PerceptionCritic().judge(state.current(), frames, conditioning, ledger)
+        verdict = perception
+        if settings.critic in ("llm", "ensemble"):
+            from .llm_agents import LLMCritic
+
+            judged, call = LLMCritic(settings).judge(state.current(), frames, conditioning, ledger, perception)
+            if judged is None:  # invalid replies: the offline critic decides, and says so
+                fallback = perception or PerceptionCritic().judge(state.current(), frames, conditioning, ledger)
+                judged = fallback.model_copy(update={"evidence": {**fallback.evidence, **call.evidence()}})
+            verdict = judged
     judged = attempt.model_copy(update={"critique": verdict})
     trace_db(settings).record_attempt(thread_id(), {
         **judged.model_dump(exclude={"critique"}), "passed": verdict.passed, "failure": verdict.failure,
         "scores": verdict.scores.model_dump(), "feedback": verdict.feedback,
-        "critique_s": round(time.perf_counter() - t0, 4)})
+        "critique_s": round(time.perf_counter() - t0, 4),
+        **{k: v for k, v in verdict.evidence.items() if k.startswith(("critic_", "perception_"))}})
     return {"attempts": [*state.attempts[:-1], judged]}

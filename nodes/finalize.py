@@ -16,8 +16,9 @@ from langgraph.runtime import Runtime
 from ..graph.config import RunContext
 from ..graph.state import EpisodeState, Plan
 from ..tools.media import save_png, write_gif, write_mp4
-from .generate import thread_id, trace_db
-from .plan import artifact_store, load_plan
+from .runtime import thread_id, trace_db
+from .plan import load_plan
+from .runtime import artifact_store
 
 SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "width", "fps", "max_tries_per_segment",
                     "max_replans", "max_generator_calls")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
-from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
 from ..graph.state import Attempt, EpisodeState
 from ..memory.artifacts import ArtifactStore
-from ..memory.traces import TraceDB
 from ..tools.video import SegmentRequest, backbone_info, load_generator
-from .plan import artifact_store
+from .runtime import artifact_store, thread_id, trace_db
 
 
 def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int) -> int:
@@ -24,17 +21,6 @@ def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int) -
 def backbone_options(settings: RunContext) -> dict:
     """The run-context fields this backbone takes (its registry entry names them)."""
     return {name: getattr(settings, name) for name in backbone_info(settings.backbone).settings}
-
-
-def thread_id() -> str:
-    try:
-        return str(get_config().get("configurable", {}).get("thread_id", "default"))
-    except RuntimeError:
-        return "default"
-
-
-def trace_db(settings: RunContext) -> TraceDB:
-    return TraceDB(Path(settings.workspace) / "traces.sqlite")
 
 
 def save_trajectory(store: ArtifactStore, trajectory) -> str:

@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from ..graph.config import RunContext
 from ..graph.state import EpisodeState, Ledger, ObjectRecord, Plan, SubAction
 from ..memory.artifacts import ArtifactStore
+from .runtime import artifact_store, settings_of, thread_id, trace_db
 from ..tools.errors import ActionParseError, PerceptionError
 from ..tools.media import load_image
 from ..tools.perception import PerceivedObject, match_objects, perceive
@@ -181,24 +182,6 @@ def known_looks(ledger: Ledger) -> dict[str, tuple[str, str, str, float, float]]
     return {r.id: (r.shape, r.color, r.size, r.x, r.y) for r in ledger.objects.values()}
 
 
-def settings_of(state: EpisodeState, runtime: Runtime[RunContext] | None) -> RunContext:
-    """The run's settings: saved in state on the first step, from the run context."""
-    if state.settings is not None:
-        return state.settings
-    ctx = getattr(runtime, "context", None) if runtime is not None else None
-    if isinstance(ctx, RunContext):
-        return ctx
-    if isinstance(ctx, dict):
-        return RunContext(**ctx)
-    return RunContext()
-
-
-def artifact_store(settings: RunContext) -> ArtifactStore:
-    from pathlib import Path
-
-    return ArtifactStore(Path(settings.workspace) / "artifacts")
-
-
 def start_frame(image: str, settings: RunContext, store: ArtifactStore):
     """The start image at the run's size, as pixels and as an artifact ref."""
     import numpy as np
@@ -238,7 +221,8 @@ def preflight(image: str, action: str, settings: RunContext) -> None:
     scene = perceive(frame)
     if not any(not o.is_container for o in scene):
         raise PerceptionError(NO_OBJECTS)
-    RulePlanAgent().plan(action, scene)
+    if settings.planner == "rule":
+        RulePlanAgent().plan(action, scene)
 
 
 NO_OBJECTS = ("no objects found in the start image; SPIRAL's offline agents read the tabletop world "
@@ -255,11 +239,33 @@ def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         scene = perceive(frame)
         if not any(not o.is_container for o in scene):
             raise PerceptionError(NO_OBJECTS)
-        new_plan = agent.plan(state.action, scene)
-        return {"settings": settings, "start_frame": ref, "ledger": ledger_from(scene, ref),
+        ledger = ledger_from(scene, ref)
+        new_plan = None
+        if settings.planner == "llm":
+            from .llm_agents import LLMPlanAgent
+
+            steps, call = LLMPlanAgent(settings).plan(state.action, scene, frame)
+            trace_db(settings).record_episode(thread_id(), {"action": state.action, **call.evidence()})
+            if steps is not None:
+                new_plan = Plan(goal=state.action, sub_actions=steps)
+            else:
+                ledger.notes.append(f"planner: LLM reply invalid after {call.tries} tries; used the rule planner")
+        if new_plan is None:
+            new_plan = agent.plan(state.action, scene)
+        return {"settings": settings, "start_frame": ref, "ledger": ledger,
                 **plan_update(store, new_plan, 0), "instruction_flags": [], "status": "running"}
-    seen = match_objects(known_looks(state.ledger), perceive(store.get_frame(state.ledger.last_frame)))
+    frame = store.get_frame(state.ledger.last_frame)
+    seen = match_objects(known_looks(state.ledger), perceive(frame), 200.0)
     old = load_plan(store, state.plan_ref)
-    new_plan = agent.replan(old, state.cursor, state.cursor, seen)  # type: ignore[arg-type]
+    new_plan = None
+    if settings.planner == "llm":
+        from .llm_agents import replan_with_llm
+
+        scene = [obj.model_copy(update={"id": oid}) for oid, obj in seen.items()]
+        new_plan, call = replan_with_llm(settings, old, state.cursor, scene, frame, state.ledger.established)
+        trace_db(settings).record_episode(thread_id(), {f"replan{state.replans + 1}_{k}": v
+                                                        for k, v in call.evidence().items()})
+    if new_plan is None:
+        new_plan = agent.replan(old, state.cursor, state.cursor, seen)  # type: ignore[arg-type]
     return {**plan_update(store, new_plan, state.cursor), "replans": state.replans + 1, "attempts": [],
             "instruction_flags": ["explicit"]}

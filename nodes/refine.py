@@ -40,7 +40,17 @@ def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     last = state.attempts[-1]
     assert last.critique is not None
     sub = state.current()
-    remembered = state.instruction_flags if state.settings is None or state.settings.memory == "episode" else []
-    text, flags = RuleRefiner().revise(sub, last.critique, remembered,
-                                       state.ledger.objects.get(sub.subject))
+    settings = state.settings
+    remembered = state.instruction_flags if settings is None or settings.memory == "episode" else []
+    text, flags = RuleRefiner().revise(sub, last.critique, remembered, state.ledger.objects.get(sub.subject))
+    if settings is not None and settings.planner == "llm":
+        from .llm_agents import LLMRefiner
+        from .runtime import thread_id, trace_db
+
+        rewritten, call = LLMRefiner(settings).revise(sub, last.critique, state.instruction)
+        trace_db(settings).record_attempt(thread_id(), {
+            "plan_version": last.plan_version, "sub_action_index": last.sub_action_index,
+            "try_index": last.try_index, **call.evidence()})
+        if rewritten is not None:
+            text = rewritten
     return {"instruction": text, "instruction_flags": flags}

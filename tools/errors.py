@@ -29,3 +29,7 @@ class PerceptionError(SpiralError):
 
 class ResumeError(SpiralError):
     """A thread that cannot be resumed (unknown id, already finished, ...)."""
+
+
+class LLMUnavailableError(SpiralError):
+    """The LLM server could not be reached or kept failing after the bounded retries."""
