@@ -10,6 +10,7 @@ Methods (all on the same backbone and seeds):
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import shutil
 import tempfile
@@ -48,6 +49,8 @@ SPIRAL_VARIANTS = {
     "spiral-no-critic": {"critic": "none"},
     "spiral-no-memory": {"memory": "off"},
     "spiral-no-replan": {"max_replans": 0},
+    "spiral-reflective": {"memory": "reflective", "memory_write": False},
+    "spiral-reflective-learn": {"memory": "reflective", "memory_write": True},
 }
 
 
@@ -59,6 +62,8 @@ class Job(BaseModel):
     seed: int
     difficulty: str
     n_calls: int = 0
+    store_dir: str = ""
+    """Workspace of the reflective-memory store to use (spiral-reflective*)."""
 
 
 class EpisodeResult(BaseModel):
@@ -192,8 +197,8 @@ def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
                          out_dir=str(ws / "out"), write_video=False, **SPIRAL_VARIANTS[job.method])
     config = {"configurable": {"thread_id": "episode"}}
     t0 = time.perf_counter()
-    with sqlite_checkpointer(ws, checkpoint_serde()) as saver:
-        graph = build_graph(checkpointer=saver)
+    with sqlite_checkpointer(ws, checkpoint_serde()) as saver, _memory(job) as store:
+        graph = build_graph(checkpointer=saver, store=store)
         graph.invoke({"action": task.action, "image": str(image)}, config, context=context)
         state = graph.get_state(config).values
     wall = time.perf_counter() - t0
@@ -219,6 +224,17 @@ def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
               "checkpoint_bytes": ckpt, "attempts": len(rows)}
     shutil.rmtree(ws, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _memory(job: Job):
+    if not job.store_dir:
+        yield None
+        return
+    from ..memory.store import sqlite_store
+
+    with sqlite_store(job.store_dir) as store:
+        yield store
 
 
 _SCRATCH: Path | None = None

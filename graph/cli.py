@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     resume.add_argument("--workspace", default="")
     sub.add_parser("backbones", help="list the registered video generators")
     bench = sub.add_parser("bench", help="run the ActWM-Sim benchmark and write docs/benchmarks.md")
-    bench.add_argument("--suite", default="actwm-sim", choices=["actwm-sim", "checkpoint-growth"])
+    bench.add_argument("--suite", default="actwm-sim", choices=["actwm-sim", "checkpoint-growth", "reflective-memory"])
     bench.add_argument("--methods", default="open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan",
                        help="comma-separated methods")
     bench.add_argument("--split", default="test")
@@ -259,6 +259,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         f"spiral bench --methods {args.methods} --seeds {args.seeds}"
+    if args.suite == "reflective-memory":
+        from ..bench.reflective import reflective_memory, reflective_section
+
+        result = reflective_memory(test_size=args.size, seeds=args.seeds, difficulty=args.difficulty,
+                                   workers=args.workers, progress=sys.stderr.isatty())
+        text = reflective_section(result, command)
+        print(text)
+        if args.docs:
+            write_section(Path(args.docs) / "benchmarks.md", "bench:reflective-memory", text)
+        return
     if args.suite == "checkpoint-growth":
         from ..bench.growth import checkpoint_growth, growth_section
 

@@ -46,9 +46,12 @@ class RunContext(BaseModel):
     llm_timeout_s: float = Field(60.0, gt=0, description="Seconds before an LLM call times out (then it is retried).")
     llm_retries: int = Field(2, ge=0, le=10, description="Retries of an LLM call on timeouts, 429 and 5xx (with backoff).")
     prompts_dir: str = Field("", description="Folder with planner.md / critic.md / refiner.md overriding the built-in prompts.")
-    memory: Literal["episode", "off"] = Field(
+    memory: Literal["episode", "reflective", "off"] = Field(
         "episode", description="`episode`: the critic judges against the episode's ledger (drift since the start) and "
-        "refinements accumulate; `off`: only against the conditioning frame, refinements forget (ablation).")
+        "refinements accumulate; `reflective`: also learn phrasing lessons across episodes in the store and start "
+        "sub-actions with what fixed them before; `off`: judge only against the conditioning frame, refinements "
+        "forget (ablation).")
+    memory_write: bool = Field(True, description="With reflective memory: write this episode's lessons to the store.")
     write_video: bool = Field(True, description="Encode video.mp4 and video.gif at the end (frames.npy and "
                               "summary.json are always written); off for headless batch runs such as the benchmark.")
     fps: int = Field(8, ge=1, le=120, description="Frame rate of the written video.")

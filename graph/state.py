@@ -34,6 +34,8 @@ class SubAction(BaseModel):
     prompt: str = Field(description="Instruction sent to the video generator.")
     preconditions: list[str] = Field(default_factory=list)
     postconditions: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    """Phrasing the prompt starts with (from reflective memory)."""
 
 
 class Plan(BaseModel):

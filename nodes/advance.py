@@ -51,4 +51,5 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     cursor = state.cursor + 1
     nxt = load_plan(store, state.plan_ref).sub_actions[cursor] if cursor < state.plan_size else None
     return {"ledger": ledger, "outcomes": [*state.outcomes, outcome], "cursor": cursor, "attempts": [],
-            "sub_action": nxt, "instruction": nxt.prompt if nxt else "", "instruction_flags": []}
+            "sub_action": nxt, "instruction": nxt.prompt if nxt else "",
+            "instruction_flags": list(nxt.flags) if nxt else []}

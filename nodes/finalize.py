@@ -84,6 +84,15 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     plan = load_plan(store, state.plan_ref)
     summary = summary_of(state, plan, trace_db(settings).attempts(thread), status, len(video))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    memory_store = getattr(runtime, "store", None)
+    if settings.memory == "reflective" and settings.memory_write and memory_store is not None:
+        from ..memory.store import lessons_from_attempts, write_lessons
+
+        shapes = {oid: rec.shape for oid, rec in state.ledger.objects.items()}
+        lessons = lessons_from_attempts(trace_db(settings).attempts(thread), shapes)
+        write_lessons(memory_store, lessons)
+        trace_db(settings).db["lessons"].upsert_all(
+            [{"thread_id": thread, **lesson.model_dump()} for lesson in lessons], pk=("thread_id", "text"), alter=True)
     trace_db(settings).record_episode(thread, {"action": state.action, "status": status,
                                                "generator_calls": state.generator_calls, "out_dir": str(out)})
     return {"status": status, "video": str(out / "video.mp4"), "summary": str(out / "summary.json")}

@@ -52,5 +52,6 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     trace_db(settings).record_attempt(thread_id(), {
         **attempt.model_dump(exclude={"critique"}), "backbone": settings.backbone,
         "postconditions": sub.postconditions, "movers": [m for m in (sub.subject, sub.partner) if m],
+        "verb": sub.verb, "flags": list(state.instruction_flags),
         "generate_s": round(segment.timings.get("generate_s", 0.0), 4)})
     return {"attempts": [*state.attempts, attempt], "generator_calls": state.generator_calls + 1}

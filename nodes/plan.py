@@ -205,7 +205,24 @@ def plan_update(store: ArtifactStore, plan: Plan, cursor: int) -> dict:
     """State fields for a (new) plan positioned at `cursor`."""
     current = plan.sub_actions[cursor] if cursor < len(plan.sub_actions) else None
     return {"plan_ref": save_plan(store, plan), "plan_size": len(plan.sub_actions), "plan_version": plan.version,
-            "sub_action": current, "cursor": cursor, "instruction": current.prompt if current else ""}
+            "sub_action": current, "cursor": cursor, "instruction": current.prompt if current else "",
+            "instruction_flags": list(current.flags) if current else []}
+
+
+def apply_lessons(plan: Plan, store, ledger: Ledger) -> tuple[Plan, int]:
+    """Start each sub-action with the phrasing that fixed its verb on its kind of object before."""
+    from ..memory.store import recall_flags
+
+    steps, recalled = [], 0
+    for step in plan.sub_actions:
+        shape = ledger.objects[step.subject].shape if step.subject in ledger.objects else "object"
+        flags = recall_flags(store, step.verb, shape)
+        if flags:
+            recalled += 1
+            step = step.model_copy(update={"flags": flags, "prompt": write_instruction(
+                _template_key(step), step.subject_desc, step.target_desc, step.partner_desc, flags)})
+        steps.append(step)
+    return plan.model_copy(update={"sub_actions": steps}), recalled
 
 
 def preflight(image: str, action: str, settings: RunContext) -> None:
@@ -252,8 +269,13 @@ def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
                 ledger.notes.append(f"planner: LLM reply invalid after {call.tries} tries; used the rule planner")
         if new_plan is None:
             new_plan = agent.plan(state.action, scene)
+        memory_store = getattr(runtime, "store", None)
+        if settings.memory == "reflective" and memory_store is not None:
+            new_plan, recalled = apply_lessons(new_plan, memory_store, ledger)
+            ledger.notes.append(f"reflective memory: {recalled} of {len(new_plan.sub_actions)} sub-actions start "
+                                "with a phrasing learned in earlier episodes")
         return {"settings": settings, "start_frame": ref, "ledger": ledger,
-                **plan_update(store, new_plan, 0), "instruction_flags": [], "status": "running"}
+                **plan_update(store, new_plan, 0), "status": "running"}
     frame = store.get_frame(state.ledger.last_frame)
     seen = match_objects(known_looks(state.ledger), perceive(frame), 200.0)
     old = load_plan(store, state.plan_ref)
@@ -267,5 +289,6 @@ def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
                                                         for k, v in call.evidence().items()})
     if new_plan is None:
         new_plan = agent.replan(old, state.cursor, state.cursor, seen)  # type: ignore[arg-type]
-    return {**plan_update(store, new_plan, state.cursor), "replans": state.replans + 1, "attempts": [],
-            "instruction_flags": ["explicit"]}
+    update = plan_update(store, new_plan, state.cursor)
+    return {**update, "replans": state.replans + 1, "attempts": [],
+            "instruction_flags": list(dict.fromkeys(["explicit", *update["instruction_flags"]]))}

@@ -99,3 +99,23 @@ def test_langgraph_json_graph_loads_by_file_path():
     module_spec.loader.exec_module(module)
     compiled = getattr(module, attr)
     assert compiled.checkpointer is None and "critique" in compiled.get_graph().nodes
+
+
+def test_reflective_memory_writes_lessons_and_the_next_episode_starts_with_them(scene_png, tmp_path):
+    from spiral.memory.store import LESSONS, Lesson, sqlite_store, write_lessons
+
+    ws = tmp_path / "ws"
+    with sqlite_store(ws) as store:
+        write_lessons(store, [Lesson(verb="put_in", shape="ball", failure="incomplete", failed_prompt="x",
+                                     fixed_prompt="y", fixed_flags=["explicit", "complete", "still"],
+                                     text="put_in ball: 'x' failed (incomplete); 'y' worked")])
+        g = build_graph(checkpointer=InMemorySaver(), store=store)
+        config = {"configurable": {"thread_id": "m"}}
+        g.invoke({"action": "put the red ball in the bowl", "image": str(scene_png)}, config,
+                 context=RunContext(workspace=str(ws), memory="reflective", difficulty="hard", seed=1))
+        state = g.get_state(config).values
+        summary = json.loads(Path(state["summary"]).read_text())
+        first = summary["attempts"][0]["prompt"]
+        assert "all the way" in first and first.endswith("Keep every other object still.")
+        assert any("reflective memory: 1 of 1" in n for n in state["ledger"].notes)
+        assert len(store.search(LESSONS, limit=100)) >= 1
