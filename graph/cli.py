@@ -73,6 +73,30 @@ def parser() -> argparse.ArgumentParser:
     resume.add_argument("thread_id")
     resume.add_argument("--workspace", default="")
     sub.add_parser("backbones", help="list the registered video generators")
+    traces = sub.add_parser("traces", help="browse the trace database")
+    tsub = traces.add_subparsers(dest="traces_command", required=True)
+    tsub.add_parser("ls", help="episodes").add_argument("--workspace", default="")
+    show = tsub.add_parser("show", help="every attempt of one episode")
+    show.add_argument("thread_id")
+    show.add_argument("--workspace", default="")
+    texp = tsub.add_parser("export", help="attempts as JSONL or Parquet")
+    texp.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])
+    texp.add_argument("--out", required=True)
+    texp.add_argument("--thread-id", default="")
+    texp.add_argument("--workspace", default="")
+    hist = sub.add_parser("history", help="a thread's checkpoints (for fork)")
+    hist.add_argument("thread_id")
+    hist.add_argument("--workspace", default="")
+    fork = sub.add_parser("fork", help="replay a thread from a past checkpoint in a new thread")
+    fork.add_argument("thread_id")
+    fork.add_argument("--checkpoint", required=True, help="checkpoint id from `spiral history`")
+    fork.add_argument("--instruction", "--action", dest="instruction", default=None,
+                      help="a different instruction for the sub-action at that checkpoint")
+    fork.add_argument("--new-thread-id", default="")
+    fork.add_argument("--workspace", default="")
+    gc = sub.add_parser("gc", help="delete artifacts no checkpoint or trace references")
+    gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument("--workspace", default="")
     bench = sub.add_parser("bench", help="run the ActWM-Sim benchmark and write docs/benchmarks.md")
     bench.add_argument("--suite", default="actwm-sim", choices=["actwm-sim", "checkpoint-growth", "reflective-memory"])
     bench.add_argument("--methods", default="open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan",
@@ -301,7 +325,89 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'metadata.jsonl'}")
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones,
+def _workspace(args: argparse.Namespace) -> str:
+    return str(Path(args.workspace or default_workspace()).resolve())
+
+
+def cmd_traces(args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from ..memory.traces import TraceDB
+
+    db = TraceDB(Path(_workspace(args)) / "traces.sqlite")
+    if args.traces_command == "export":
+        n = db.export(args.out, args.format, args.thread_id or None)
+        print(f"wrote {n} attempts to {args.out}")
+        return
+    if args.traces_command == "ls":
+        table = Table(title="episodes")
+        for col in ("thread", "status", "generator calls", "action"):
+            table.add_column(col)
+        for row in db.threads():
+            table.add_row(row["thread_id"], str(row.get("status", "")), str(row.get("generator_calls", "")),
+                          str(row.get("action", ""))[:60])
+        _console().print(table)
+        return
+    rows = db.attempts(args.thread_id)
+    if not rows:
+        raise ResumeError(f"no attempts recorded for thread {args.thread_id!r}")
+    table = Table(title=args.thread_id)
+    for col in ("step", "try", "plan", "seed", "result", "prompt", "feedback"):
+        table.add_column(col)
+    for r in rows:
+        result = "pass" if r.get("passed") else (r.get("failure") or "–")
+        table.add_row(str(r["sub_action_index"] + 1), str(r["try_index"] + 1), str(r["plan_version"]), str(r["seed"]),
+                      result, r["prompt"], str(r.get("feedback", ""))[:80])
+    _console().print(table)
+
+
+def _with_graph(workspace: str):
+    from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+    from .workflow import checkpoint_serde
+
+    if not checkpoint_path(workspace).exists():
+        raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
+    return sqlite_checkpointer(workspace, checkpoint_serde())
+
+
+def cmd_history(args: argparse.Namespace) -> None:
+    from .timetravel import history
+    from .workflow import build_graph
+
+    with _with_graph(_workspace(args)) as saver:
+        rows = history(build_graph(checkpointer=saver), args.thread_id)
+    print(f"{'checkpoint':38s} {'step':>4s}  {'next':9s} {'sub-action':>10s} {'plan':>4s} {'tries':>5s}  status")
+    for r in rows:  # plain lines: checkpoint ids are for copying into `spiral fork`
+        print(f"{r['checkpoint_id']:38s} {r['step']!s:>4s}  {r['next']:9s} {r['sub_action']!s:>10s} "
+              f"{r['plan_version']!s:>4s} {r['attempts']!s:>5s}  {r['status']}")
+
+
+def cmd_fork(args: argparse.Namespace) -> None:
+    from .timetravel import fork
+    from .workflow import build_graph
+
+    workspace = _workspace(args)
+    new_thread = args.new_thread_id or f"{args.thread_id}-fork-{uuid.uuid4().hex[:6]}"
+    with _with_graph(workspace) as saver:
+        graph = build_graph(checkpointer=saver)
+        config = fork(graph, args.thread_id, args.checkpoint, new_thread, args.instruction)
+        saved = config["metadata"].get("spiral_settings")
+        context = RunContext.model_validate_json(saved) if saved else None
+        _console().print(f"forked {args.thread_id}@{args.checkpoint} into {new_thread}")
+        _stream(graph, None, config, context, workspace)
+        final = graph.get_state({"configurable": {"thread_id": new_thread}}).values
+    _print_summary(final["summary"])
+
+
+def cmd_gc(args: argparse.Namespace) -> None:
+    from ..memory.gc import collect_garbage
+
+    doomed, size = collect_garbage(_workspace(args), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(doomed)} unreferenced artifacts ({size / 1e6:.1f} MB)")
+
+
+COMMANDS = {"traces": cmd_traces, "history": cmd_history, "fork": cmd_fork, "gc": cmd_gc, "demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones,
             "bench": cmd_bench, "dataset": cmd_dataset}
 
 

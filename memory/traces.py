@@ -38,6 +38,42 @@ class TraceDB:
         return [{k: _maybe_json(v) for k, v in r.items()} for r in rows]
 
 
+    def threads(self) -> list[dict[str, Any]]:
+        if "episodes" not in self.db.table_names():
+            return []
+        return [dict(r) for r in self.db["episodes"].rows]
+
+    def export(self, path: str | os.PathLike[str], fmt: str, thread_id: str | None = None) -> int:
+        """Every attempt (of one thread, or all) as JSONL or Parquet; returns the row count."""
+        if "attempts" not in self.db.table_names():
+            rows: list[dict[str, Any]] = []
+        elif thread_id:
+            rows = self.attempts(thread_id)
+        else:
+            rows = [{k: _maybe_json(v) for k, v in r.items()} for r in self.db["attempts"].rows]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "jsonl":
+            with open(path, "w") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+        elif fmt == "parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                from ..tools.errors import InputError
+
+                raise InputError("parquet export needs pyarrow (pip install pyarrow); or use --format jsonl") from None
+            flat = [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in rows]
+            pq.write_table(pa.Table.from_pylist(flat), path)
+        else:
+            from ..tools.errors import InputError
+
+            raise InputError(f"unknown format {fmt!r}; choose jsonl or parquet")
+        return len(rows)
+
+
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:

@@ -3,6 +3,8 @@ write what it established into the ledger, and move the cursor on."""
 
 from __future__ import annotations
 
+import json
+
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
@@ -31,6 +33,16 @@ def _observed(obj, rebaseline: bool) -> dict:
     return update
 
 
+def remembered_objects(ledger: Ledger, seen: dict, movers: set, passed: bool) -> dict:
+    """Where the ledger expects each object next. After a passing segment only the movers moved;
+    everything else keeps its expected place, so drift that stays under the critic's tolerance in
+    each segment still adds up and gets caught. A best-effort acceptance makes what is seen the
+    new reference for everything."""
+    return {oid: rec.model_copy(update=_observed(seen[oid], rebaseline=not passed))
+            if oid in seen and (oid in movers or not passed) else rec
+            for oid, rec in ledger.objects.items()}
+
+
 def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = state.settings
     assert settings is not None
@@ -39,13 +51,19 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     assert critique is not None
     store = artifact_store(settings)
     seen = match_objects(known_looks(state.ledger), perceive(store.get_frame(chosen.last_frame)), 200.0)
-    objects = {oid: rec.model_copy(update=_observed(seen[oid], rebaseline=not critique.passed))
-               if oid in seen else rec for oid, rec in state.ledger.objects.items()}
     sub = state.current()
+    objects = remembered_objects(state.ledger, seen, {sub.subject, sub.partner}, passed=critique.passed)
     established = [*state.ledger.established, *(sub.postconditions if critique.passed else [])]
     notes = [*state.ledger.notes] + ([] if critique.passed else [f"step {sub.index}: {critique.feedback}"])
     ledger = Ledger(objects=objects, established=established, notes=notes,
                     first_frame=state.ledger.first_frame, last_frame=chosen.last_frame)
+    from .runtime import thread_id, trace_db
+
+    trace_db(settings).db["sub_actions"].upsert({
+        "id": f"{thread_id()}:{state.plan_version}:{sub.index}", "thread_id": thread_id(),
+        "plan_version": state.plan_version, "index": sub.index, "verb": sub.verb, "subject": sub.subject,
+        "description": sub.description, "postconditions": json.dumps(sub.postconditions),
+        "passed": critique.passed, "tries": len(state.attempts), "segment": chosen.segment}, pk="id", alter=True)
     outcome = Outcome(index=sub.index, passed=critique.passed, tries=len(state.attempts), segment=chosen.segment,
                       score=round(critique.scores.mean, 4))
     cursor = state.cursor + 1

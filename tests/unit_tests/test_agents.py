@@ -183,3 +183,35 @@ def test_attempt_state_is_small():
                 seed=123456, segment="sha256:" + "a" * 64 + ".npy.z", last_frame="sha256:" + "b" * 64 + ".png",
                 critique=Critique(scores=scores, passed=True, feedback="Done.", evidence={"max_step": 3.2}))
     assert len(a.model_dump_json()) < 800
+
+
+def test_episode_memory_catches_drift_that_accumulates_slowly(simple_scene):
+    """A bystander creeping 2 px per segment stays under the per-segment tolerance (2.5 px); the
+    episode ledger keeps its expected place and catches it on the second segment, a check against
+    the previous segment only never does."""
+    from spiral.nodes.advance import remembered_objects
+    from spiral.nodes.critique import memoryless_ledger
+    from spiral.tools.perception import match_objects
+
+    planner, critic = RulePlanAgent(), PerceptionCritic()
+    start = render_scene(simple_scene)
+    ledger = ledger_from(perceive(start), "")
+    scene, frame = simple_scene, start
+    moves = [("red_ball", 90, 50), ("blue_cube", 40, 110)]
+    episode, previous_only = [], []
+    for step, (oid, x, y) in enumerate(moves):
+        sub = planner.plan("put the red ball in the bowl" if step == 0 else "move the blue cube to the front edge",
+                           perceive(frame)).sub_actions[0]
+        green = scene.get("green_cube")
+        changes = [Move(object_id=oid, x=x, y=y), Move(object_id="green_cube", x=green.x - 2, y=green.y, style="slide")]
+        frames = render_segment(animate(scene, changes, 8), 128, 128)
+        episode.append(critic.judge(sub, frames, frame, ledger))
+        previous_only.append(critic.judge(sub, frames, frame, memoryless_ledger(ledger, frame)))
+        scene = animate(scene, changes, 2)[-1]
+        frame = frames[-1]
+        seen = match_objects({k: (r.shape, r.color, r.size, r.x, r.y) for k, r in ledger.objects.items()},
+                             perceive(frame), 200.0)
+        ledger = ledger.model_copy(update={"objects": remembered_objects(ledger, seen, {sub.subject}, passed=True)})
+    assert [c.passed for c in previous_only] == [True, True]
+    assert episode[0].passed and not episode[1].passed and episode[1].failure == "drift"
+    assert "green cube shifted 4 px" in episode[1].feedback

@@ -1,0 +1,57 @@
+"""Artifact garbage collection: remove what no checkpoint, trace or trajectory references.
+
+References are found by scanning the raw bytes of every checkpoint and pending
+write (all threads), every text cell of the trace database, and the metadata of
+referenced safetensors trajectories (which point at prompt-embedding
+artifacts). Anything referenced is kept, whatever its age.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from .artifacts import ArtifactStore
+
+REF = re.compile(rb"sha256:[0-9a-f]{64}\.[a-z.]+")
+
+
+def _refs_in_sqlite(path: Path) -> set[str]:
+    refs: set[str] = set()
+    if not path.exists():
+        return refs
+    with sqlite3.connect(path) as conn:
+        for (table,) in conn.execute("select name from sqlite_master where type='table'"):
+            cols = [r[1] for r in conn.execute(f'pragma table_info("{table}")')]
+            for row in conn.execute(f'select * from "{table}"'):
+                for value in row:
+                    raw = value if isinstance(value, bytes) else str(value).encode() if value is not None else b""
+                    refs.update(m.decode() for m in REF.findall(raw))
+            del cols
+    return refs
+
+
+def referenced(workspace: str | Path) -> set[str]:
+    ws = Path(workspace)
+    refs = _refs_in_sqlite(ws / "checkpoints.sqlite") | _refs_in_sqlite(ws / "traces.sqlite")
+    store = ArtifactStore(ws / "artifacts")
+    for ref in [r for r in refs if r.endswith(".safetensors")]:
+        try:
+            refs.update(m.decode() for m in REF.findall(store.get_bytes(ref)[:65536]))
+        except Exception:  # a missing trajectory references nothing more
+            pass
+    return refs
+
+
+def collect_garbage(workspace: str | Path, dry_run: bool = False) -> tuple[list[Path], int]:
+    """Unreferenced artifact files (removed unless `dry_run`) and the bytes they held."""
+    ws = Path(workspace)
+    keep = referenced(ws)
+    root = ws / "artifacts"
+    doomed = [p for p in root.glob("*/*") if p.is_file() and f"sha256:{p.name}" not in keep]
+    size = sum(p.stat().st_size for p in doomed)
+    if not dry_run:
+        for p in doomed:
+            p.unlink()
+    return doomed, size
