@@ -7,6 +7,7 @@ progress goes to the terminal as the graph streams its node updates.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -54,6 +55,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per LLM call before a retry")
     p.add_argument("--llm-retries", type=int, default=2, help="retries on timeouts, 429 and 5xx")
     p.add_argument("--prompts-dir", default="", help="folder with planner.md / critic.md / refiner.md overrides")
+    p.add_argument("--memory", default="episode", choices=["episode", "reflective", "off"],
+                   help="episode ledger (default), plus lessons across episodes (reflective), or off (ablation)")
     p.add_argument("--out", default="", help="folder for video.mp4, video.gif and summary.json")
     p.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
@@ -139,7 +142,7 @@ def _context(args: argparse.Namespace) -> RunContext:
                       trajectory=args.trajectory, sde_noise_level=args.sde_noise_level,
                       planner=args.planner, critic=args.critic, llm_model=args.llm_model, base_url=args.base_url,
                       temperature=args.temperature, llm_timeout_s=args.llm_timeout, llm_retries=args.llm_retries,
-                      prompts_dir=args.prompts_dir,
+                      prompts_dir=args.prompts_dir, memory=args.memory,
                       height=args.height, width=args.width, max_tries_per_segment=args.max_tries,
                       max_replans=args.max_replans, max_generator_calls=args.max_calls,
                       workspace=str(Path(args.workspace or default_workspace()).resolve()),
@@ -205,8 +208,9 @@ def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -
     # finished (an LLM server that was down, say) still has them
     config = {"configurable": {"thread_id": thread_id},
               "metadata": {"spiral_settings": context.model_dump_json()}}  # metadata keeps strings only
-    with sqlite_checkpointer(context.workspace, checkpoint_serde()) as saver:
-        graph = build_graph(checkpointer=saver)
+    with sqlite_checkpointer(context.workspace, checkpoint_serde()) as saver, \
+            _memory_store(context.memory, context.workspace) as store:
+        graph = build_graph(checkpointer=saver, store=store)
         if graph.get_state(config).values:
             raise InputError(f"thread {thread_id!r} already exists in {context.workspace}; "
                              f"use `spiral resume {thread_id}` or another --thread-id")
@@ -242,11 +246,14 @@ def cmd_resume(args: argparse.Namespace) -> None:
     if not checkpoint_path(workspace).exists():
         raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
     config = {"configurable": {"thread_id": args.thread_id}}
-    with sqlite_checkpointer(workspace, checkpoint_serde()) as saver:
+    with contextlib.ExitStack() as stack:
+        saver = stack.enter_context(sqlite_checkpointer(workspace, checkpoint_serde()))
         graph = build_graph(checkpointer=saver)
         state = graph.get_state(config)
         if not state.values:
             raise ResumeError(f"no thread {args.thread_id!r} in {workspace}")
+        store = stack.enter_context(_memory_store(_memory_of(graph, config), workspace))
+        graph = build_graph(checkpointer=saver, store=store)
         if not state.next:
             _console().print(f"thread {args.thread_id} already finished")
         else:
@@ -325,6 +332,20 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'metadata.jsonl'}")
 
 
+def _memory_store(memory: str, workspace: str):
+    """The reflective-memory store (workspace/memory.sqlite) when the run uses it."""
+    if memory != "reflective":
+        return contextlib.nullcontext(None)
+    from ..memory.store import sqlite_store
+
+    return sqlite_store(workspace)
+
+
+def _memory_of(graph, config: dict) -> str:
+    settings = (graph.get_state(config).values or {}).get("settings")
+    return settings.memory if settings is not None else "episode"
+
+
 def _workspace(args: argparse.Namespace) -> str:
     return str(Path(args.workspace or default_workspace()).resolve())
 
@@ -388,8 +409,11 @@ def cmd_fork(args: argparse.Namespace) -> None:
 
     workspace = _workspace(args)
     new_thread = args.new_thread_id or f"{args.thread_id}-fork-{uuid.uuid4().hex[:6]}"
-    with _with_graph(workspace) as saver:
-        graph = build_graph(checkpointer=saver)
+    with contextlib.ExitStack() as stack:
+        saver = stack.enter_context(_with_graph(workspace))
+        source = {"configurable": {"thread_id": args.thread_id}}
+        store = stack.enter_context(_memory_store(_memory_of(build_graph(checkpointer=saver), source), workspace))
+        graph = build_graph(checkpointer=saver, store=store)
         config = fork(graph, args.thread_id, args.checkpoint, new_thread, args.instruction)
         saved = config["metadata"].get("spiral_settings")
         context = RunContext.model_validate_json(saved) if saved else None
