@@ -41,7 +41,13 @@ def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     assert last.critique is not None
     sub = state.current()
     settings = state.settings
-    remembered = state.instruction_flags if settings is None or settings.memory == "episode" else []
+    remembered = state.instruction_flags if settings is None or settings.memory != "off" else []
+    memory_store = getattr(runtime, "store", None)
+    if settings is not None and settings.memory == "reflective" and memory_store is not None:
+        from ..memory.store import recall_flags
+
+        rec = state.ledger.objects.get(sub.subject)
+        remembered = list(dict.fromkeys([*remembered, *recall_flags(memory_store, sub.verb, rec.shape if rec else "")]))
     text, flags = RuleRefiner().revise(sub, last.critique, remembered, state.ledger.objects.get(sub.subject))
     if settings is not None and settings.planner == "llm":
         from .llm_agents import LLMRefiner
