@@ -38,6 +38,8 @@ def reflective_memory(*, train_size: int | None = None, test_size: int | None = 
     out: dict = {"lessons": lessons, "learn_minutes": learn_minutes, "train_tasks": len(train),
                  "test_tasks": len(test), "seeds": seeds}
     for label, store_dir in (("cold", home / "cold"), ("warm", warm_dir)):
+        with sqlite_store(store_dir):
+            pass  # create and migrate it here, not in several workers at once
         jobs = [Job(split="test", size=len(test), task_index=i, method="spiral-reflective", seed=s,
                     difficulty=difficulty, store_dir=str(store_dir)) for i in range(len(test)) for s in range(seeds)]
         rows = list(tqdm(_results(jobs, workers), total=len(jobs), desc=f"test ({label})", disable=not progress))

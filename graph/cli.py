@@ -282,56 +282,6 @@ def cmd_backbones(args: argparse.Namespace) -> None:
                   "--cpu-offload --vae-tiling")
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
-    import shlex
-
-    from ..bench.report import plots, section, write_section
-    from ..bench.runner import run_bench, run_key
-
-    command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
-        f"spiral bench --methods {args.methods} --seeds {args.seeds}"
-    if args.suite == "reflective-memory":
-        from ..bench.reflective import reflective_memory, reflective_section
-
-        result = reflective_memory(test_size=args.size, seeds=args.seeds, difficulty=args.difficulty,
-                                   workers=args.workers, progress=sys.stderr.isatty())
-        text = reflective_section(result, command)
-        print(text)
-        if args.docs:
-            write_section(Path(args.docs) / "benchmarks.md", "bench:reflective-memory", text)
-        return
-    if args.suite == "checkpoint-growth":
-        from ..bench.growth import checkpoint_growth, growth_section
-
-        rows = checkpoint_growth(difficulty=args.difficulty)
-        print(growth_section(rows, command))
-        if args.docs:
-            write_section(Path(args.docs) / "benchmarks.md", "bench:checkpoint-growth", growth_section(rows, command))
-        return
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    table = run_bench(methods, split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
-                      workers=args.workers, results=args.results, progress=sys.stderr.isatty())
-    minutes = table.run_minutes(run_key(methods, args.split, args.size, args.seeds, args.difficulty))
-    rows = [r for r in table.rows(args.split, args.difficulty, methods) if r.seed < args.seeds]
-    from ..bench.report import main_table
-
-    print(main_table(rows))
-    if args.docs:
-        docs = Path(args.docs)
-        stem = f"actwm_{args.split}_{args.difficulty}"
-        images = plots(rows, docs / "img", stem)
-        write_section(docs / "benchmarks.md", f"bench:actwm-sim:{args.split}:{args.difficulty}",
-                      section(rows, command, images, docs, minutes))
-        print(f"wrote {docs / 'benchmarks.md'} and {len(images)} plots")
-
-
-def cmd_dataset(args: argparse.Namespace) -> None:
-    from ..bench.dataset import export_dataset
-
-    out = export_dataset(args.split, args.out, size=args.size, num_frames=args.frames, progress=sys.stderr.isatty())
-    print(f"wrote {out / 'metadata.jsonl'}")
-
-
 def _memory_store(memory: str, workspace: str):
     """The reflective-memory store (workspace/memory.sqlite) when the run uses it."""
     if memory != "reflective":
@@ -346,93 +296,12 @@ def _memory_of(graph, config: dict) -> str:
     return settings.memory if settings is not None else "episode"
 
 
-def _workspace(args: argparse.Namespace) -> str:
-    return str(Path(args.workspace or default_workspace()).resolve())
+def commands() -> dict:
+    from . import cli_tools
 
-
-def cmd_traces(args: argparse.Namespace) -> None:
-    from rich.table import Table
-
-    from ..memory.traces import TraceDB
-
-    db = TraceDB(Path(_workspace(args)) / "traces.sqlite")
-    if args.traces_command == "export":
-        n = db.export(args.out, args.format, args.thread_id or None)
-        print(f"wrote {n} attempts to {args.out}")
-        return
-    if args.traces_command == "ls":
-        table = Table(title="episodes")
-        for col in ("thread", "status", "generator calls", "action"):
-            table.add_column(col)
-        for row in db.threads():
-            table.add_row(row["thread_id"], str(row.get("status", "")), str(row.get("generator_calls", "")),
-                          str(row.get("action", ""))[:60])
-        _console().print(table)
-        return
-    rows = db.attempts(args.thread_id)
-    if not rows:
-        raise ResumeError(f"no attempts recorded for thread {args.thread_id!r}")
-    table = Table(title=args.thread_id)
-    for col in ("step", "try", "plan", "seed", "result", "prompt", "feedback"):
-        table.add_column(col)
-    for r in rows:
-        result = "pass" if r.get("passed") else (r.get("failure") or "–")
-        table.add_row(str(r["sub_action_index"] + 1), str(r["try_index"] + 1), str(r["plan_version"]), str(r["seed"]),
-                      result, r["prompt"], str(r.get("feedback", ""))[:80])
-    _console().print(table)
-
-
-def _with_graph(workspace: str):
-    from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
-    from .workflow import checkpoint_serde
-
-    if not checkpoint_path(workspace).exists():
-        raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
-    return sqlite_checkpointer(workspace, checkpoint_serde())
-
-
-def cmd_history(args: argparse.Namespace) -> None:
-    from .timetravel import history
-    from .workflow import build_graph
-
-    with _with_graph(_workspace(args)) as saver:
-        rows = history(build_graph(checkpointer=saver), args.thread_id)
-    print(f"{'checkpoint':38s} {'step':>4s}  {'next':9s} {'sub-action':>10s} {'plan':>4s} {'tries':>5s}  status")
-    for r in rows:  # plain lines: checkpoint ids are for copying into `spiral fork`
-        print(f"{r['checkpoint_id']:38s} {r['step']!s:>4s}  {r['next']:9s} {r['sub_action']!s:>10s} "
-              f"{r['plan_version']!s:>4s} {r['attempts']!s:>5s}  {r['status']}")
-
-
-def cmd_fork(args: argparse.Namespace) -> None:
-    from .timetravel import fork
-    from .workflow import build_graph
-
-    workspace = _workspace(args)
-    new_thread = args.new_thread_id or f"{args.thread_id}-fork-{uuid.uuid4().hex[:6]}"
-    with contextlib.ExitStack() as stack:
-        saver = stack.enter_context(_with_graph(workspace))
-        source = {"configurable": {"thread_id": args.thread_id}}
-        store = stack.enter_context(_memory_store(_memory_of(build_graph(checkpointer=saver), source), workspace))
-        graph = build_graph(checkpointer=saver, store=store)
-        config = fork(graph, args.thread_id, args.checkpoint, new_thread, args.instruction)
-        saved = config["metadata"].get("spiral_settings")
-        context = RunContext.model_validate_json(saved) if saved else None
-        _console().print(f"forked {args.thread_id}@{args.checkpoint} into {new_thread}")
-        _stream(graph, None, config, context, workspace)
-        final = graph.get_state({"configurable": {"thread_id": new_thread}}).values
-    _print_summary(final["summary"])
-
-
-def cmd_gc(args: argparse.Namespace) -> None:
-    from ..memory.gc import collect_garbage
-
-    doomed, size = collect_garbage(_workspace(args), dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {len(doomed)} unreferenced artifacts ({size / 1e6:.1f} MB)")
-
-
-COMMANDS = {"traces": cmd_traces, "history": cmd_history, "fork": cmd_fork, "gc": cmd_gc, "demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones,
-            "bench": cmd_bench, "dataset": cmd_dataset}
+    return {"demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones,
+            "bench": cli_tools.cmd_bench, "dataset": cli_tools.cmd_dataset, "traces": cli_tools.cmd_traces,
+            "history": cli_tools.cmd_history, "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -440,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        COMMANDS[args.command](args)
+        commands()[args.command](args)
     except SpiralError as exc:
         print(f"spiral: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -96,7 +96,10 @@ def sqlite_store(workspace: str | Path, index: str = "auto") -> Iterator[Any]:
         # extension loading cannot, and then recall ranks the lessons itself (same embeddings).
         vector = hasattr(conn, "enable_load_extension")
         store = SqliteStore(conn, index=embedding_index(index) if vector else None)
-        store.setup()
+        try:
+            store.setup()
+        except sqlite3.IntegrityError:  # another process ran the same migration first
+            store.setup()
         if not vector:
             store.spiral_embed = embedding_index(index)["embed"]
         yield store

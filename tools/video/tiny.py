@@ -29,11 +29,10 @@ def tiny_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def tiny_wan_pipeline(seed: int = 0):
-    """A Wan2.2-TI2V-style `WanImageToVideoPipeline` (first frame as latent condition, no image
-    encoder) with a 2-layer transformer and a 3-channel VAE base."""
+def _tiny_wan_parts(seed: int, in_channels: int, image_dim: int | None) -> dict:
+    """Tokenizer, UMT5 text encoder, Wan VAE, 2-layer transformer and scheduler shared by both Wan shapes."""
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
@@ -44,38 +43,32 @@ def tiny_wan_pipeline(seed: int = 0):
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])
     transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                        in_channels=16, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
-                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                                        rope_max_seq_len=32)
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=5.0)
-    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
-                                   transformer=transformer, expand_timesteps=True)
+                                        in_channels=in_channels, out_channels=16, text_dim=32, freq_dim=256,
+                                        ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                                        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=image_dim)
+    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "transformer": transformer,
+            "scheduler": FlowMatchEulerDiscreteScheduler(shift=5.0)}
+
+
+def tiny_wan_pipeline(seed: int = 0):
+    """A Wan2.2-TI2V-style `WanImageToVideoPipeline` (first frame as latent condition, no image
+    encoder) with a 2-layer transformer and a 3-channel VAE base."""
+    from diffusers import WanImageToVideoPipeline
+
+    return WanImageToVideoPipeline(**_tiny_wan_parts(seed, in_channels=16, image_dim=None), expand_timesteps=True)
 
 
 def tiny_wan21_pipeline(seed: int = 0):
     """A Wan2.1-I2V-style `WanImageToVideoPipeline`: CLIP image encoder, mask and condition channels."""
-    import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+    from diffusers import WanImageToVideoPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-    torch.manual_seed(seed)
-    tokenizer = tiny_tokenizer()
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                                               num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
-                                               eos_token_id=1, decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                        in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
-                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                                        rope_max_seq_len=32, image_dim=4)
+    parts = _tiny_wan_parts(seed, in_channels=36, image_dim=4)
     image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
                                                      num_attention_heads=2, image_size=32, intermediate_size=16,
                                                      patch_size=1))
-    image_processor = CLIPImageProcessor(crop_size=32, size=32)
-    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
-                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0), transformer=transformer,
-                                   image_encoder=image_encoder, image_processor=image_processor)
+    return WanImageToVideoPipeline(**parts, image_encoder=image_encoder,
+                                   image_processor=CLIPImageProcessor(crop_size=32, size=32))
 
 
 def save_tiny_wan(directory: str | Path, seed: int = 0) -> Path:
