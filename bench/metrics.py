@@ -166,6 +166,11 @@ def precision_recall(pairs: list[tuple[bool, bool]]) -> tuple[float, float]:
     tp = sum(c and t for c, t in pairs)
     fp = sum(c and not t for c, t in pairs)
     fn = sum(t and not c for c, t in pairs)
+    return precision_recall_counts(tp, fp, fn)
+
+
+def precision_recall_counts(tp: int, fp: int, fn: int) -> tuple[float, float]:
+    """The same from counts (what the results table keeps)."""
     precision = tp / (tp + fp) if tp + fp else float("nan")
     recall = tp / (tp + fn) if tp + fn else float("nan")
     return precision, recall

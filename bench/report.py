@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from .metrics import precision_recall_counts
 from .runner import METHODS, EpisodeResult
 
 COLUMNS = [
@@ -68,8 +68,7 @@ def critic_table(rows: list[EpisodeResult]) -> str:
         n = tp + fp + fn + tn
         if n == 0:
             continue
-        prec = tp / (tp + fp) if tp + fp else math.nan
-        rec = tp / (tp + fn) if tp + fn else math.nan
+        prec, rec = precision_recall_counts(tp, fp, fn)
         lines.append(f"| {m} | {n} | {prec:.3f} | {rec:.3f} | {(tp + tn) / n:.3f} |")
     return "\n".join(lines)
 

@@ -23,12 +23,10 @@ def _refs_in_sqlite(path: Path) -> set[str]:
         return refs
     with sqlite3.connect(path) as conn:
         for (table,) in conn.execute("select name from sqlite_master where type='table'"):
-            cols = [r[1] for r in conn.execute(f'pragma table_info("{table}")')]
             for row in conn.execute(f'select * from "{table}"'):
                 for value in row:
                     raw = value if isinstance(value, bytes) else str(value).encode() if value is not None else b""
                     refs.update(m.decode() for m in REF.findall(raw))
-            del cols
     return refs
 
 

@@ -107,7 +107,11 @@ class TrajectoryRecorder:
         traj.model_outputs.append(model_output.detach().float().cpu())
         sched._step_index += 1
         prev = result.prev_sample.to(model_output.dtype)
-        return (prev,) if not return_dict else type("StepOutput", (), {"prev_sample": prev})()
+        if not return_dict:
+            return (prev,)
+        from diffusers.schedulers.scheduling_utils import SchedulerOutput
+
+        return SchedulerOutput(prev_sample=prev)
 
     def __enter__(self) -> TrajectoryRecorder:
         self.scheduler.step = self.step  # instance attribute shadows the class method for this call
