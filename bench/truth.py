@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ..tools.video.base import Segment, SegmentRequest
+from ..tools.video.base import ProgressFn, Segment, SegmentRequest
 from ..tools.video.registry import register_backbone
 from ..tools.video.sim import SimTruth, SimVideoGenerator
 
@@ -34,12 +34,14 @@ class ScoredSim:
         self.seconds = 0.0
         self.calls = 0
 
-    def generate(self, request: SegmentRequest) -> Segment:
+    def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
         t0 = time.perf_counter()
         segment, truth = self.sim.generate_with_truth(request)
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         self.truths[frames_key(segment.frames)] = truth
+        if progress is not None:
+            progress(1, 1)
         return segment
 
     def truth_of(self, frames: np.ndarray) -> SimTruth | None:

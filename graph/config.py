@@ -55,6 +55,9 @@ class RunContext(BaseModel):
     write_video: bool = Field(True, description="Encode video.mp4 and video.gif at the end (frames.npy and "
                               "summary.json are always written); off for headless batch runs such as the benchmark.")
     fps: int = Field(8, ge=1, le=120, description="Frame rate of the written video.")
+    review: bool = Field(False, description="Pause before accepting each segment so a person can approve it or "
+                         "reject it with feedback (resume with Command(resume='approve') or "
+                         "Command(resume={'decision': 'reject', 'feedback': '...'})).")
     max_tries_per_segment: int = Field(3, ge=1, le=20, description="Inner-loop budget per sub-action.")
     max_replans: int = Field(2, ge=0, le=10, description="Outer-loop budget per episode.")
     max_generator_calls: int = Field(40, ge=1, le=1000, description="Generator calls per episode.")

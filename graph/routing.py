@@ -11,9 +11,26 @@ def after_plan(state: EpisodeState) -> Literal["generate", "finalize"]:
     return "generate" if state.cursor < state.plan_size else "finalize"
 
 
-def after_critique(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
+def after_critique(state: EpisodeState) -> Literal["advance", "refine", "plan", "review"]:
     """Pass → advance. Fail → refine while the sub-action has tries left, then replan while
-    the episode has replans left, then accept the best attempt and move on."""
+    the episode has replans left, then accept the best attempt and move on. With review on,
+    every acceptance goes past a person first."""
+    route = _after_verdict(state)
+    assert state.settings is not None
+    return "review" if route == "advance" and state.settings.review else route
+
+
+def after_review(state: EpisodeState) -> Literal["advance", "refine"]:
+    """Approved → advance. Rejected → generate again from the reviewer's feedback, unless the
+    generator-call budget is spent (then the best attempt a person did not reject is accepted)."""
+    settings = state.settings
+    assert settings is not None
+    if state.attempts[-1].review == "approved" or state.generator_calls >= settings.max_generator_calls:
+        return "advance"
+    return "refine"
+
+
+def _after_verdict(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
     settings = state.settings
     assert settings is not None
     critique = state.attempts[-1].critique

@@ -16,7 +16,11 @@ from pydantic import BaseModel, Field
 from .config import RunContext
 
 Verb = Literal["put_in", "stack", "move_to", "swap"]
-FailureKind = Literal["incomplete", "wrong_object", "no_motion", "drift", "discontinuity", "missing_object"]
+CriticFailure = Literal["incomplete", "wrong_object", "no_motion", "drift", "discontinuity", "missing_object"]
+"""What a CriticAgent can find wrong with a segment."""
+FailureKind = CriticFailure | Literal["rejected"]
+"""A critic's finding, or `rejected`: a person rejected the segment in review."""
+Review = Literal["", "approved", "rejected"]
 
 
 class SubAction(BaseModel):
@@ -82,6 +86,11 @@ class Attempt(BaseModel):
     trajectory: str = ""
     """Artifact ref of the per-step latents and log-probs (safetensors), when recorded."""
     critique: Critique | None = None
+    thumbnail: str = ""
+    """The segment's last frame as a small JPEG data URL (about 1 kB), for Studio and stream
+    clients; only the current sub-action's attempts carry one, so checkpoints stay small."""
+    review: Review = ""
+    """A person's verdict when the run pauses for review (`RunContext.review`)."""
 
 
 class ObjectRecord(BaseModel):
@@ -116,6 +125,8 @@ class Outcome(BaseModel):
     tries: int
     segment: str
     score: float
+    reviewed: bool = False
+    """A person approved it (`RunContext.review`)."""
 
 
 class EpisodeInput(BaseModel):

@@ -1,4 +1,4 @@
-"""The SPIRAL state machine: plan → generate → critique → (refine → generate)* → advance … → finalize.
+"""The SPIRAL state machine: plan → generate → critique → [review] → (refine → generate)* → advance … → finalize.
 
 `build_graph(checkpointer=..., store=...)` is what scripts, the CLI and tests
 call; the module-level `graph` is compiled without a checkpointer so that
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 # where relative imports have no package to be relative to.
 from spiral.graph import state as state_module
 from spiral.graph.config import RunContext
-from spiral.graph.routing import after_advance, after_critique, after_plan
+from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
 from spiral.graph.state import EpisodeInput, EpisodeOutput, EpisodeState
 from spiral.nodes.advance import advance
 from spiral.nodes.critique import critique
@@ -25,6 +25,7 @@ from spiral.nodes.finalize import finalize
 from spiral.nodes.generate import generate
 from spiral.nodes.plan import plan
 from spiral.nodes.refine import refine
+from spiral.nodes.review import review
 
 
 def checkpoint_serde() -> JsonPlusSerializer:
@@ -41,6 +42,7 @@ def build_graph(checkpointer: Any = None, store: Any = None):
     builder.add_node("plan", plan)
     builder.add_node("generate", generate)
     builder.add_node("critique", critique)
+    builder.add_node("review", review)
     builder.add_node("refine", refine)
     builder.add_node("advance", advance)
     builder.add_node("finalize", finalize)
@@ -48,6 +50,7 @@ def build_graph(checkpointer: Any = None, store: Any = None):
     builder.add_conditional_edges("plan", after_plan)
     builder.add_edge("generate", "critique")
     builder.add_conditional_edges("critique", after_critique)
+    builder.add_conditional_edges("review", after_review)
     builder.add_edge("refine", "generate")
     builder.add_conditional_edges("advance", after_advance)
     builder.add_edge("finalize", END)

@@ -15,10 +15,12 @@ from .runtime import artifact_store
 
 
 def best_attempt(attempts: list[Attempt]) -> Attempt:
-    """The passing attempt, else the one that got furthest (completion, then mean score)."""
+    """The one a reviewer approved, else the passing one, else the one that got furthest
+    (completion, then mean score); one a reviewer rejected only when nothing else is left."""
     def key(a: Attempt):
         c = a.critique
-        return (c.passed, c.scores.action_completion, c.scores.mean) if c else (False, 0.0, 0.0)
+        scores = (c.passed, c.scores.action_completion, c.scores.mean) if c else (False, 0.0, 0.0)
+        return (a.review == "approved", a.review != "rejected", *scores)
 
     return max(attempts, key=key)
 
@@ -49,12 +51,16 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     chosen = best_attempt(state.attempts)
     critique = chosen.critique
     assert critique is not None
+    accepted = critique.passed or chosen.review == "approved"
     store = artifact_store(settings)
     seen = match_objects(known_looks(state.ledger), perceive(store.get_frame(chosen.last_frame)), 200.0)
     sub = state.current()
+    # a segment approved over the critic becomes the new reference, as a best-effort one does
     objects = remembered_objects(state.ledger, seen, {sub.subject, sub.partner}, passed=critique.passed)
-    established = [*state.ledger.established, *(sub.postconditions if critique.passed else [])]
-    notes = [*state.ledger.notes] + ([] if critique.passed else [f"step {sub.index}: {critique.feedback}"])
+    established = [*state.ledger.established, *(sub.postconditions if accepted else [])]
+    notes = [*state.ledger.notes] + ([] if accepted else [f"step {sub.index}: {critique.feedback}"])
+    if chosen.review == "approved" and not critique.passed:
+        notes.append(f"step {sub.index}: a reviewer approved it over the critic ({critique.feedback})")
     ledger = Ledger(objects=objects, established=established, notes=notes,
                     first_frame=state.ledger.first_frame, last_frame=chosen.last_frame)
     from .runtime import thread_id, trace_db
@@ -63,9 +69,9 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         "id": f"{thread_id()}:{state.plan_version}:{sub.index}", "thread_id": thread_id(),
         "plan_version": state.plan_version, "index": sub.index, "verb": sub.verb, "subject": sub.subject,
         "description": sub.description, "postconditions": json.dumps(sub.postconditions),
-        "passed": critique.passed, "tries": len(state.attempts), "segment": chosen.segment}, pk="id", alter=True)
-    outcome = Outcome(index=sub.index, passed=critique.passed, tries=len(state.attempts), segment=chosen.segment,
-                      score=round(critique.scores.mean, 4))
+        "passed": accepted, "tries": len(state.attempts), "segment": chosen.segment}, pk="id", alter=True)
+    outcome = Outcome(index=sub.index, passed=accepted, tries=len(state.attempts), segment=chosen.segment,
+                      score=round(critique.scores.mean, 4), reviewed=chosen.review == "approved")
     cursor = state.cursor + 1
     nxt = load_plan(store, state.plan_ref).sub_actions[cursor] if cursor < state.plan_size else None
     return {"ledger": ledger, "outcomes": [*state.outcomes, outcome], "cursor": cursor, "attempts": [],

@@ -22,6 +22,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
+from ..graph.events import CritiqueEvent
 from ..graph.state import Critique, CritiqueScores, EpisodeState, Ledger, SubAction
 from ..tools.perception import PerceivedObject, classify_pixels, match_objects, perceive
 from ..tools.predicates import Predicate, distance_to_goal, evaluate
@@ -252,6 +253,9 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
                 judged = fallback.model_copy(update={"evidence": {**fallback.evidence, **call.evidence()}})
             verdict = judged
     judged = attempt.model_copy(update={"critique": verdict})
+    runtime.stream_writer(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index,
+                                        passed=verdict.passed, failure=verdict.failure, scores=verdict.scores,
+                                        feedback=verdict.feedback, suggestion=verdict.suggestion).model_dump())
     trace_db(settings).record_attempt(thread_id(), {
         **judged.model_dump(exclude={"critique"}), "passed": verdict.passed, "failure": verdict.failure,
         "scores": verdict.scores.model_dump(), "feedback": verdict.feedback,

@@ -7,8 +7,10 @@ import zlib
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
+from ..graph.events import GeneratorProgress, SegmentReady
 from ..graph.state import Attempt, EpisodeState
 from ..memory.artifacts import ArtifactStore
+from ..tools.media import thumbnail_data_url
 from ..tools.video import SegmentRequest, backbone_info, load_generator
 from .runtime import artifact_store, thread_id, trace_db
 
@@ -43,11 +45,20 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
                              num_inference_steps=settings.num_inference_steps,
                              guidance_scale=settings.guidance_scale, seed=seed, trajectory=settings.trajectory,
                              sde_noise_level=settings.sde_noise_level)
-    segment = generator.generate(request)
+    emit = runtime.stream_writer
+
+    def progress(step: int, steps: int) -> None:
+        emit(GeneratorProgress(sub_action=state.cursor, try_index=try_index, step=step, steps=steps,
+                               backbone=settings.backbone).model_dump())
+
+    segment = generator.generate(request, progress=progress)
     trajectory = save_trajectory(store, segment.trajectory) if segment.trajectory is not None else ""
     attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan_version,
                       prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),
-                      last_frame=store.put_frame(segment.frames[-1]), trajectory=trajectory)
+                      last_frame=store.put_frame(segment.frames[-1]), trajectory=trajectory,
+                      thumbnail=thumbnail_data_url(segment.frames[-1]))
+    emit(SegmentReady(sub_action=state.cursor, try_index=try_index, segment=attempt.segment,
+                      thumbnail=attempt.thumbnail, prompt=attempt.prompt, seed=seed).model_dump())
     sub = state.current()
     trace_db(settings).record_attempt(thread_id(), {
         **attempt.model_dump(exclude={"critique"}), "backbone": settings.backbone,

@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from ..graph.config import RunContext
-from ..graph.state import Critique, CritiqueScores, FailureKind, Ledger, Plan, SubAction
+from ..graph.state import Critique, CritiqueScores, CriticFailure, Ledger, Plan, SubAction
 from ..tools.errors import LLMUnavailableError
 from ..tools.llm import chat_model
 from ..tools.media import keyframe_sheet
@@ -64,7 +64,7 @@ class LLMCritiqueReply(BaseModel):
     physical_plausibility: float = Field(ge=0, le=1)
     visual_quality: float = Field(ge=0, le=1)
     passed: bool
-    failure: FailureKind | None = None
+    failure: CriticFailure | None = None
     feedback: str
     suggestion: str = ""
     replan: bool = False

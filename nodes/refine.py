@@ -20,6 +20,7 @@ FLAGS_FOR = {
     "drift": ("still",),
     "discontinuity": ("still",),
     "missing_object": ("explicit",),
+    "rejected": ("explicit", "complete", "still"),  # a reviewer's words are not parsed: strengthen all round
 }
 
 

@@ -83,3 +83,13 @@ def keyframe_sheet(frames: list[np.ndarray], labels: list[str] | None = None, sc
         sheet[: tile.shape[0], x : x + tile.shape[1]] = tile
         x += tile.shape[1] + gap
     return sheet
+
+
+def thumbnail_data_url(frame: np.ndarray, max_side: int = 64, quality: int = 80) -> str:
+    """A small JPEG of `frame` as a data URL (about 1 kB at 64 px): state and stream events show
+    segments without a file server."""
+    image = Image.fromarray(frame)
+    image.thumbnail((max_side, max_side), Image.LANCZOS)
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -3,7 +3,7 @@
 import pytest
 
 from spiral.graph.config import RunContext
-from spiral.graph.routing import after_advance, after_critique, after_plan
+from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
 from spiral.graph.state import Attempt, Critique, CritiqueScores, EpisodeState, SubAction
 
 SCORES = CritiqueScores(action_completion=0, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
@@ -46,3 +46,21 @@ def test_after_advance():
     assert after_advance(_state(cursor=1)) == "generate"
     assert after_advance(_state(cursor=2)) == "finalize"
     assert after_advance(_state(cursor=1, calls=40)) == "finalize"
+
+
+@pytest.mark.parametrize("tries,calls,expected", [
+    ([(True, None)], 1, "review"),                      # about to accept: a person looks first
+    ([(False, "incomplete")] * 3, 3, "plan"),           # still replans before any acceptance
+    ([(False, "incomplete")], 1, "refine"),             # the critic's own failures never reach review
+    ([(False, "incomplete")], 40, "review"),            # best effort at the budget is reviewed too
+])
+def test_after_critique_with_review(tries, calls, expected):
+    assert after_critique(_state(tries=tries, calls=calls, review=True)) == expected
+
+
+@pytest.mark.parametrize("review,calls,expected", [
+    ("approved", 1, "advance"), ("rejected", 1, "refine"), ("rejected", 40, "advance")])
+def test_after_review(review, calls, expected):
+    state = _state(tries=[(True, None)], calls=calls, review=True)
+    state.attempts[-1].review = review
+    assert after_review(state) == expected

@@ -9,6 +9,7 @@ LangGraph: a backbone can be used on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -81,10 +82,16 @@ class Segment:
     trajectory: Any | None = None
 
 
+ProgressFn = Callable[[int, int], None]
+"""`progress(step, steps)`: denoising step `step` (1-based) of `steps` is done."""
+
+
 @runtime_checkable
 class VideoGenerator(Protocol):
     """A TI2V backbone used as a tool: load once, call many times."""
 
     name: str
 
-    def generate(self, request: SegmentRequest) -> Segment: ...
+    def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
+        """Render one segment; call `progress(step, steps)` after each denoising step."""
+        ...

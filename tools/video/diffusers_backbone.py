@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, SpiralError
-from .base import Segment, SegmentRequest
+from .base import ProgressFn, Segment, SegmentRequest
 from .trajectory import TrajectoryRecorder
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class DiffusersBackbone:
         pe, npe = out
         return {"prompt_embeds": pe, "negative_prompt_embeds": npe}
 
-    def generate(self, request: SegmentRequest) -> Segment:
+    def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
         import torch
 
         check_sizes(self.name, request.num_frames, request.height, request.width)
@@ -213,7 +213,8 @@ class DiffusersBackbone:
                 out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
                                 width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
                                 guidance_scale=guidance, generator=generator, output_type="np",
-                                max_sequence_length=self.spec.max_sequence_length, **kwargs)
+                                max_sequence_length=self.spec.max_sequence_length,
+                                **_progress_callback(progress, steps), **kwargs)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise SpiralError(f"{self.name} ran out of GPU memory at {request.width}x{request.height}, "
@@ -226,6 +227,18 @@ class DiffusersBackbone:
             trajectory.prompt_embeds = kwargs["prompt_embeds"].detach().float().cpu()
         return Segment(frames=frames, fps=self.spec.fps, seed=request.seed, backbone=self.name,
                        timings={"generate_s": time.perf_counter() - t0}, trajectory=trajectory)
+
+
+def _progress_callback(progress: ProgressFn | None, steps: int) -> dict:
+    """diffusers' `callback_on_step_end`, reporting each finished denoising step."""
+    if progress is None:
+        return {}
+
+    def on_step_end(pipe, i: int, t, callback_kwargs: dict) -> dict:
+        progress(i + 1, steps)
+        return callback_kwargs
+
+    return {"callback_on_step_end": on_step_end}
 
 
 def register_all() -> None:

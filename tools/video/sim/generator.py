@@ -25,7 +25,7 @@ from ...perception import PerceivedObject, perceive
 from ...world.motion import Change, Move, Recolor, animate, render_segment
 from ...world.render import render_scene
 from ...world.scene import SIZE_HALF, Scene, WorldObject
-from ..base import Segment, SegmentRequest
+from ..base import ProgressFn, Segment, SegmentRequest
 from .config import SimConfig, preset
 from .language import Intent, ObjectRef, Reading, read_prompt
 from ...world.execute import goal_position
@@ -115,8 +115,12 @@ class SimVideoGenerator:
         self.config = config or preset(difficulty)
         self.difficulty = difficulty
 
-    def generate(self, request: SegmentRequest) -> Segment:
-        return self.generate_with_truth(request)[0]
+    def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
+        """The sim has no denoising loop: it renders the segment in one go and reports one step."""
+        segment = self.generate_with_truth(request)[0]
+        if progress is not None:
+            progress(1, 1)
+        return segment
 
     def generate_with_truth(self, request: SegmentRequest) -> tuple[Segment, SimTruth]:
         t0 = time.perf_counter()

@@ -1,0 +1,90 @@
+"""What a watching client sees besides node updates: custom stream events, and the
+review interrupt's question and answer.
+
+Custom events go out on LangGraph's `custom` stream mode (`stream_mode=["updates",
+"custom"]`), one JSON object each, told apart by `event`. The review interrupt
+asks with a `ReviewRequest` and takes a `ReviewDecision` (or the shorthand
+strings "approve" / "reject") through `Command(resume=...)`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from .state import CritiqueScores, FailureKind
+
+
+class GeneratorProgress(BaseModel):
+    """Denoising step `step` of `steps` of one segment (the simulator reports a single step)."""
+
+    event: Literal["generator_progress"] = "generator_progress"
+    sub_action: int
+    try_index: int
+    step: int
+    steps: int
+    backbone: str
+
+
+class SegmentReady(BaseModel):
+    event: Literal["segment"] = "segment"
+    sub_action: int
+    try_index: int
+    segment: str
+    """Artifact ref of the frames."""
+    thumbnail: str
+    """The last frame as a small JPEG data URL."""
+    prompt: str
+    seed: int
+
+
+class CritiqueEvent(BaseModel):
+    event: Literal["critique"] = "critique"
+    sub_action: int
+    try_index: int
+    passed: bool
+    failure: FailureKind | None
+    scores: CritiqueScores
+    feedback: str
+    suggestion: str
+
+
+class ReviewRequest(BaseModel):
+    """The interrupt's payload: the segment about to be accepted and what the critic said."""
+
+    question: str = "Accept this segment? Resume with 'approve', or {'decision': 'reject', 'feedback': '...'}."
+    sub_action: int
+    description: str
+    try_index: int
+    segment: str
+    thumbnail: str
+    critic_passed: bool
+    critic_feedback: str
+    error: str = ""
+    """Why the previous answer was not understood, when it was not."""
+
+
+class ReviewDecision(BaseModel):
+    decision: Literal["approve", "reject"]
+    feedback: str = Field("", description="With reject: what is wrong, used to rewrite the instruction.")
+
+    @classmethod
+    def parse(cls, answer: object) -> ReviewDecision:
+        """From `Command(resume=...)`: a ReviewDecision dict, or the strings 'approve' / 'reject[: feedback]'."""
+        if isinstance(answer, cls):
+            return answer
+        if isinstance(answer, str):
+            word, _, rest = answer.partition(":")
+            word = word.strip().lower()
+            if word in ("approve", "approved", "accept", "yes", "y"):
+                return cls(decision="approve")
+            if word in ("reject", "rejected", "no", "n"):
+                return cls(decision="reject", feedback=rest.strip())
+            raise ValueError(f"answer {answer!r} is neither 'approve' nor 'reject: feedback'")
+        if isinstance(answer, dict):
+            try:
+                return cls.model_validate(answer)
+            except ValidationError as exc:
+                raise ValueError(f"answer {answer!r} is not a review decision: {exc.errors()[0]['msg']}") from None
+        raise ValueError(f"answer of type {type(answer).__name__} is not a review decision")

@@ -1,0 +1,57 @@
+"""Review (optional): a person approves a segment before it is accepted, or rejects it with feedback.
+
+With `RunContext.review` on, the loop pauses here (a LangGraph interrupt) every
+time it is about to accept a segment. The run resumes with
+`Command(resume="approve")` or `Command(resume={"decision": "reject",
+"feedback": "the ball stopped on the rim"})`. A rejection replaces the critic's
+verdict with the reviewer's, so refine rewrites the instruction from it and the
+segment is generated again (the generator-call budget still bounds the loop).
+An answer that is neither asks again, saying why.
+"""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from ..graph.config import RunContext
+from ..graph.events import ReviewDecision, ReviewRequest
+from ..graph.state import Critique, EpisodeState
+from .runtime import thread_id, trace_db
+
+
+def ask(request: ReviewRequest) -> ReviewDecision:
+    """Interrupt until the answer parses; each retry is a new interrupt that says what was wrong."""
+    answer = interrupt(request.model_dump())
+    while True:
+        try:
+            return ReviewDecision.parse(answer)
+        except ValueError as exc:
+            answer = interrupt(request.model_copy(update={"error": str(exc)}).model_dump())
+
+
+def rejected(critique: Critique, feedback: str) -> Critique:
+    """The reviewer's verdict in the critic's shape: refine and the traces read it like any other."""
+    said = feedback or "the reviewer rejected the segment"
+    return critique.model_copy(update={
+        "passed": False, "failure": "rejected", "feedback": f"reviewer: {said}", "suggestion": said, "replan": False,
+        "evidence": {**critique.evidence, "critic_passed": str(critique.passed), "critic_feedback": critique.feedback}})
+
+
+def review(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
+    settings = state.settings
+    assert settings is not None
+    last = state.attempts[-1]
+    assert last.critique is not None
+    sub = state.current()
+    decision = ask(ReviewRequest(sub_action=sub.index, description=sub.description, try_index=last.try_index,
+                                 segment=last.segment, thumbnail=last.thumbnail, critic_passed=last.critique.passed,
+                                 critic_feedback=last.critique.feedback))
+    trace_db(settings).record_attempt(thread_id(), {
+        "plan_version": last.plan_version, "sub_action_index": last.sub_action_index, "try_index": last.try_index,
+        "review": decision.decision, "review_feedback": decision.feedback})
+    if decision.decision == "approve":
+        reviewed = last.model_copy(update={"review": "approved"})
+    else:
+        reviewed = last.model_copy(update={"review": "rejected", "critique": rejected(last.critique, decision.feedback)})
+    return {"attempts": [*state.attempts[:-1], reviewed]}
