@@ -29,5 +29,5 @@ else
       --extra-index-url https://pypi.org/simple
   fi
 fi
-python -m pip install -q -e ".[diffusers,dev]"
+python -m pip install -q -e ".[diffusers,postgres,dev]"
 echo "SPIRAL installed. Activate with: . .venv/bin/activate   then try: spiral demo"

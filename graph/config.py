@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -10,10 +11,14 @@ from pydantic import BaseModel, Field, field_validator
 from ..tools.errors import InputError
 
 
-def default_workspace() -> str:
-    import os
+_START_DIR = Path.cwd()
+"""Where the process started: read once at import, so building a RunContext makes no system call
+(the LangGraph server builds it on its event loop, where `langgraph dev` forbids blocking calls)."""
 
-    return os.environ.get("SPIRAL_HOME", str(Path.cwd() / ".spiral"))
+
+def default_workspace() -> str:
+    """$SPIRAL_HOME, else .spiral in the folder the process started in."""
+    return os.environ.get("SPIRAL_HOME") or str(_START_DIR / ".spiral")
 
 
 class RunContext(BaseModel):

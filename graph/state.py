@@ -133,7 +133,8 @@ class EpisodeInput(BaseModel):
     """What a user gives: a start image and an action."""
 
     action: str = Field(description="High-level action, e.g. 'put all red objects in the bowl'.")
-    image: str = Field(description="Start image: a file path, a data:image/...;base64 URL, or an artifact ref.")
+    image: str = Field(description="Start image: a file path, an http(s) URL, a data:image/...;base64 URL, "
+                       "or an artifact ref (sha256:...).")
 
 
 class EpisodeOutput(BaseModel):

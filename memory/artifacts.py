@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 import zlib
 from pathlib import Path
@@ -17,7 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..tools.errors import SpiralError
+from ..tools.errors import InputError, SpiralError
+
+REF_PATTERN = re.compile(r"sha256:[0-9a-f]{64}\.[a-z0-9]{1,16}(\.[a-z0-9]{1,8})?")
+"""An artifact reference: the content's sha256 and an extension (npy.z, png, json, ...); nothing in
+it can climb out of the store's folder."""
 
 
 class ArtifactStore:
@@ -28,12 +33,15 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, ref: str) -> Path:
-        if not ref.startswith("sha256:") or "/" in ref or ".." in ref:
-            raise SpiralError(f"not an artifact reference: {ref!r}")
+        """Where `ref` lives; only well-formed refs resolve, and only inside the store's root."""
+        if not isinstance(ref, str) or not REF_PATTERN.fullmatch(ref):
+            raise InputError(f"not an artifact reference: {str(ref)[:80]!r} (expected sha256:<64 hex>.<ext>)")
         name = ref.removeprefix("sha256:")
         return self.root / name[:2] / name
 
     def put_bytes(self, data: bytes, ext: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]{1,16}(\.[a-z0-9]{1,8})?", ext):
+            raise ValueError(f"bad artifact extension {ext!r}")
         digest = hashlib.sha256(data).hexdigest()
         ref = f"sha256:{digest}.{ext}"
         target = self.path(ref)

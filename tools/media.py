@@ -14,19 +14,49 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InputError
 
 
+INPUT_ROOT_ENV = "SPIRAL_INPUT_ROOT"
+"""When set (a shared server sets it), start images given as paths must lie inside this folder."""
+MAX_IMAGE_BYTES = 32 * 2**20
+URL_TIMEOUT_S = 30.0
+
+
+def _allowed_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    root = os.environ.get(INPUT_ROOT_ENV)
+    if root and not path.resolve().is_relative_to(Path(root).expanduser().resolve()):
+        raise InputError(f"start image paths must be inside {root} on this server ({INPUT_ROOT_ENV}); "
+                         "send the image as a base64 data URL instead")
+    return path
+
+
+def _download(url: str) -> bytes:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 (http(s) only)
+            data = response.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot download the start image {url[:80]!r}: {exc}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InputError(f"start image at {url[:80]!r} is over {MAX_IMAGE_BYTES // 2**20} MB")
+    return data
+
+
 def load_image(source: str | os.PathLike[str]) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a file path, a `data:image/...;base64,` URL or raw base64."""
+    """RGB uint8 (H, W, 3) from a file path, an http(s) URL, a `data:image/...;base64,` URL or raw base64."""
     text = str(source)
     try:
-        if text.startswith("data:image"):
+        if text.startswith(("http://", "https://")):
+            image = Image.open(io.BytesIO(_download(text)))
+        elif text.startswith("data:image"):
             raw = base64.b64decode(text.split(",", 1)[1], validate=True)
             image = Image.open(io.BytesIO(raw))
         elif len(text) > 512 and not os.path.exists(text):
             image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
         else:
-            path = Path(text).expanduser()
+            path = _allowed_path(text)
             if not path.is_file():
-                raise InputError(f"start image not found: {text} (give a PNG/JPEG path or a base64 data URL)")
+                raise InputError(f"start image not found: {text} (give a PNG/JPEG path, an http(s) URL or a base64 data URL)")
             image = Image.open(path)
         image.load()
     except (UnidentifiedImageError, binascii.Error, ValueError, OSError) as exc:

@@ -30,9 +30,11 @@ def test_artifacts_are_content_addressed_and_deterministic(tmp_path):
 
 def test_artifact_refs_cannot_escape_the_store(tmp_path):
     store = ArtifactStore(tmp_path)
-    for bad in ("../etc/passwd", "sha256:../../x", "/abs"):
-        with pytest.raises(SpiralError):
-            store.path(bad)
+    good = "sha256:" + "a" * 64
+    for bad in ("../etc/passwd", "sha256:../../x", "/abs", good + ".png/../../x", good + "/..", "sha256:" + "A" * 64
+                + ".png", good[:-1] + ".png", good + ".png\n", good, 3):
+        with pytest.raises(InputError, match="not an artifact reference"):
+            store.path(bad)  # type: ignore[arg-type]
     with pytest.raises(SpiralError, match="missing"):
         store.get_bytes("sha256:" + "0" * 64 + ".png")
 
@@ -78,3 +80,34 @@ def test_video_writers(tmp_path):
     assert Image.open(gif).n_frames == 5
     sheet = keyframe_sheet([frames[0], frames[-1]])
     assert sheet.shape == (66, 47 * 2 * 2 + 4, 3)
+
+
+def test_start_image_paths_stay_inside_the_input_root(tmp_path, monkeypatch):
+    inside = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "inputs" / "a.png")
+    outside = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "elsewhere" / "b.png")
+    monkeypatch.setenv("SPIRAL_INPUT_ROOT", str(tmp_path / "inputs"))
+    assert load_image(inside).shape == (8, 8, 3)
+    for sneaky in (outside, tmp_path / "inputs" / ".." / "elsewhere" / "b.png"):
+        with pytest.raises(InputError, match="must be inside"):
+            load_image(sneaky)
+    raw = base64.b64encode(outside.read_bytes()).decode()
+    assert load_image(f"data:image/png;base64,{raw}").shape == (8, 8, 3)  # pixels are always welcome
+
+
+def test_start_image_from_an_http_url(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    save_png(np.full((6, 9, 3), 200, np.uint8), tmp_path / "s.png")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert load_image(f"{base}/s.png").shape == (6, 9, 3)
+        with pytest.raises(InputError, match="cannot download"):
+            load_image(f"{base}/missing.png")
+    finally:
+        server.shutdown()

@@ -1,0 +1,128 @@
+"""Who may use a SPIRAL server, and whose episodes they see (langgraph.json → `auth`).
+
+Tokens come from the environment: `SPIRAL_API_TOKENS="alice:tok-a,bob:tok-b"`
+(user name, colon, token; comma between users). A request carries
+`Authorization: Bearer <token>`. Every thread is stamped with its creator as
+`metadata.owner`, and every read, search, update, delete or run on a thread
+is filtered to the caller's own, so one user can neither see nor resume
+another's episode. The server keeps its paths to itself: a run may not set
+`workspace`, `out_dir` or `prompts_dir` in its context.
+
+LangGraph Studio on a local `langgraph dev` server signs in as its own
+Studio user, which sees every thread (it is you, on your machine).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from langgraph_sdk import Auth
+from langgraph_sdk.auth.types import StudioUser
+
+TOKENS_ENV = "SPIRAL_API_TOKENS"
+SERVER_PATHS = ("workspace", "out_dir", "prompts_dir")
+"""Run-context fields that name folders on the server: the server's own settings decide them."""
+
+auth = Auth()
+
+
+def tokens_from_env() -> dict[str, str]:
+    """{token: user} from SPIRAL_API_TOKENS; a malformed entry is an error that names it."""
+    users: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in os.environ.get(TOKENS_ENV, "").split(","))):
+        user, sep, token = entry.partition(":")
+        if not sep or not user.strip() or len(token.strip()) < 8:
+            raise ValueError(f"{TOKENS_ENV} entry {entry.split(':')[0]!r}... is not 'user:token' with a token "
+                             "of at least 8 characters")
+        users[token.strip()] = user.strip()
+    return users
+
+
+def _refuse(status: int, detail: str) -> Auth.exceptions.HTTPException:
+    return Auth.exceptions.HTTPException(status_code=status, detail=detail)
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
+    try:
+        users = tokens_from_env()
+    except ValueError as exc:
+        raise _refuse(500, f"server misconfigured: {exc}") from None
+    if not users:
+        raise _refuse(401, f"this server has no API tokens: set {TOKENS_ENV}=user:token[,user:token]")
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        raise _refuse(401, "send 'Authorization: Bearer <token>'")
+    # compare against every token so the time taken does not say which one was close
+    match = [user for token, user in users.items() if hmac.compare_digest(token, presented.strip())]
+    if not match:
+        raise _refuse(401, "unknown token")
+    return {"identity": match[0], "display_name": match[0]}
+
+
+def _is_studio(ctx: Auth.types.AuthContext) -> bool:
+    return isinstance(ctx.user, StudioUser)
+
+
+@auth.on.threads.create
+async def own_new_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create.value):
+    if _is_studio(ctx):
+        return None
+    metadata = value.setdefault("metadata", {})
+    metadata["owner"] = ctx.user.identity
+    return {"owner": ctx.user.identity}
+
+
+@auth.on.threads.create_run
+async def run_own_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create_run.value):
+    context = (value.get("kwargs") or {}).get("context") or {}
+    chosen = [name for name in SERVER_PATHS if context.get(name)]
+    if chosen:
+        raise _refuse(403, f"{', '.join(chosen)} are set by the server, not per run")
+    if _is_studio(ctx):
+        return None
+    metadata = value.setdefault("metadata", {})
+    metadata["owner"] = ctx.user.identity
+    return {"owner": ctx.user.identity}
+
+
+@auth.on.threads.read
+@auth.on.threads.update
+@auth.on.threads.delete
+@auth.on.threads.search
+async def only_own_threads(ctx: Auth.types.AuthContext, value: dict):
+    return None if _is_studio(ctx) else {"owner": ctx.user.identity}
+
+
+@auth.on.assistants.read
+@auth.on.assistants.search
+async def read_assistants(ctx: Auth.types.AuthContext, value: dict):
+    """The graph's assistants are the server's; everyone may use them."""
+    return None
+
+
+@auth.on.assistants
+async def no_assistant_changes(ctx: Auth.types.AuthContext, value: dict):
+    if _is_studio(ctx):
+        return None
+    raise _refuse(403, "assistants are configured by the server (langgraph.json), not by clients")
+
+
+@auth.on.crons
+async def no_crons(ctx: Auth.types.AuthContext, value: dict):
+    if _is_studio(ctx):
+        return None
+    raise _refuse(403, "scheduled runs are not offered by this server")
+
+
+@auth.on.store
+async def own_store_namespace(ctx: Auth.types.AuthContext, value: dict):
+    """Through the API a user reads and writes only under a namespace that starts with their name
+    (the graph's own lessons live under ("spiral", ...) and are written by the graph, not clients)."""
+    if _is_studio(ctx):
+        return None
+    namespace = tuple(value.get("namespace") or ())
+    if namespace[:1] != (ctx.user.identity,):
+        raise _refuse(403, f"store namespaces must start with your user name ({ctx.user.identity!r})")
+    return None

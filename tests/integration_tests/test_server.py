@@ -1,0 +1,175 @@
+"""The graph behind a real `langgraph dev` server, driven with langgraph-sdk as users would.
+
+The server runs on a loopback port with SPIRAL's langgraph.json (auth, store
+index, env) and is stopped by the fixture. Two users have tokens; the test
+streams an episode, reviews its segments, reads its state and history, and
+checks that the other user cannot see or resume it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210"
+ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`langgraph dev` on 127.0.0.1, no browser, no reload, from the repository root as a user runs it
+    (langgraph.json's paths are relative to it); stopped, with its whole process group, at the end."""
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {**os.environ, "SPIRAL_HOME": str(tmp / "workspace"), "SPIRAL_INPUT_ROOT": str(tmp / "inputs"),
+           "SPIRAL_API_TOKENS": f"alice:{ALICE},bob:{BOB}", "LANGSMITH_TRACING": "false",
+           "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1",
+           "LANGGRAPH_STRICT_MSGPACK": "true"}  # as docs/deploy.md recommends
+    langgraph = Path(sys.executable).with_name("langgraph")
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+                             "--port", str(port), "--config", str(ROOT / "langgraph.json")],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"langgraph dev exited with {proc.returncode}:\n{(tmp / 'server.log').read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"langgraph dev did not start:\n{(tmp / 'server.log').read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield url, tmp
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+    assert proc.returncode is not None
+
+
+def _client(url: str, token: str | None):
+    from langgraph_sdk import get_sync_client
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return get_sync_client(url=url, api_key=None, headers=headers)
+
+
+def _stream(client, thread_id: str, **kwargs) -> tuple[list[dict], list[dict], list[str]]:
+    """(custom events, interrupt payloads, nodes updated) of one streamed run."""
+    events, asked, nodes = [], [], []
+    for part in client.runs.stream(thread_id, "spiral", stream_mode=["updates", "custom"], **kwargs):
+        if part.event == "custom":
+            events.append(part.data)
+        elif part.event == "updates":
+            for key, value in part.data.items():
+                if key == "__interrupt__":
+                    asked.extend(i["value"] for i in value)
+                else:
+                    nodes.append(key)
+        elif part.event == "error":
+            raise AssertionError(f"run failed: {part.data}")
+    return events, asked, nodes
+
+
+def _image(scene_png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(scene_png.read_bytes()).decode()
+
+
+def test_episode_with_streaming_review_history_and_owners(server, scene_png):
+    url, _ = server
+    alice, bob = _client(url, ALICE), _client(url, BOB)
+    thread = alice.threads.create()
+    tid = thread["thread_id"]
+    assert thread["metadata"]["owner"] == "alice"
+
+    events, asked, nodes = _stream(alice, tid, input={"action": ACTION, "image": _image(scene_png)},
+                                   context={"difficulty": "easy", "review": True})
+    assert nodes[:3] == ["plan", "generate", "critique"]  # node updates stream step by step
+    kinds = [e["event"] for e in events]
+    assert {"generator_progress", "segment", "critique"} <= set(kinds)
+    assert len(asked) == 1 and asked[0]["sub_action"] == 0
+    assert asked[0]["thumbnail"].startswith("data:image/jpeg;base64,")
+    state = alice.threads.get_state(tid)
+    assert state["next"] == ["review"]
+    assert state["values"]["attempts"][-1]["thumbnail"] == asked[0]["thumbnail"]
+
+    # reject once with feedback: the segment is generated again, then reviewed again
+    _, asked, nodes = _stream(alice, tid, command={"resume": {"decision": "reject", "feedback": "not far enough"}})
+    assert "refine" in nodes and "generate" in nodes
+    assert asked and asked[0]["sub_action"] == 0
+    rejected = [a for a in alice.threads.get_state(tid)["values"]["attempts"] if a["review"] == "rejected"]
+    assert len(rejected) == 1 and rejected[0]["critique"]["feedback"] == "reviewer: not far enough"
+
+    # the other user can neither read nor resume it, nor find it
+    for call in (lambda: bob.threads.get(tid), lambda: bob.threads.get_state(tid),
+                 lambda: bob.runs.create(tid, "spiral", command={"resume": "approve"})):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            call()
+        assert refused.value.response.status_code in (403, 404)
+    assert tid not in [t["thread_id"] for t in bob.threads.search()]
+    assert tid in [t["thread_id"] for t in alice.threads.search()]
+
+    while asked:
+        _, asked, _ = _stream(alice, tid, command={"resume": "approve"})
+    final = alice.threads.get_state(tid)["values"]
+    assert final["status"] in ("done", "partial") and len(final["outcomes"]) == 2
+    assert all(o["reviewed"] for o in final["outcomes"])
+    assert Path(final["video"]).is_file()
+    history = alice.threads.get_history(tid, limit=200)
+    assert len(history) > 8 and {"review", "advance"} <= {n for h in history for n in h["next"]}
+
+
+def test_requests_without_a_known_token_are_refused(server):
+    url, _ = server
+    for token in (None, "not-a-token-at-all"):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            _client(url, token).threads.create()
+        assert refused.value.response.status_code == 401
+
+
+def test_runs_cannot_choose_server_paths(server, scene_png):
+    url, tmp = server
+    alice = _client(url, ALICE)
+    tid = alice.threads.create()["thread_id"]
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        alice.runs.create(tid, "spiral", input={"action": ACTION, "image": _image(scene_png)},
+                          context={"workspace": "/tmp/elsewhere"})
+    assert refused.value.response.status_code == 403 and "set by the server" in refused.value.response.text
+
+
+def test_start_image_paths_outside_the_input_root_fail_the_run(server, scene_png):
+    url, tmp = server
+    alice = _client(url, ALICE)
+    tid = alice.threads.create()["thread_id"]
+    run = alice.runs.create(tid, "spiral", input={"action": ACTION, "image": str(scene_png)})
+    alice.runs.join(tid, run["run_id"])
+    run = alice.runs.get(tid, run["run_id"])
+    assert run["status"] == "error"
