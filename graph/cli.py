@@ -57,6 +57,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts-dir", default="", help="folder with planner.md / critic.md / refiner.md overrides")
     p.add_argument("--memory", default="episode", choices=["episode", "reflective", "off"],
                    help="episode ledger (default), plus lessons across episodes (reflective), or off (ablation)")
+    p.add_argument("--review", action="store_true",
+                   help="pause before accepting each segment: approve it, or reject it with feedback")
     p.add_argument("--out", default="", help="folder for video.mp4, video.gif and summary.json")
     p.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
@@ -75,6 +77,10 @@ def parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="finish an interrupted episode")
     resume.add_argument("thread_id")
     resume.add_argument("--workspace", default="")
+    answer = resume.add_mutually_exclusive_group()
+    answer.add_argument("--approve", action="store_true", help="answer a pending review: accept the segment")
+    answer.add_argument("--reject", metavar="FEEDBACK", default=None,
+                        help="answer a pending review: reject the segment, saying what is wrong")
     sub.add_parser("backbones", help="list the registered video generators")
     traces = sub.add_parser("traces", help="browse the trace database")
     tsub = traces.add_subparsers(dest="traces_command", required=True)
@@ -142,23 +148,28 @@ def _context(args: argparse.Namespace) -> RunContext:
                       trajectory=args.trajectory, sde_noise_level=args.sde_noise_level,
                       planner=args.planner, critic=args.critic, llm_model=args.llm_model, base_url=args.base_url,
                       temperature=args.temperature, llm_timeout_s=args.llm_timeout, llm_retries=args.llm_retries,
-                      prompts_dir=args.prompts_dir, memory=args.memory,
+                      prompts_dir=args.prompts_dir, memory=args.memory, review=args.review,
                       height=args.height, width=args.width, max_tries_per_segment=args.max_tries,
                       max_replans=args.max_replans, max_generator_calls=args.max_calls,
                       workspace=str(Path(args.workspace or default_workspace()).resolve()),
                       out_dir=str(Path(args.out).resolve()) if args.out else "")
 
 
-def _stream(graph, payload: Any, config: dict, context: RunContext | None, workspace: str) -> None:
-    """Run the graph, printing one line per plan, critique and accepted segment."""
+def _stream(graph, payload: Any, config: dict, context: RunContext | None, workspace: str) -> list[dict]:
+    """Run the graph, printing one line per plan, critique and accepted segment; returns the
+    payloads of the interrupts it stopped at (a review waiting for an answer), if any."""
     from ..memory.artifacts import ArtifactStore
     from ..nodes.plan import load_plan
 
     console = _console()
     total = 0
     kwargs = {"context": context} if context is not None else {}
+    asked: list[dict] = []
     for update in graph.stream(payload, config, stream_mode="updates", **kwargs):
         for node, delta in update.items():
+            if node == "__interrupt__":
+                asked.extend(i.value for i in delta)
+                continue
             if not isinstance(delta, dict):
                 continue
             if node == "plan" and delta.get("plan_ref"):
@@ -178,8 +189,49 @@ def _stream(graph, payload: Any, config: dict, context: RunContext | None, works
                 console.print(f"  step {a.sub_action_index + 1} try {a.try_index + 1}: {mark}  {c.feedback}")
             elif node == "refine":
                 console.print(f"    refine → {delta['instruction']}")
+            elif node == "review":
+                a = delta["attempts"][-1]
+                console.print(f"    review: {a.review}" + (f" ({a.critique.feedback})" if a.review == "rejected" else ""))
             elif node == "finalize":
                 console.print(f"[bold]{delta['status']}[/bold]: {delta['video']}")
+    return asked
+
+
+def _ask_reviewer(asked: dict, workspace: str, thread_id: str) -> Any | None:
+    """Show the segment waiting for review and read an answer from the terminal; None when
+    there is no terminal (the run stays paused, to be answered with `spiral resume`)."""
+    from ..memory.artifacts import ArtifactStore
+    from ..tools.media import write_gif
+
+    frames = ArtifactStore(Path(workspace) / "artifacts").get_frames(asked["segment"])
+    preview = write_gif(frames, Path(workspace) / "review" / f"{thread_id}.gif")
+    console = _console()
+    if asked.get("error"):
+        console.print(f"[red]{asked['error']}[/red]")
+    verdict = "passed" if asked["critic_passed"] else "did not pass"
+    console.print(f"[bold]review[/bold] step {asked['sub_action'] + 1} ({asked['description']}), "
+                  f"try {asked['try_index'] + 1}: the critic says it {verdict}: {asked['critic_feedback']}")
+    console.print(f"  preview: {preview}")
+    if not sys.stdin.isatty():
+        console.print(f"paused for review; answer with: spiral resume {thread_id} --workspace {workspace} "
+                      "--approve   (or --reject 'what is wrong')")
+        return None
+    reply = input("  approve? [Y]es / or type what is wrong to reject: ").strip()
+    return "approve" if reply.lower() in ("", "y", "yes") else {"decision": "reject", "feedback": reply}
+
+
+def _stream_with_review(graph, payload: Any, config: dict, context: RunContext | None, workspace: str) -> bool:
+    """Stream, answering review interrupts from the terminal; False if the run is left paused."""
+    from langgraph.types import Command
+
+    thread_id = config["configurable"]["thread_id"]
+    asked = _stream(graph, payload, config, context, workspace)
+    while asked:
+        answer = _ask_reviewer(asked[0], workspace, thread_id)
+        if answer is None:
+            return False
+        asked = _stream(graph, Command(resume=answer), config, context, workspace)
+    return True
 
 
 def _print_summary(summary_path: str) -> None:
@@ -199,7 +251,7 @@ def _print_summary(summary_path: str) -> None:
 
 
 def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> None:
-    from ..memory.checkpoints import sqlite_checkpointer
+    from ..memory.checkpoints import open_checkpointer, where
     from ..nodes.plan import preflight
     from .workflow import build_graph, checkpoint_serde
 
@@ -208,16 +260,18 @@ def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -
     # finished (an LLM server that was down, say) still has them
     config = {"configurable": {"thread_id": thread_id},
               "metadata": {"spiral_settings": context.model_dump_json()}}  # metadata keeps strings only
-    with sqlite_checkpointer(context.workspace, checkpoint_serde()) as saver, \
+    with open_checkpointer(context.workspace, checkpoint_serde()) as saver, \
             _memory_store(context.memory, context.workspace) as store:
         graph = build_graph(checkpointer=saver, store=store)
         if graph.get_state(config).values:
-            raise InputError(f"thread {thread_id!r} already exists in {context.workspace}; "
+            raise InputError(f"thread {thread_id!r} already exists in {where(context.workspace)}; "
                              f"use `spiral resume {thread_id}` or another --thread-id")
         _console().print(f"thread {thread_id}  (resume with: spiral resume {thread_id} --workspace {context.workspace})")
-        _stream(graph, {"action": action, "image": str(Path(image).resolve())}, config, context, context.workspace)
+        finished = _stream_with_review(graph, {"action": action, "image": str(Path(image).resolve())}, config,
+                                       context, context.workspace)
         final = graph.get_state(config).values
-    _print_summary(final["summary"])
+    if finished:
+        _print_summary(final["summary"])
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -239,19 +293,27 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+    from langgraph.types import Command
+
+    from ..memory.checkpoints import has_checkpoints, open_checkpointer, where
     from .workflow import build_graph, checkpoint_serde
 
     workspace = str(Path(args.workspace or default_workspace()).resolve())
-    if not checkpoint_path(workspace).exists():
+    if not has_checkpoints(workspace):
         raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
     config = {"configurable": {"thread_id": args.thread_id}}
+    finished = True
     with contextlib.ExitStack() as stack:
-        saver = stack.enter_context(sqlite_checkpointer(workspace, checkpoint_serde()))
+        saver = stack.enter_context(open_checkpointer(workspace, checkpoint_serde()))
         graph = build_graph(checkpointer=saver)
         state = graph.get_state(config)
         if not state.values:
-            raise ResumeError(f"no thread {args.thread_id!r} in {workspace}")
+            raise ResumeError(f"no thread {args.thread_id!r} in {where(workspace)}")
+        waiting = any(task.interrupts for task in state.tasks)
+        answer = "approve" if args.approve else {"decision": "reject", "feedback": args.reject} \
+            if args.reject is not None else None
+        if answer is not None and not waiting:
+            raise InputError(f"thread {args.thread_id!r} is not waiting for a review")
         store = stack.enter_context(_memory_store(_memory_of(graph, config), workspace))
         graph = build_graph(checkpointer=saver, store=store)
         if not state.next:
@@ -262,9 +324,16 @@ def cmd_resume(args: argparse.Namespace) -> None:
             if saved:
                 config = {**config, "metadata": {"spiral_settings": saved}}
             _console().print(f"resuming {args.thread_id} at {', '.join(state.next)}")
-            _stream(graph, None, config, context, workspace)
+            if waiting and answer is None:
+                asked = [i.value for task in state.tasks for i in task.interrupts]
+                answer = _ask_reviewer(asked[0], workspace, args.thread_id)
+                if answer is None:
+                    return
+            payload = Command(resume=answer) if waiting else None
+            finished = _stream_with_review(graph, payload, config, context, workspace)
         final = graph.get_state(config).values
-    _print_summary(final["summary"])
+    if finished:
+        _print_summary(final["summary"])
 
 
 def cmd_backbones(args: argparse.Namespace) -> None:
@@ -283,12 +352,12 @@ def cmd_backbones(args: argparse.Namespace) -> None:
 
 
 def _memory_store(memory: str, workspace: str):
-    """The reflective-memory store (workspace/memory.sqlite) when the run uses it."""
+    """The reflective-memory store (workspace/memory.sqlite, or PostgreSQL) when the run uses it."""
     if memory != "reflective":
         return contextlib.nullcontext(None)
-    from ..memory.store import sqlite_store
+    from ..memory.checkpoints import open_store
 
-    return sqlite_store(workspace)
+    return open_store(workspace)
 
 
 def _memory_of(graph, config: dict) -> str:

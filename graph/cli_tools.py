@@ -101,12 +101,12 @@ def cmd_traces(args: argparse.Namespace) -> None:
 
 
 def _with_graph(workspace: str):
-    from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+    from ..memory.checkpoints import has_checkpoints, open_checkpointer
     from .workflow import checkpoint_serde
 
-    if not checkpoint_path(workspace).exists():
+    if not has_checkpoints(workspace):
         raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
-    return sqlite_checkpointer(workspace, checkpoint_serde())
+    return open_checkpointer(workspace, checkpoint_serde())
 
 
 def cmd_history(args: argparse.Namespace) -> None:

@@ -1,18 +1,53 @@
-"""Checkpointers: SQLite by default (a file in the workspace), so a killed run resumes."""
+"""Checkpointers and the reflective-memory store: SQLite files in the workspace by default,
+PostgreSQL when `SPIRAL_DATABASE_URI` is set (self-hosting: many processes, one database).
+
+Either way every superstep is committed before the next starts, so a killed
+run resumes from its last finished step, from any process that opens the same
+workspace (SQLite) or database (PostgreSQL).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
+
+from ..tools.errors import SpiralError
+
+DATABASE_ENV = "SPIRAL_DATABASE_URI"
+"""postgresql://user:password@host:5432/db — checkpoints and lessons go there instead of the workspace."""
 
 
 def checkpoint_path(workspace: str | Path) -> Path:
     return Path(workspace) / "checkpoints.sqlite"
+
+
+def database_uri() -> str:
+    return os.environ.get(DATABASE_ENV, "").strip()
+
+
+def redacted(uri: str) -> str:
+    """The URI without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
+
+
+def has_checkpoints(workspace: str | Path) -> bool:
+    """Whether there is anything to resume: a database is configured, or the workspace has its file."""
+    return bool(database_uri()) or checkpoint_path(workspace).exists()
+
+
+def where(workspace: str | Path) -> str:
+    """Where this process keeps checkpoints, in words."""
+    uri = database_uri()
+    return f"PostgreSQL {redacted(uri)}" if uri else str(workspace)
 
 
 @contextmanager
@@ -31,3 +66,65 @@ def sqlite_checkpointer(workspace: str | Path, serde: SerializerProtocol | None 
         yield saver
     finally:
         conn.close()
+
+
+@contextmanager
+def postgres_connection(uri: str) -> Iterator[Any]:
+    """One autocommit psycopg connection, as langgraph's Postgres savers want it."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    try:
+        conn = psycopg.Connection.connect(uri, autocommit=True, prepare_threshold=0, row_factory=dict_row,
+                                          connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpiralError(f"cannot connect to PostgreSQL at {redacted(uri)} ({DATABASE_ENV}): {first}") from None
+    with conn:
+        yield conn
+
+
+def _postgres_modules():
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from langgraph.store.postgres import PostgresStore
+    except ImportError:
+        raise SpiralError(f"{DATABASE_ENV} is set but the PostgreSQL extra is not installed: "
+                          "pip install 'spiral-actwm[postgres]'") from None
+    return PostgresSaver, PostgresStore
+
+
+@contextmanager
+def open_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = None) -> Iterator[BaseCheckpointSaver]:
+    """PostgresSaver when SPIRAL_DATABASE_URI is set (tables created on first use), else SQLite."""
+    uri = database_uri()
+    if not uri:
+        with sqlite_checkpointer(workspace, serde) as saver:
+            yield saver
+        return
+    postgres_saver, _ = _postgres_modules()
+    with postgres_connection(uri) as conn:
+        saver = postgres_saver(conn, serde=serde)
+        saver.setup()
+        yield saver
+
+
+@contextmanager
+def open_store(workspace: str | Path) -> Iterator[Any]:
+    """The reflective-memory store: PostgresStore when SPIRAL_DATABASE_URI is set, else SQLite.
+
+    No pgvector is needed: without a vector index the lessons are ranked in Python with the
+    same embeddings (memory/store.py), which is quick for the few hundred lessons a lab keeps."""
+    from .store import embedding_index, sqlite_store
+
+    uri = database_uri()
+    if not uri:
+        with sqlite_store(workspace) as store:
+            yield store
+        return
+    _, postgres_store = _postgres_modules()
+    with postgres_connection(uri) as conn:
+        store = postgres_store(conn)
+        store.setup()
+        store.spiral_embed = embedding_index()["embed"]
+        yield store

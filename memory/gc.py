@@ -30,9 +30,31 @@ def _refs_in_sqlite(path: Path) -> set[str]:
     return refs
 
 
+def _refs_in_postgres(uri: str) -> set[str]:
+    """Every reference in every table of the database's public schema (checkpoints, blobs, writes, store)."""
+    from psycopg import sql
+
+    from .checkpoints import postgres_connection
+
+    refs: set[str] = set()
+    with postgres_connection(uri) as conn:
+        tables = [r["tablename"] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")]
+        for table in tables:
+            for row in conn.execute(sql.SQL("select * from {}").format(sql.Identifier(table))):
+                for value in row.values():
+                    raw = bytes(value) if isinstance(value, (bytes, memoryview)) else \
+                        str(value).encode() if value is not None else b""
+                    refs.update(m.decode() for m in REF.findall(raw))
+    return refs
+
+
 def referenced(workspace: str | Path) -> set[str]:
+    from .checkpoints import database_uri
+
     ws = Path(workspace)
     refs = _refs_in_sqlite(ws / "checkpoints.sqlite") | _refs_in_sqlite(ws / "traces.sqlite")
+    if database_uri():  # checkpoints there reference artifacts here too
+        refs |= _refs_in_postgres(database_uri())
     store = ArtifactStore(ws / "artifacts")
     for ref in [r for r in refs if r.endswith(".safetensors")]:
         try:

@@ -136,3 +136,27 @@ def test_an_image_without_objects_is_refused_before_a_thread_starts(tmp_path):
                  "--workspace", str(tmp_path / "ws"))
     assert res.returncode != 0 and "no objects found" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "ws" / "checkpoints.sqlite").exists()
+
+
+def test_review_without_a_terminal_pauses_and_resume_answers(tmp_path, scene_png):
+    ws = str(tmp_path / "ws")
+    res = spiral("run", "--image", str(scene_png), "--action", "put the red ball in the bowl then stack the blue "
+                 "cube on the green cube", "--difficulty", "easy", "--review", "--thread-id", "rv",
+                 "--workspace", ws, "--out", str(tmp_path / "out"), stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    assert "paused for review" in res.stdout and "--approve" in res.stdout
+    assert (Path(ws) / "review" / "rv.gif").stat().st_size > 0  # the segment to look at
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+    res = spiral("resume", "rv", "--workspace", ws, "--reject", "the ball is not in the bowl", stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    assert "review: rejected (reviewer: the ball is not in the bowl)" in res.stdout and "refine" in res.stdout
+    for _ in range(20):
+        res = spiral("resume", "rv", "--workspace", ws, "--approve", stdin=subprocess.DEVNULL)
+        assert res.returncode == 0, res.stderr
+        if "paused for review" not in res.stdout:
+            break
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert all(o["reviewed"] for o in summary["outcomes"])
+    res = spiral("resume", "rv", "--workspace", ws, "--approve")
+    assert res.returncode != 0 and "not waiting for a review" in res.stderr

@@ -1,0 +1,148 @@
+"""Self-hosting on PostgreSQL: a real server from the OS packages, started by the fixture.
+
+A run is checkpointed in Postgres, killed with SIGKILL mid-episode, and
+resumed from another process; the reflective-memory store and `spiral gc`
+use the same database. Skipped when PostgreSQL is not installed, unless
+SPIRAL_REQUIRE_POSTGRES=1 (CI sets it), where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from spiral.tools.media import save_png
+from spiral.tools.world.demo import DEMO_ACTION, demo_scene
+from spiral.tools.world.render import render_scene
+
+pytestmark = pytest.mark.e2e
+
+
+def _bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; CI runs as root, so use the packages' `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="module")
+def postgres_uri():
+    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        message = "PostgreSQL is not installed (apt-get install -y postgresql)"
+        if os.environ.get("SPIRAL_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    base = Path(tempfile.mkdtemp(prefix="spiral-pg-"))  # not under pytest's 0700 root-only tmp
+    data = base / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+    subprocess.run(_as_postgres_user([initdb, "-D", str(data), "-U", "spiral", "--auth=trust", "-E", "UTF8"]),
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w",
+                                      "start"]), check=True, capture_output=True)
+    try:
+        yield f"postgresql://spiral@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _spiral(*args: str, env: dict, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True,
+                          timeout=180, env=env, **kw)
+
+
+def _attempts(uri: str, workspace: Path) -> list[tuple]:
+    """(sub-action, try, seed) of every generated segment, from the trace DB."""
+    import sqlite3
+
+    path = workspace / "traces.sqlite"
+    if not path.exists():
+        return []
+    try:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("select sub_action_index, try_index, seed, segment from attempts "
+                                "order by id").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_run_killed_and_resumed_from_another_process(postgres_uri, tmp_path):
+    ws, out = tmp_path / "ws", tmp_path / "out"
+    env = {**os.environ, "SPIRAL_DATABASE_URI": postgres_uri}
+    image = save_png(render_scene(demo_scene(), 256, 256), tmp_path / "start.png")
+    proc = subprocess.Popen([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(image), "--action",
+                             DEMO_ACTION, "--thread-id", "pg-crash", "--workspace", str(ws), "--out", str(out),
+                             "--height", "256", "--width", "256", "--frames", "32", "--memory", "reflective"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(r[0] >= 2 for r in _attempts(postgres_uri, ws)):
+        assert proc.poll() is None, f"the run finished before it could be killed: {proc.stderr.read()}"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = [r for r in _attempts(postgres_uri, ws) if r[0] < 2]
+    assert before and not (out / "summary.json").exists()
+    assert not (ws / "checkpoints.sqlite").exists()  # the checkpoints went to PostgreSQL
+
+    res = _spiral("resume", "pg-crash", "--workspace", str(ws), env=env)
+    assert res.returncode == 0, res.stderr
+    assert [r for r in _attempts(postgres_uri, ws) if r[0] < 2] == before  # accepted segments not regenerated
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["outcomes"]) == len(summary["plan"])
+
+    # the database holds the thread's checkpoints and history; gc keeps what they reference
+    hist = _spiral("history", "pg-crash", "--workspace", str(ws), env=env)
+    assert hist.returncode == 0 and hist.stdout.count("\n") > 10, hist.stderr
+    gc = _spiral("gc", "--dry-run", "--workspace", str(ws), env=env)
+    assert gc.returncode == 0 and gc.stdout.startswith("would remove 0 "), gc.stdout
+    again = _spiral("resume", "pg-crash", "--workspace", str(ws), env=env)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_reflective_lessons_live_in_postgres(postgres_uri, tmp_path):
+    from spiral.memory.checkpoints import open_store
+    from spiral.memory.store import LESSONS, Lesson, recall_flags, write_lessons
+
+    os.environ["SPIRAL_DATABASE_URI"] = postgres_uri
+    try:
+        lesson = Lesson(verb="put_in", shape="ball", failure="incomplete", failed_prompt="a", fixed_prompt="b",
+                        fixed_flags=["complete"], text="put_in ball: 'a' failed (incomplete); 'b' worked")
+        with open_store(tmp_path) as store:
+            write_lessons(store, [lesson])
+        with open_store(tmp_path) as store:  # another connection sees it
+            assert store.search(LESSONS, limit=10)
+            assert recall_flags(store, "put_in", "ball") == ["complete"]
+        assert not (tmp_path / "memory.sqlite").exists()
+    finally:
+        del os.environ["SPIRAL_DATABASE_URI"]
+
+
+def test_an_unreachable_database_is_one_clear_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SPIRAL_DATABASE_URI": f"postgresql://u:secret@127.0.0.1:{port}/x"}
+    res = _spiral("demo", "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o"), env=env)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1" in res.stderr
+    assert "secret" not in res.stderr
