@@ -82,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
     answer.add_argument("--reject", metavar="FEEDBACK", default=None,
                         help="answer a pending review: reject the segment, saying what is wrong")
     sub.add_parser("backbones", help="list the registered video generators")
+    draw = sub.add_parser("graph", help="print the graph as Mermaid (or write it into a README)")
+    draw.add_argument("--readme", default="", help="rewrite the drawing between this file's graph markers")
     traces = sub.add_parser("traces", help="browse the trace database")
     tsub = traces.add_subparsers(dest="traces_command", required=True)
     tsub.add_parser("ls", help="episodes").add_argument("--workspace", default="")
@@ -370,7 +372,7 @@ def commands() -> dict:
 
     return {"demo": cmd_demo, "run": cmd_run, "resume": cmd_resume, "backbones": cmd_backbones,
             "bench": cli_tools.cmd_bench, "dataset": cli_tools.cmd_dataset, "traces": cli_tools.cmd_traces,
-            "history": cli_tools.cmd_history, "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc}
+            "history": cli_tools.cmd_history, "graph": cli_tools.cmd_graph, "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,3 +147,13 @@ def cmd_gc(args: argparse.Namespace) -> None:
     doomed, size = collect_garbage(_workspace(args), dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(doomed)} unreferenced artifacts ({size / 1e6:.1f} MB)")
+
+
+def cmd_graph(args: argparse.Namespace) -> None:
+    from .drawing import mermaid, update_readme
+
+    if not args.readme:
+        print(mermaid())
+        return
+    changed = update_readme(args.readme)
+    print(f"{args.readme}: {'drawing updated' if changed else 'drawing already current'}")
