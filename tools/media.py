@@ -74,11 +74,18 @@ def save_png(frame: np.ndarray, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def gif_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
+    """An animated, looping GIF of uint8 (T, H, W, 3) frames."""
+    images = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return buf.getvalue()
+
+
 def write_gif(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    path.write_bytes(gif_bytes(frames, fps))
     return path
 
 

@@ -173,3 +173,49 @@ def test_start_image_paths_outside_the_input_root_fail_the_run(server, scene_png
     alice.runs.join(tid, run["run_id"])
     run = alice.runs.get(tid, run["run_id"])
     assert run["status"] == "error"
+
+
+def _get(url: str, token: str | None, path: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(url + path, headers=headers, timeout=60)
+
+
+def test_clients_download_artifacts_and_their_own_videos(server, scene_png):
+    url, _ = server
+    alice = _client(url, ALICE)
+    tid = alice.threads.create()["thread_id"]
+    alice.runs.wait(tid, "spiral", input={"action": "put the red ball in the bowl", "image": _image(scene_png)},
+                    context={"difficulty": "easy"})
+    values = alice.threads.get_state(tid)["values"]
+    assert values["status"] in ("done", "partial")
+
+    mp4 = _get(url, ALICE, f"/spiral/threads/{tid}/video")
+    assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4" and mp4.content[4:8] == b"ftyp"
+    gif = _get(url, ALICE, f"/spiral/threads/{tid}/video?format=gif")
+    assert gif.status_code == 200 and gif.content[:6] == b"GIF89a"
+    segment = values["outcomes"][0]["segment"]
+    assert _get(url, ALICE, f"/spiral/artifacts/{segment}").content[:6] == b"GIF89a"
+    raw = _get(url, ALICE, f"/spiral/artifacts/{segment}?format=npy")
+    assert raw.status_code == 200 and raw.content[:6] == b"\x93NUMPY"
+    frame = values["ledger"]["last_frame"]
+    assert _get(url, ALICE, f"/spiral/artifacts/{frame}").content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert _get(url, BOB, f"/spiral/threads/{tid}/video").status_code == 404  # not bob's thread
+    assert _get(url, None, f"/spiral/artifacts/{frame}").status_code == 401
+    assert _get(url, ALICE, "/spiral/artifacts/sha256:..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    assert _get(url, ALICE, "/spiral/artifacts/sha256:..passwd").status_code == 400
+    assert _get(url, ALICE, "/spiral/artifacts/sha256:" + "0" * 64 + ".png").status_code == 404
+
+
+def test_reflective_memory_uses_the_server_store(server, scene_png):
+    url, _ = server
+    alice = _client(url, ALICE)
+    notes = []
+    for seed in (2, 3):  # seed 2 fails then fixes a step (a lesson); the next episode starts from it
+        tid = alice.threads.create()["thread_id"]
+        alice.runs.wait(tid, "spiral", input={"action": ACTION, "image": _image(scene_png)},
+                        context={"difficulty": "hard", "memory": "reflective", "seed": seed})
+        values = alice.threads.get_state(tid)["values"]
+        assert values["status"] in ("done", "partial")
+        notes.append(next(n for n in values["ledger"]["notes"] if n.startswith("reflective memory")))
+    assert notes[0].startswith("reflective memory: 0 of") and not notes[1].startswith("reflective memory: 0 of")

@@ -1,0 +1,114 @@
+"""Artifact and video downloads for clients of a SPIRAL server (langgraph.json → `http.app`).
+
+State and stream events hold artifact references (`sha256:<hex>.<ext>`) and
+the final video's path on the server; a remote client fetches them here:
+
+* `GET /spiral/artifacts/{ref}` — a frame as PNG, a segment as GIF (or
+  `?format=npy` for the raw uint8 frames), a plan as JSON;
+* `GET /spiral/threads/{thread_id}/video` — the finished episode's MP4
+  (`?format=gif` for the GIF).
+
+The server's auth runs on these routes too (`enable_custom_route_auth`). The
+video route serves a thread only to its owner (`metadata.owner`, as
+graph/auth.py stamps it); an in-process SDK call is not filtered by the
+caller's identity, so the route checks the owner itself. Artifact references
+are content hashes, known only to whoever could read the state that holds
+them, and they resolve only inside the workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from spiral.graph.config import default_workspace
+from spiral.memory.artifacts import ArtifactStore
+from spiral.tools.errors import SpiralError
+
+
+def _store() -> ArtifactStore:
+    return ArtifactStore(Path(default_workspace()) / "artifacts")
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _render(ref: str, fmt: str) -> tuple[bytes, str]:
+    """The artifact's bytes in the asked format, and its media type (runs in a worker thread)."""
+    import numpy as np
+
+    from spiral.tools.media import gif_bytes
+
+    store = _store()
+    if ref.endswith(".npy.z"):
+        frames = store.get_frames(ref)
+        if fmt == "npy":
+            buf = io.BytesIO()
+            np.save(buf, frames)
+            return buf.getvalue(), "application/octet-stream"
+        return gif_bytes(frames), "image/gif"
+    kinds = {".png": "image/png", ".json": "application/json"}
+    return store.get_bytes(ref), next((v for k, v in kinds.items() if ref.endswith(k)), "application/octet-stream")
+
+
+async def artifact(request: Request) -> Response:
+    ref, fmt = request.path_params["ref"], request.query_params.get("format", "")
+    try:
+        data, media = await asyncio.to_thread(_render, ref, fmt)
+    except SpiralError as exc:
+        status = 400 if "not an artifact reference" in str(exc) else 404
+        return _error(status, str(exc))
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+def _may_read(request: Request, thread: dict) -> bool:
+    """The thread's owner may (as in graph/auth.py), and Studio's user on a local dev server."""
+    from langgraph_sdk.auth.types import StudioUser
+
+    user = request.scope.get("user")
+    if isinstance(user, StudioUser):
+        return True
+    identity = getattr(user, "identity", None)
+    return identity is not None and (thread.get("metadata") or {}).get("owner") == identity
+
+
+async def video(request: Request) -> Response:
+    from langgraph_sdk import get_client
+
+    thread_id, fmt = request.path_params["thread_id"], request.query_params.get("format", "mp4")
+    if fmt not in ("mp4", "gif"):
+        return _error(400, "format must be mp4 or gif")
+    client = get_client()  # in-process; it is not filtered by the caller's identity, so check the owner here
+    missing = _error(404, f"no thread {thread_id} for you")
+    try:
+        thread = await client.threads.get(thread_id)
+        if not _may_read(request, thread):
+            return missing  # the same answer as for a thread that does not exist
+        state = await client.threads.get_state(thread_id)
+    except Exception:  # the SDK raises httpx errors for unknown threads
+        return missing
+    path = (state.get("values") or {}).get("video") or ""
+    if not path:
+        return _error(409, "the episode has no video yet")
+    chosen = Path(path).with_suffix(f".{fmt}")
+    workspace = Path(default_workspace()).resolve()
+    if not chosen.resolve().is_relative_to(workspace):
+        return _error(403, "the video is outside the server's workspace")
+    try:
+        data = await asyncio.to_thread(chosen.read_bytes)
+    except OSError:
+        return _error(404, f"{chosen.name} is missing on the server")
+    return Response(data, media_type="video/mp4" if fmt == "mp4" else "image/gif")
+
+
+app = Starlette(routes=[
+    Route("/spiral/artifacts/{ref}", artifact),
+    Route("/spiral/threads/{thread_id}/video", video),
+])
