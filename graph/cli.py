@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true")
     gc.add_argument("--workspace", default="")
     bench = sub.add_parser("bench", help="run the ActWM-Sim benchmark and write docs/benchmarks.md")
-    bench.add_argument("--suite", default="actwm-sim", choices=["actwm-sim", "checkpoint-growth", "reflective-memory"])
+    bench.add_argument("--suite", default="actwm-sim", choices=["actwm-sim", "checkpoint-growth", "reflective-memory", "server"])
     bench.add_argument("--methods", default="open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan",
                        help="comma-separated methods")
     bench.add_argument("--split", default="test")

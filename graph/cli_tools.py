@@ -32,6 +32,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
         if args.docs:
             write_section(Path(args.docs) / "benchmarks.md", "bench:reflective-memory", text)
         return
+    if args.suite == "server":
+        from ..bench.server import server_overhead, server_section
+
+        text = server_section(server_overhead(size=args.size or 20, difficulty=args.difficulty), command)
+        print(text)
+        if args.docs:
+            write_section(Path(args.docs) / "benchmarks.md", "bench:server", text)
+        return
     if args.suite == "checkpoint-growth":
         from ..bench.growth import checkpoint_growth, growth_section
 

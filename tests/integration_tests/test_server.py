@@ -9,12 +9,6 @@ checks that the other user cannot see or resume it.
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,57 +16,20 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210"
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`langgraph dev` on 127.0.0.1, no browser, no reload, from the repository root as a user runs it
-    (langgraph.json's paths are relative to it); stopped, with its whole process group, at the end."""
+    """`langgraph dev` on 127.0.0.1 with SPIRAL's langgraph.json (no browser, no reload) and two users,
+    its dev persistence in a fresh folder; stopped, with its whole process group, after the module."""
+    from spiral.bench.server import dev_server, server_env
+
     tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    env = {**os.environ, "SPIRAL_HOME": str(tmp / "workspace"), "SPIRAL_INPUT_ROOT": str(tmp / "inputs"),
-           "SPIRAL_API_TOKENS": f"alice:{ALICE},bob:{BOB}", "LANGSMITH_TRACING": "false",
-           "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1",
-           "LANGGRAPH_STRICT_MSGPACK": "true"}  # as docs/deploy.md recommends
-    langgraph = Path(sys.executable).with_name("langgraph")
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
-                             "--port", str(port), "--config", str(ROOT / "langgraph.json")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"langgraph dev exited with {proc.returncode}:\n{(tmp / 'server.log').read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"langgraph dev did not start:\n{(tmp / 'server.log').read_text()[-4000:]}")
-            time.sleep(0.5)
+    env = server_env(tmp / "workspace", tokens=f"alice:{ALICE},bob:{BOB}")
+    with dev_server(env, tmp / "server") as url:
         yield url, tmp
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-    assert proc.returncode is not None
 
 
 def _client(url: str, token: str | None):
@@ -219,3 +176,17 @@ def test_reflective_memory_uses_the_server_store(server, scene_png):
         assert values["status"] in ("done", "partial")
         notes.append(next(n for n in values["ledger"]["notes"] if n.startswith("reflective memory")))
     assert notes[0].startswith("reflective memory: 0 of") and not notes[1].startswith("reflective memory: 0 of")
+
+
+def test_studio_forms_are_the_input_and_run_context(server):
+    url, _ = server
+    alice = _client(url, ALICE)
+    assistant = next(a for a in alice.assistants.search(graph_id="spiral"))
+    schemas = alice.assistants.get_schemas(assistant["assistant_id"])
+    assert set(schemas["input_schema"]["properties"]) == {"action", "image"}
+    assert "base64" in schemas["input_schema"]["properties"]["image"]["description"]
+    context = schemas["context_schema"]["properties"]
+    assert {"backbone", "planner", "critic", "max_tries_per_segment", "max_generator_calls", "review"} <= set(context)
+    assert set(schemas["output_schema"]["properties"]) == {"status", "video", "summary"}
+    graph = alice.assistants.get_graph(assistant["assistant_id"])
+    assert {n["id"] for n in graph["nodes"]} >= {"plan", "generate", "critique", "review", "refine", "advance"}
