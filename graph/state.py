@@ -87,8 +87,9 @@ class Attempt(BaseModel):
     """Artifact ref of the per-step latents and log-probs (safetensors), when recorded."""
     critique: Critique | None = None
     thumbnail: str = ""
-    """The segment's last frame as a small JPEG data URL (about 1 kB), for Studio and stream
-    clients; only the current sub-action's attempts carry one, so checkpoints stay small."""
+    """The segment's last frame as a 64 px JPEG data URL (about 2 kB), for Studio and stream
+    clients. Attempts live in state only for the current sub-action, so thumbnails do not make
+    checkpoints grow with the episode (docs/benchmarks.md, checkpoint size)."""
     review: Review = ""
     """A person's verdict when the run pauses for review (`RunContext.review`)."""
 

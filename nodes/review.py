@@ -47,11 +47,14 @@ def review(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     decision = ask(ReviewRequest(sub_action=sub.index, description=sub.description, try_index=last.try_index,
                                  segment=last.segment, thumbnail=last.thumbnail, critic_passed=last.critique.passed,
                                  critic_feedback=last.critique.feedback))
-    trace_db(settings).record_attempt(thread_id(), {
-        "plan_version": last.plan_version, "sub_action_index": last.sub_action_index, "try_index": last.try_index,
-        "review": decision.decision, "review_feedback": decision.feedback})
     if decision.decision == "approve":
         reviewed = last.model_copy(update={"review": "approved"})
     else:
         reviewed = last.model_copy(update={"review": "rejected", "critique": rejected(last.critique, decision.feedback)})
+    # the person's verdict is the attempt's label from now on (lessons, preference pairs); the critic's stays beside it
+    trace_db(settings).record_attempt(thread_id(), {
+        "plan_version": last.plan_version, "sub_action_index": last.sub_action_index, "try_index": last.try_index,
+        "review": decision.decision, "review_feedback": decision.feedback, "critic_passed": last.critique.passed,
+        "passed": decision.decision == "approve", "failure": reviewed.critique.failure if reviewed.critique else None,
+        "feedback": reviewed.critique.feedback if reviewed.critique else ""})
     return {"attempts": [*state.attempts[:-1], reviewed]}

@@ -79,6 +79,13 @@ def test_review_reject_with_feedback_then_approve(scene_png, tmp_path):
     final = g.get_state(config).values
     assert final["status"] in ("done", "partial") and len(final["outcomes"]) == 2
     assert all(o.reviewed for o in final["outcomes"])
+    from spiral.memory.traces import TraceDB
+
+    traced = {r["try_index"]: r for r in TraceDB(tmp_path / "traces.sqlite").attempts("review")
+              if r["sub_action_index"] == 0}
+    first_try = traced[first["try_index"]]
+    assert first_try["review"] == "reject" and not first_try["passed"] and first_try["failure"] == "rejected"
+    assert first_try["critic_passed"] == first["critic_passed"]
     assert final["outcomes"][0].tries >= 2  # the rejected try and the approved one
 
 
