@@ -192,3 +192,12 @@ def test_out_of_memory_is_one_clear_error(tiny_dir, monkeypatch):
                                                     "scheduler": gen.pipe.scheduler, "_execution_device": "cpu"})())
     with pytest.raises(SpiralError, match="out of GPU memory.*--cpu-offload"):
         gen.generate(_request())
+
+
+@pytest.mark.parametrize("trajectory", [False, True])
+def test_progress_reports_every_denoising_step(tiny_dir, trajectory):
+    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
+    steps = []
+    request = _request(seed=1).model_copy(update={"num_inference_steps": 4, "trajectory": trajectory})
+    gen.generate(request, progress=lambda i, n: steps.append((i, n)))
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
