@@ -190,3 +190,12 @@ def test_studio_forms_are_the_input_and_run_context(server):
     assert set(schemas["output_schema"]["properties"]) == {"status", "video", "summary"}
     graph = alice.assistants.get_graph(assistant["assistant_id"])
     assert {n["id"] for n in graph["nodes"]} >= {"plan", "generate", "critique", "review", "refine", "advance"}
+
+
+def test_the_dev_server_trusts_studio_requests_as_documented(server):
+    """docs/deploy.md warns that `langgraph dev` lets Studio in without a token: pin that, so the
+    warning is updated if LangGraph changes it."""
+    url, _ = server
+    studio = httpx.post(f"{url}/threads/search", json={}, headers={"x-auth-scheme": "langsmith"}, timeout=30)
+    assert studio.status_code == 200
+    assert httpx.post(f"{url}/threads/search", json={}, timeout=30).status_code == 401
