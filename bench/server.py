@@ -33,7 +33,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def isolated_config(folder: Path) -> Path:
+def isolated_config(folder: Path, extra: dict | None = None) -> Path:
     """A copy of langgraph.json in `folder` with every path made absolute, so a server started there
     keeps its dev persistence (`.langgraph_api/`, threads and store) in `folder`, not in the checkout,
     and does not read the checkout's `.env`."""
@@ -49,6 +49,9 @@ def isolated_config(folder: Path) -> Path:
     config["store"]["index"]["embed"] = absolute(config["store"]["index"]["embed"])
     config["auth"]["path"] = absolute(config["auth"]["path"])
     config["http"]["app"] = absolute(config["http"]["app"])
+    for key, value in (extra or {}).items():  # e.g. a custom checkpointer; "./" paths made absolute too
+        config[key] = {**config.get(key, {}), **{k: absolute(v) if isinstance(v, str) else v
+                                                 for k, v in value.items()}}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))
@@ -56,17 +59,18 @@ def isolated_config(folder: Path) -> Path:
 
 
 @contextmanager
-def dev_server(env: dict[str, str], folder: Path, port: int | None = None, timeout_s: float = 90) -> Iterator[str]:
+def dev_server(env: dict[str, str], folder: Path, port: int | None = None, timeout_s: float = 90,
+               extra_config: dict | None = None) -> Iterator[str]:
     """`langgraph dev` on a loopback port (no browser, no reload) with SPIRAL's langgraph.json, run from
     `folder` (its persistence and log go there); yields its URL and stops it, with its whole process group,
     on exit."""
     import httpx
 
     port = port or free_port()
-    config = isolated_config(folder)
+    config = isolated_config(folder, extra_config)
     log = folder / "server.log"
     langgraph = Path(sys.executable).with_name("langgraph")
-    with log.open("w") as out:
+    with log.open("a") as out:
         proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
                                  "--port", str(port), "--config", str(config)],
                                 cwd=folder, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,

@@ -146,3 +146,61 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path):
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1" in res.stderr
     assert "secret" not in res.stderr
+
+
+PERSISTENCE = {"checkpointer": {"path": "./memory/server_persistence.py:checkpointer"},
+               "store": {"path": "./memory/server_persistence.py:store"}}
+
+
+def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, tmp_path, scene_png):
+    """`langgraph dev` with SPIRAL's PostgreSQL checkpointer and store (memory/server_persistence.py):
+    an episode paused for review, the server stopped, a new server process resumes it; the CLI reads the
+    same thread from the same database."""
+    import base64
+
+    import psycopg
+    from langgraph_sdk import get_sync_client
+
+    from spiral.bench.server import dev_server, server_env
+
+    token = "pg-user-token-0123456789"
+    env = {**server_env(tmp_path / "ws", tokens=f"carol:{token}"), "SPIRAL_DATABASE_URI": postgres_uri}
+    image = "data:image/png;base64," + base64.b64encode(scene_png.read_bytes()).decode()
+    folder = tmp_path / "server"
+
+    def client(url):
+        return get_sync_client(url=url, api_key=None, headers={"Authorization": f"Bearer {token}"})
+
+    def asked(c, tid, **kwargs):
+        return [i["value"] for part in c.runs.stream(tid, "spiral", stream_mode="updates", **kwargs)
+                if part.event == "updates" for i in part.data.get("__interrupt__", [])]
+
+    with dev_server(env, folder, extra_config=PERSISTENCE) as url:
+        c = client(url)
+        tid = c.threads.create()["thread_id"]
+        assert asked(c, tid, input={"action": "put the red ball in the bowl then stack the blue cube on the "
+                                    "green cube", "image": image}, context={"difficulty": "easy", "review": True})
+    with psycopg.connect(postgres_uri) as conn:  # the server is gone; its checkpoints are in PostgreSQL
+        assert conn.execute("select count(*) from checkpoints where thread_id = %s", (tid,)).fetchone()[0] > 3
+
+    with dev_server(env, folder, extra_config=PERSISTENCE) as url:  # a new server process
+        c = client(url)
+        assert c.threads.get_state(tid)["next"] == ["review"]
+        pending = asked(c, tid, command={"resume": "approve"})
+        while pending:
+            pending = asked(c, tid, command={"resume": "approve"})
+        assert c.threads.get_state(tid)["values"]["status"] in ("done", "partial")
+        # reflective lessons go to the PostgreSQL store (seed 2 fails, then a rewrite fixes a step)
+        for seed in (2, 3):
+            lesson_thread = c.threads.create()["thread_id"]
+            c.runs.wait(lesson_thread, "spiral", input={"action": "put the red ball in the bowl then stack the "
+                                                        "blue cube on the green cube", "image": image},
+                        context={"difficulty": "hard", "memory": "reflective", "seed": seed})
+        notes = c.threads.get_state(lesson_thread)["values"]["ledger"]["notes"]
+        assert any(n.startswith("reflective memory: ") and not n.startswith("reflective memory: 0 of") for n in notes)
+    with psycopg.connect(postgres_uri) as conn:
+        assert conn.execute("select count(*) from store where prefix = 'spiral.lessons'").fetchone()[0] >= 1
+
+    # the CLI opens the same thread in the same database
+    hist = _spiral("history", tid, "--workspace", str(tmp_path / "ws"), env={**os.environ, **env})
+    assert hist.returncode == 0 and ("done" in hist.stdout or "partial" in hist.stdout), hist.stderr
