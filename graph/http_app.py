@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from spiral.graph.config import default_workspace
 from spiral.memory.artifacts import ArtifactStore
-from spiral.tools.errors import SpiralError
+from spiral.tools.errors import InputError, SpiralError
 
 
 def _store() -> ArtifactStore:
@@ -62,9 +62,10 @@ async def artifact(request: Request) -> Response:
     ref, fmt = request.path_params["ref"], request.query_params.get("format", "")
     try:
         data, media = await asyncio.to_thread(_render, ref, fmt)
-    except SpiralError as exc:
-        status = 400 if "not an artifact reference" in str(exc) else 404
-        return _error(status, str(exc))
+    except InputError as exc:  # a malformed reference
+        return _error(400, str(exc))
+    except SpiralError:  # well-formed but absent; the message would name the server's folders
+        return _error(404, f"no artifact {ref}")
     return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
