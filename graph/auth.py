@@ -65,13 +65,17 @@ def _is_studio(ctx: Auth.types.AuthContext) -> bool:
     return isinstance(ctx.user, StudioUser)
 
 
-@auth.on.threads.create
-async def own_new_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create.value):
+def _owned(ctx: Auth.types.AuthContext, value: dict) -> dict | None:
+    """Stamp the caller as owner of what is being created, and filter to what they own."""
     if _is_studio(ctx):
         return None
-    metadata = value.setdefault("metadata", {})
-    metadata["owner"] = ctx.user.identity
+    value.setdefault("metadata", {})["owner"] = ctx.user.identity
     return {"owner": ctx.user.identity}
+
+
+@auth.on.threads.create
+async def own_new_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create.value):
+    return _owned(ctx, value)
 
 
 @auth.on.threads.create_run
@@ -80,11 +84,7 @@ async def run_own_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threa
     chosen = [name for name in SERVER_PATHS if context.get(name)]
     if chosen:
         raise _refuse(403, f"{', '.join(chosen)} are set by the server, not per run")
-    if _is_studio(ctx):
-        return None
-    metadata = value.setdefault("metadata", {})
-    metadata["owner"] = ctx.user.identity
-    return {"owner": ctx.user.identity}
+    return _owned(ctx, value)
 
 
 @auth.on.threads.read
