@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..tools.errors import InputError, SpiralError
 
-REF_PATTERN = re.compile(r"sha256:[0-9a-f]{64}\.[a-z0-9]{1,16}(\.[a-z0-9]{1,8})?")
+REF_PATTERN = re.compile(r"sha256:[0-9a-f]{64}\.[a-z0-9]{1,16}(?:\.[a-z0-9]{1,8})?")
 """An artifact reference: the content's sha256 and an extension (npy.z, png, json, ...); nothing in
 it can climb out of the store's folder."""
 

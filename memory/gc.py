@@ -12,9 +12,19 @@ import re
 import sqlite3
 from pathlib import Path
 
-from .artifacts import ArtifactStore
+from .artifacts import REF_PATTERN, ArtifactStore
 
-REF = re.compile(rb"sha256:[0-9a-f]{64}\.[a-z.]+")
+REF = re.compile(REF_PATTERN.pattern.encode())
+"""The store's own reference pattern, over bytes: gc keeps exactly what the store can resolve."""
+
+
+def _refs_in_row(values) -> set[str]:
+    """References in a row's cells, text or bytes (msgpack blobs included)."""
+    refs: set[str] = set()
+    for value in values:
+        raw = bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode() if value is not None else b""
+        refs.update(m.decode() for m in REF.findall(raw))
+    return refs
 
 
 def _refs_in_sqlite(path: Path) -> set[str]:
@@ -24,9 +34,7 @@ def _refs_in_sqlite(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
         for (table,) in conn.execute("select name from sqlite_master where type='table'"):
             for row in conn.execute(f'select * from "{table}"'):
-                for value in row:
-                    raw = value if isinstance(value, bytes) else str(value).encode() if value is not None else b""
-                    refs.update(m.decode() for m in REF.findall(raw))
+                refs |= _refs_in_row(row)
     return refs
 
 
@@ -41,10 +49,7 @@ def _refs_in_postgres(uri: str) -> set[str]:
         tables = [r["tablename"] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")]
         for table in tables:
             for row in conn.execute(sql.SQL("select * from {}").format(sql.Identifier(table))):
-                for value in row.values():
-                    raw = bytes(value) if isinstance(value, (bytes, memoryview)) else \
-                        str(value).encode() if value is not None else b""
-                    refs.update(m.decode() for m in REF.findall(raw))
+                refs |= _refs_in_row(row.values())
     return refs
 
 
