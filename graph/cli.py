@@ -218,7 +218,11 @@ def _ask_reviewer(asked: dict, workspace: str, thread_id: str) -> Any | None:
         console.print(f"paused for review; answer with: spiral resume {thread_id} --workspace {workspace} "
                       "--approve   (or --reject 'what is wrong')")
         return None
-    reply = input("  approve? [Y]es / or type what is wrong to reject: ").strip()
+    try:
+        reply = input("  approve? [Y]es / or type what is wrong to reject: ").strip()
+    except EOFError:  # Ctrl-D: leave it paused, as without a terminal
+        console.print(f"\nleft paused; answer later with: spiral resume {thread_id} --workspace {workspace}")
+        return None
     return "approve" if reply.lower() in ("", "y", "yes") else {"decision": "reject", "feedback": reply}
 
 
