@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..nodes.finalize import stitch
-from ..tools.media import save_png, write_mp4
+from ..tools.media import save_png, stitch, write_mp4
 from ..tools.world.execute import execute
 from ..tools.world.render import render_scene
 from .tasks import SUITE_VERSION, build_suite

@@ -1,19 +1,31 @@
-"""Checkpoint size per attempt as episodes get longer (2 → 8 sub-actions).
+"""Checkpoint size per attempt as episodes get longer (2 → 16 sub-actions).
 
 LangGraph writes a channel's whole value whenever it changes, so state that
 grows with the episode makes checkpoints grow quadratically. SPIRAL keeps only
-what the next step needs in state; this measures that it worked.
+what the next step needs in state (refs, counters, the current attempts); this
+measures that it worked, through the session driver as a user runs it, and
+separates three things:
+
+* **state written**: what SPIRAL's nodes write per step (LangGraph's pending
+  writes) — what a saver that stores each channel once per version (the
+  PostgreSQL saver, the LangGraph server) adds for SPIRAL's state;
+* **LangGraph bookkeeping**: each checkpoint's channel versions, seen-versions,
+  id and timestamp, which SPIRAL does not choose;
+* **SQLite rows**: what `SqliteSaver` stores in all, which copies every
+  channel's value into every checkpoint.
 """
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 
 from ..graph.config import RunContext
-from ..graph.workflow import build_graph, checkpoint_serde
-from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+from ..graph.session import Session
+from ..graph.workflow import checkpoint_serde
+from ..memory.checkpoints import checkpoint_path
 from ..tools.media import save_png
 from ..tools.world.render import render_scene
 from ..tools.world.scene import random_scene
@@ -23,46 +35,59 @@ SIDES = ("left", "right", "front", "back")
 
 
 def growth_task(n_steps: int, seed: int = 0):
-    """One scene of 8 objects and an action of `n_steps` clauses ('move X to the SIDE edge'):
-    only the horizon changes between rows."""
+    """One scene of 8 objects and an action of `n_steps` clauses ('move X to the SIDE edge'): only the
+    horizon changes between rows. Past 8 clauses the objects move again, each to another edge."""
     scene = random_scene(seed, num_objects=8, containers=(), shapes=("ball", "cube"))
-    clauses = [f"move the {phrase(o, scene)} to the {SIDES[i % 4]} edge" for i, o in enumerate(scene.movables[:n_steps])]
+    movables = scene.movables
+    clauses = [f"move the {phrase(movables[i % len(movables)], scene)} to the "
+               f"{SIDES[(i + i // len(movables)) % 4]} edge" for i in range(n_steps)]
     return scene, ", then ".join(clauses)
 
 
-def checkpoint_growth(steps: tuple[int, ...] = (2, 4, 6, 8), difficulty: str = "medium") -> list[dict]:
+def measure(path: Path) -> dict:
+    """Bytes of one thread's checkpoints: state written, LangGraph's bookkeeping, SQLite rows in all."""
+    serde = checkpoint_serde()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("select type, checkpoint, length(metadata) from checkpoints").fetchall()
+        writes = conn.execute("select coalesce(sum(length(value)), 0) from writes").fetchone()[0]
+    bookkeeping = 0
+    for kind, blob, _ in rows:
+        skeleton = serde.loads_typed((kind, blob))
+        skeleton.pop("channel_values")
+        bookkeeping += len(serde.dumps_typed(skeleton)[1])
+    stored = sum(len(blob) + meta for _, blob, meta in rows) + writes
+    return {"checkpoints": len(rows), "written": writes, "bookkeeping": bookkeeping, "stored": stored}
+
+
+def checkpoint_growth(steps: tuple[int, ...] = (2, 4, 8, 16), difficulty: str = "medium") -> list[dict]:
     rows = []
     for n in steps:
         scene, action = growth_task(n)
         ws = Path(tempfile.mkdtemp(prefix="spiral-growth-"))
         image = save_png(render_scene(scene), ws / "start.png")
-        config = {"configurable": {"thread_id": "g"}}
-        with sqlite_checkpointer(ws, checkpoint_serde()) as saver:
-            graph = build_graph(checkpointer=saver)
-            graph.invoke({"action": action, "image": str(image)}, config,
-                         context=RunContext(workspace=str(ws), difficulty=difficulty, write_video=False,
-                                            max_generator_calls=200))
-            state = graph.get_state(config).values
-            blobs = saver.conn.execute("select sum(length(checkpoint)) + coalesce((select sum(length(value)) "
-                                       "from writes), 0), count(*) from checkpoints").fetchone()
-        attempts = state["generator_calls"]
-        rows.append({"sub_actions": state["plan_size"], "attempts": attempts,
-                     "checkpoints": blobs[1], "bytes": blobs[0], "bytes_per_attempt": blobs[0] / max(attempts, 1),
-                     "file_bytes": sum(p.stat().st_size for p in ws.glob(checkpoint_path(ws).name + "*"))})
+        context = RunContext(difficulty=difficulty, write_video=False, max_generator_calls=400)
+        with Session(ws) as session:
+            state = session.start(action, str(image), context, "g").state
+        calls = max(state.generator_calls, 1)
+        sizes = measure(checkpoint_path(ws))
+        rows.append({"sub_actions": state.plan_size, "attempts": state.generator_calls, **sizes,
+                     **{f"{k}_per_attempt": sizes[k] / calls for k in ("written", "bookkeeping", "stored")}})
         shutil.rmtree(ws, ignore_errors=True)
     return rows
 
 
 def growth_section(rows: list[dict], command: str) -> str:
     lines = ["### Checkpoint size per attempt", "", "```bash", command, "```", "",
-             "SQLite checkpoint bytes (checkpoint blobs + pending writes) of one episode, per generator call. "
-             "SQLite writes the whole state into every checkpoint; the attempts of the current sub-action carry "
-             "a JPEG thumbnail each (about 2 kB, for Studio and stream clients), which is about 40 % of these "
-             "bytes (24 kB per attempt before thumbnails were added). The figure to watch is that bytes per "
-             "attempt stay flat as the horizon grows.", "",
-             "| sub-actions | generator calls | checkpoints | bytes | bytes per attempt |",
-             "| --- | --- | --- | --- | --- |"]
+             "One episode per row through the session driver (SQLite checkpoints), `sim` backbone; bytes per "
+             "generator call. *State written* is what SPIRAL's nodes write per step (LangGraph's pending writes: "
+             "refs, counters, the attempt being made or judged); a saver that stores each channel once per version "
+             "(PostgreSQL, the LangGraph server) adds this for SPIRAL's state. *Bookkeeping* is LangGraph's own per "
+             "checkpoint (channel versions, ids). *SQLite rows* is everything `SqliteSaver` stores, which copies "
+             "every channel into every checkpoint. All three must stay flat as the horizon grows.", "",
+             "| sub-actions | generator calls | checkpoints | state written / attempt | bookkeeping / attempt | "
+             "SQLite rows / attempt |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['sub_actions']} | {r['attempts']} | {r['checkpoints']} | {r['bytes']:,} | "
-                     f"{r['bytes_per_attempt']:,.0f} |")
+        lines.append(f"| {r['sub_actions']} | {r['attempts']} | {r['checkpoints']} | {r['written_per_attempt']:,.0f} | "
+                     f"{r['bookkeeping_per_attempt']:,.0f} | {r['stored_per_attempt']:,.0f} |")
     return "\n".join(lines) + "\n"

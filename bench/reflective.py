@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import Job, _results, _suite
+from .runner import Job, results_of, suite
 
 
 def reflective_memory(*, train_size: int | None = None, test_size: int | None = None, seeds: int = 1,
@@ -23,18 +23,18 @@ def reflective_memory(*, train_size: int | None = None, test_size: int | None = 
 
     home = Path(tempfile.mkdtemp(prefix="spiral-reflective-"))
     warm_dir = home / "warm"
-    train = _suite("train", train_size or 240)
+    train = suite("train", train_size or 240)
     t0 = time.perf_counter()
     learn = [Job(split="train", size=len(train), task_index=i, method="spiral-reflective-learn", seed=0,
                  difficulty=difficulty, store_dir=str(warm_dir)) for i in range(len(train))]
-    for _ in tqdm(_results(learn, 1), total=len(learn), desc="learn (train)", disable=not progress):
+    for _ in tqdm(results_of(learn, 1), total=len(learn), desc="learn (train)", disable=not progress):
         pass  # one writer at a time into the store
     learn_minutes = (time.perf_counter() - t0) / 60
     from ..memory.store import LESSONS, sqlite_store
 
     with sqlite_store(warm_dir) as store:
         lessons = len(store.search(LESSONS, limit=10_000))
-    test = _suite("test", test_size or 120)
+    test = suite("test", test_size or 120)
     out: dict = {"lessons": lessons, "learn_minutes": learn_minutes, "train_tasks": len(train),
                  "test_tasks": len(test), "seeds": seeds}
     for label, store_dir in (("cold", home / "cold"), ("warm", warm_dir)):
@@ -42,7 +42,7 @@ def reflective_memory(*, train_size: int | None = None, test_size: int | None = 
             pass  # create and migrate it here, not in several workers at once
         jobs = [Job(split="test", size=len(test), task_index=i, method="spiral-reflective", seed=s,
                     difficulty=difficulty, store_dir=str(store_dir)) for i in range(len(test)) for s in range(seeds)]
-        rows = list(tqdm(_results(jobs, workers), total=len(jobs), desc=f"test ({label})", disable=not progress))
+        rows = list(tqdm(results_of(jobs, workers), total=len(jobs), desc=f"test ({label})", disable=not progress))
         out[label] = {"calls": float(np.mean([r.generator_calls for r in rows])),
                       "calls_std_over_seeds": float(np.std([np.mean([r.generator_calls for r in rows if r.seed == s])
                                                             for s in range(seeds)])),

@@ -10,7 +10,6 @@ Methods (all on the same backbone and seeds):
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import shutil
 import tempfile
@@ -25,14 +24,14 @@ import sqlite_utils
 from pydantic import BaseModel
 
 from ..graph.config import RunContext
-from ..graph.state import SubAction
-from ..graph.workflow import build_graph, checkpoint_serde
+from ..graph.session import Session
+from ..graph.state import Ledger, SubAction
 from ..memory.artifacts import ArtifactStore
-from ..memory.checkpoints import checkpoint_path, sqlite_checkpointer
+from ..memory.checkpoints import checkpoint_path
 from ..memory.traces import TraceDB
-from ..nodes.critique import PerceptionCritic
-from ..nodes.generate import backbone_options
-from ..nodes.plan import RulePlanAgent, ledger_from
+from ..nodes.critic import PerceptionCritic
+from ..nodes.ledger import ledger_from
+from ..nodes.planner import RulePlanAgent
 from ..tools.errors import InputError
 from ..tools.media import save_png
 from ..tools.perception import perceive
@@ -100,7 +99,7 @@ class EpisodeResult(BaseModel):
 
 
 @lru_cache(maxsize=4)
-def _suite(split: str, size: int) -> tuple[Task, ...]:
+def suite(split: str, size: int) -> tuple[Task, ...]:
     return tuple(build_suite(split, size))
 
 
@@ -111,7 +110,7 @@ def _seed(*parts: object) -> int:
 def _generator(difficulty: str) -> ScoredSim:
     """The very instance the graph loads for these settings (same registry key)."""
     install()
-    gen = load_generator(BACKBONE, **backbone_options(RunContext(backbone=BACKBONE, difficulty=difficulty)))
+    gen = load_generator(BACKBONE, **RunContext(backbone=BACKBONE, difficulty=difficulty).generator_options())
     assert isinstance(gen, ScoredSim)
     return gen
 
@@ -195,46 +194,32 @@ def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
     image = save_png(render_scene(task.scene), ws / "start.png")
     context = RunContext(backbone=BACKBONE, difficulty=job.difficulty, seed=job.seed, workspace=str(ws),
                          out_dir=str(ws / "out"), write_video=False, **SPIRAL_VARIANTS[job.method])
-    config = {"configurable": {"thread_id": "episode"}}
     t0 = time.perf_counter()
-    with sqlite_checkpointer(ws, checkpoint_serde()) as saver, _memory(job) as store:
-        graph = build_graph(checkpointer=saver, store=store)
-        graph.invoke({"action": task.action, "image": str(image)}, config, context=context)
-        state = graph.get_state(config).values
+    with Session(ws, lessons=job.store_dir or None) as session:
+        state = session.start(task.action, str(image), context, "episode").state
+        attempts = TraceDB.open(ws / "traces.sqlite").attempts("episode")
     wall = time.perf_counter() - t0
     store = ArtifactStore(ws / "artifacts")
     video = np.load(ws / "out" / "frames.npy")
     end_scene = task.scene
-    if state["outcomes"]:
-        truth = gen.truth_of(store.get_frames(state["outcomes"][-1].segment))
+    outcomes = store.get_model(state.ledger_ref, Ledger).outcomes
+    if outcomes:
+        truth = gen.truth_of(store.get_frames(outcomes[-1].segment))
         assert truth is not None
         end_scene = truth.end
     pairs = []
-    rows = TraceDB(ws / "traces.sqlite").attempts("episode")
-    if context.critic != "none":
-        for row in rows:
-            truth = gen.truth_of(store.get_frames(row["segment"]))
-            if truth is not None and row.get("passed") is not None:
-                pairs.append((bool(row["passed"]), _truth_success(row["postconditions"], row["movers"], truth)))
+    for attempt in attempts:
+        truth = gen.truth_of(store.get_frames(attempt.segment))
+        if truth is not None and attempt.judged and attempt.passed is not None:
+            pairs.append((attempt.passed, _truth_success(attempt.postconditions, attempt.movers, truth)))
     ckpt = sum(p.stat().st_size for p in ws.glob(checkpoint_path(ws).name + "*"))
-    result = {**_goal_scores(task, end_scene), **_video_scores(video), "generator_calls": state["generator_calls"],
-              "wall_s": wall, "generator_s": gen.seconds, "status": state["status"],
+    result = {**_goal_scores(task, end_scene), **_video_scores(video), "generator_calls": state.generator_calls,
+              "wall_s": wall, "generator_s": gen.seconds, "status": state.status,
               "critic_tp": sum(c and t for c, t in pairs), "critic_fp": sum(c and not t for c, t in pairs),
               "critic_fn": sum(t and not c for c, t in pairs), "critic_tn": sum(not c and not t for c, t in pairs),
-              "checkpoint_bytes": ckpt, "attempts": len(rows)}
+              "checkpoint_bytes": ckpt, "attempts": len(attempts)}
     shutil.rmtree(ws, ignore_errors=True)
     return result
-
-
-@contextlib.contextmanager
-def _memory(job: Job):
-    if not job.store_dir:
-        yield None
-        return
-    from ..memory.store import sqlite_store
-
-    with sqlite_store(job.store_dir) as store:
-        yield store
 
 
 _SCRATCH: Path | None = None
@@ -244,7 +229,7 @@ def run_job(job: Job) -> EpisodeResult:
     global _SCRATCH
     if _SCRATCH is None:
         _SCRATCH = Path(tempfile.mkdtemp(prefix="spiral-bench-"))
-    task = _suite(job.split, job.size)[job.task_index]
+    task = suite(job.split, job.size)[job.task_index]
     if job.method in SPIRAL_VARIANTS:
         scores = run_spiral(task, job, _SCRATCH)
     else:
@@ -314,7 +299,7 @@ def _run_bench(methods, split, size, seeds, difficulty, workers, results, progre
         raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
     if workers < 1:
         raise InputError("--workers must be at least 1")
-    tasks = _suite(split, size if size is not None else len(build_suite(split)))
+    tasks = suite(split, size if size is not None else len(build_suite(split)))
     size = len(tasks)
     table = ResultsTable(results)
     first = [m for m in methods if m != "best-of-n"]
@@ -341,14 +326,15 @@ def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progres
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
-    for result in _results(todo, workers):
+    for result in results_of(todo, workers):
         table.add(result)
         bar.update(1)
     bar.close()
     return len(todo)
 
 
-def _results(jobs: list[Job], workers: int) -> Iterator[EpisodeResult]:
+def results_of(jobs: list[Job], workers: int) -> Iterator[EpisodeResult]:
+    """Each job's result, as the workers finish them (in order with one worker)."""
     if workers == 1:
         yield from map(run_job, jobs)
         return

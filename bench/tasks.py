@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..tools.world.execute import Step
-from ..tools.world.scene import SIZE_HALF, Scene, WorldObject, interpenetrating, random_scene
+from ..tools.world.scene import SIZE_HALF, Scene, WorldObject, interpenetrating, object_words, random_scene
 
 SUITE_VERSION = "actwm-sim-v1"
 SPLIT_SEEDS = {"test": 1_000_003, "train": 2_000_003}
@@ -42,9 +42,8 @@ def phrase(obj: WorldObject, scene: Scene) -> str:
     """The shortest words that pick out `obj`: colour and shape, plus size when needed."""
     if obj.is_container:
         return obj.shape
-    twins = [o for o in scene.movables if o.id != obj.id and o.color == obj.color and o.shape == obj.shape]
-    words = f"{obj.color} {obj.shape}"
-    return f"{obj.size} {words}" if twins else words
+    twins = any(o.id != obj.id and o.color == obj.color and o.shape == obj.shape for o in scene.movables)
+    return f"{obj.size} {obj.color} {obj.shape}" if twins else object_words(obj.shape, obj.color, obj.size, False)
 
 
 class _Builder:

@@ -1,68 +1,81 @@
-"""The `spiral` subcommands beyond running episodes: benchmark, dataset export, traces,
-time travel (history, fork) and artifact garbage collection."""
+"""The `spiral` subcommands beyond running episodes: benchmark, dataset export, traces, time travel
+(history, fork), artifact garbage collection and the graph's drawing."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import shlex
 import sys
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ..tools.errors import ResumeError
-from .cli import _console, _memory_of, _memory_store, _print_summary, _stream
-from .config import RunContext, default_workspace
+from .config import default_workspace
+from .console import ProgressPrinter, console, print_summary
+from .session import Session
+
+SUITES = ("actwm-sim", "checkpoint-growth", "reflective-memory", "server", "overhead")
+
+
+def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    draw = sub.add_parser("graph", help="print the graph as Mermaid (or write it into a README)")
+    draw.add_argument("--readme", default="", help="rewrite the drawing between this file's graph markers")
+    traces = sub.add_parser("traces", help="browse the trace database")
+    tsub = traces.add_subparsers(dest="traces_command", required=True)
+    workspace_option(tsub.add_parser("ls", help="episodes"))
+    show = tsub.add_parser("show", help="every attempt of one episode")
+    show.add_argument("thread_id")
+    workspace_option(show)
+    texp = tsub.add_parser("export", help="attempts as JSONL or Parquet")
+    texp.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])
+    texp.add_argument("--out", required=True)
+    texp.add_argument("--thread-id", default="")
+    workspace_option(texp)
+    hist = sub.add_parser("history", help="a thread's checkpoints (for fork)")
+    hist.add_argument("thread_id")
+    workspace_option(hist)
+    fork = sub.add_parser("fork", help="replay a thread from a past checkpoint in a new thread")
+    fork.add_argument("thread_id")
+    fork.add_argument("--checkpoint", required=True, help="checkpoint id from `spiral history`")
+    fork.add_argument("--instruction", "--action", dest="instruction", default=None,
+                      help="a different instruction for the sub-action at that checkpoint")
+    fork.add_argument("--new-thread-id", default="")
+    workspace_option(fork)
+    gc = sub.add_parser("gc", help="delete artifacts no checkpoint or trace references")
+    gc.add_argument("--dry-run", action="store_true")
+    workspace_option(gc)
+    bench = sub.add_parser("bench", help="run a benchmark and write its section of docs/benchmarks.md")
+    bench.add_argument("--suite", default="actwm-sim", choices=SUITES)
+    bench.add_argument("--methods", default="open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan",
+                       help="comma-separated methods")
+    bench.add_argument("--split", default="test")
+    bench.add_argument("--size", type=int, default=None, help="number of tasks (default: the whole split)")
+    bench.add_argument("--seeds", type=int, default=3)
+    bench.add_argument("--difficulty", default="medium")
+    bench.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    bench.add_argument("--results", default="bench_results.sqlite", help="results table; an interrupted bench resumes from it")
+    bench.add_argument("--docs", default="docs", help="where benchmarks.md and img/ are written ('' to skip)")
+    dataset = sub.add_parser("dataset", help="ActWM-Dataset tools")
+    dsub = dataset.add_subparsers(dest="dataset_command", required=True)
+    export = dsub.add_parser("export", help="write start images, actions, plans and ground-truth videos")
+    export.add_argument("--split", default="train")
+    export.add_argument("--out", required=True)
+    export.add_argument("--size", type=int, default=None)
+    export.add_argument("--frames", type=int, default=16)
+
+
+def _workspace(args: argparse.Namespace) -> str:
+    return str(Path(args.workspace or default_workspace()).resolve())
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    import shlex
-
-    from ..bench.report import plots, section, write_section
-    from ..bench.runner import run_bench, run_key
+    from ..bench.suites import run_suite
 
     command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
-        f"spiral bench --methods {args.methods} --seeds {args.seeds}"
-    if args.suite == "reflective-memory":
-        from ..bench.reflective import reflective_memory, reflective_section
-
-        result = reflective_memory(test_size=args.size, seeds=args.seeds, difficulty=args.difficulty,
-                                   workers=args.workers, progress=sys.stderr.isatty())
-        text = reflective_section(result, command)
-        print(text)
-        if args.docs:
-            write_section(Path(args.docs) / "benchmarks.md", "bench:reflective-memory", text)
-        return
-    if args.suite == "server":
-        from ..bench.server import server_overhead, server_section
-
-        text = server_section(server_overhead(size=args.size or 20, difficulty=args.difficulty), command)
-        print(text)
-        if args.docs:
-            write_section(Path(args.docs) / "benchmarks.md", "bench:server", text)
-        return
-    if args.suite == "checkpoint-growth":
-        from ..bench.growth import checkpoint_growth, growth_section
-
-        rows = checkpoint_growth(difficulty=args.difficulty)
-        print(growth_section(rows, command))
-        if args.docs:
-            write_section(Path(args.docs) / "benchmarks.md", "bench:checkpoint-growth", growth_section(rows, command))
-        return
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    table = run_bench(methods, split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
-                      workers=args.workers, results=args.results, progress=sys.stderr.isatty())
-    minutes = table.run_minutes(run_key(methods, args.split, args.size, args.seeds, args.difficulty))
-    rows = [r for r in table.rows(args.split, args.difficulty, methods) if r.seed < args.seeds]
-    from ..bench.report import main_table
-
-    print(main_table(rows))
-    if args.docs:
-        docs = Path(args.docs)
-        stem = f"actwm_{args.split}_{args.difficulty}"
-        images = plots(rows, docs / "img", stem)
-        write_section(docs / "benchmarks.md", f"bench:actwm-sim:{args.split}:{args.difficulty}",
-                      section(rows, command, images, docs, minutes))
-        print(f"wrote {docs / 'benchmarks.md'} and {len(images)} plots")
+        f"spiral bench --suite {args.suite}"
+    print(run_suite(args.suite, command, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+                    split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
+                    workers=args.workers, results=args.results, docs=args.docs, progress=sys.stderr.isatty()))
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
@@ -70,10 +83,6 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
     out = export_dataset(args.split, args.out, size=args.size, num_frames=args.frames, progress=sys.stderr.isatty())
     print(f"wrote {out / 'metadata.jsonl'}")
-
-
-def _workspace(args: argparse.Namespace) -> str:
-    return str(Path(args.workspace or default_workspace()).resolve())
 
 
 def cmd_traces(args: argparse.Namespace) -> None:
@@ -90,63 +99,38 @@ def cmd_traces(args: argparse.Namespace) -> None:
         table = Table(title="episodes")
         for col in ("thread", "status", "generator calls", "action"):
             table.add_column(col)
-        for row in db.threads():
-            table.add_row(row["thread_id"], str(row.get("status", "")), str(row.get("generator_calls", "")),
-                          str(row.get("action", ""))[:60])
-        _console().print(table)
+        for ep in db.episodes():
+            table.add_row(ep.thread_id, ep.status, str(ep.generator_calls), ep.action[:60])
+        console().print(table)
         return
-    rows = db.attempts(args.thread_id)
-    if not rows:
+    attempts = db.attempts(args.thread_id)
+    if not attempts:
         raise ResumeError(f"no attempts recorded for thread {args.thread_id!r}")
     table = Table(title=args.thread_id)
-    for col in ("step", "try", "plan", "seed", "result", "prompt", "feedback"):
+    for col in ("step", "try", "plan", "seed", "judged by", "result", "prompt", "feedback"):
         table.add_column(col)
-    for r in rows:
-        result = "pass" if r.get("passed") else (r.get("failure") or "–")
-        table.add_row(str(r["sub_action_index"] + 1), str(r["try_index"] + 1), str(r["plan_version"]), str(r["seed"]),
-                      result, r["prompt"], str(r.get("feedback", ""))[:80])
-    _console().print(table)
-
-
-def _with_graph(workspace: str):
-    from ..memory.checkpoints import has_checkpoints, open_checkpointer
-    from .workflow import checkpoint_serde
-
-    if not has_checkpoints(workspace):
-        raise ResumeError(f"no checkpoints in {workspace}; pass the --workspace the run used")
-    return open_checkpointer(workspace, checkpoint_serde())
+    for a in attempts:
+        result = "–" if a.passed is None else "pass" if a.passed else (a.failure or "fail")
+        table.add_row(str(a.sub_action_index + 1), str(a.try_index + 1), str(a.plan_version), str(a.seed),
+                      a.critic or "–", result, a.prompt, a.feedback[:80])
+    console().print(table)
 
 
 def cmd_history(args: argparse.Namespace) -> None:
-    from .timetravel import history
-    from .workflow import build_graph
-
-    with _with_graph(_workspace(args)) as saver:
-        rows = history(build_graph(checkpointer=saver), args.thread_id)
+    with Session(_workspace(args)) as session:
+        rows = session.history(args.thread_id)
     print(f"{'checkpoint':38s} {'step':>4s}  {'next':9s} {'sub-action':>10s} {'plan':>4s} {'tries':>5s}  status")
     for r in rows:  # plain lines: checkpoint ids are for copying into `spiral fork`
-        print(f"{r['checkpoint_id']:38s} {r['step']!s:>4s}  {r['next']:9s} {r['sub_action']!s:>10s} "
-              f"{r['plan_version']!s:>4s} {r['attempts']!s:>5s}  {r['status']}")
+        print(f"{r.checkpoint_id:38s} {r.step!s:>4s}  {r.next:9s} {r.sub_action!s:>10s} "
+              f"{r.plan_version!s:>4s} {r.attempts!s:>5s}  {r.status}")
 
 
 def cmd_fork(args: argparse.Namespace) -> None:
-    from .timetravel import fork
-    from .workflow import build_graph
-
-    workspace = _workspace(args)
-    new_thread = args.new_thread_id or f"{args.thread_id}-fork-{uuid.uuid4().hex[:6]}"
-    with contextlib.ExitStack() as stack:
-        saver = stack.enter_context(_with_graph(workspace))
-        source = {"configurable": {"thread_id": args.thread_id}}
-        store = stack.enter_context(_memory_store(_memory_of(build_graph(checkpointer=saver), source), workspace))
-        graph = build_graph(checkpointer=saver, store=store)
-        config = fork(graph, args.thread_id, args.checkpoint, new_thread, args.instruction)
-        saved = config["metadata"].get("spiral_settings")
-        context = RunContext.model_validate_json(saved) if saved else None
-        _console().print(f"forked {args.thread_id}@{args.checkpoint} into {new_thread}")
-        _stream(graph, None, config, context, workspace)
-        final = graph.get_state({"configurable": {"thread_id": new_thread}}).values
-    _print_summary(final["summary"])
+    with Session(_workspace(args)) as session:
+        new_thread = args.new_thread_id or None
+        run = session.fork(args.thread_id, args.checkpoint, new_thread, args.instruction, observer=ProgressPrinter())
+        console().print(f"forked {args.thread_id}@{args.checkpoint} into {run.thread_id}")
+    print_summary(run)
 
 
 def cmd_gc(args: argparse.Namespace) -> None:

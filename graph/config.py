@@ -1,4 +1,11 @@
-"""The run context: one typed schema, shown by LangGraph Studio as a form."""
+"""The run context: one typed schema, shown by LangGraph Studio as a form and by `spiral` as flags.
+
+Every setting is a field here, with its type, default, bounds and help text;
+the CLI derives its options from these fields (graph/cli_options.py), so a new
+setting appears in Studio, the server, Python and the command line at once.
+A field may name a short flag (`json_schema_extra={"flag": "--frames"}`) and
+whether it is a path the CLI resolves (`"path": True`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ..tools.errors import InputError
+from ..tools.video import backbone_info
 
 
 _START_DIR = Path.cwd()
@@ -31,14 +39,16 @@ class RunContext(BaseModel):
     device: str = Field("auto", description="Diffusers backbones: auto, cpu, cuda, cuda:1, ...")
     cpu_offload: bool = Field(False, description="Diffusers backbones: enable_model_cpu_offload (less VRAM, slower).")
     vae_tiling: bool = Field(False, description="Diffusers backbones: decode the VAE in tiles (less VRAM).")
-    num_inference_steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps (default: the backbone's).")
-    guidance_scale: float | None = Field(None, ge=0, description="Classifier-free guidance (default: the backbone's).")
+    num_inference_steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps (default: the backbone's).",
+                                            json_schema_extra={"flag": "--steps"})
+    guidance_scale: float | None = Field(None, ge=0, description="Classifier-free guidance (default: the backbone's).",
+                                         json_schema_extra={"flag": "--guidance"})
     trajectory: bool = Field(False, description="Record per-step latents and SDE log-probs of every segment for RL "
                              "(diffusers backbones; the sim has no latents).")
     sde_noise_level: float = Field(0.7, ge=0, le=2, description="SDE noise level when recording trajectories.")
     difficulty: str = Field("medium", description="Error-model preset of the `sim` backbone: easy, medium, hard.")
-    seed: int = Field(0, description="Episode seed; every generator seed derives from it.")
-    num_frames: int = Field(16, description="Frames per segment.")
+    seed: int = Field(0, ge=0, lt=2**63, description="Episode seed; every generator seed derives from it.")
+    num_frames: int = Field(16, description="Frames per segment.", json_schema_extra={"flag": "--frames"})
     height: int = Field(128, description="Frame height in pixels.")
     width: int = Field(128, description="Frame width in pixels.")
     planner: Literal["rule", "llm"] = Field("rule", description="PlanAgent (and refiner): `rule` (offline grammar) or `llm`.")
@@ -48,9 +58,11 @@ class RunContext(BaseModel):
     llm_model: str = Field("openai/gpt-4o-mini", description="LLM/VLM as provider/model (or the name a server uses).")
     base_url: str = Field("", description="OpenAI-compatible server URL, e.g. http://localhost:8000/v1 (empty: OpenAI).")
     temperature: float = Field(0.0, ge=0, le=2, description="LLM sampling temperature.")
-    llm_timeout_s: float = Field(60.0, gt=0, description="Seconds before an LLM call times out (then it is retried).")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Seconds before an LLM call times out (then it is retried).",
+                                 json_schema_extra={"flag": "--llm-timeout"})
     llm_retries: int = Field(2, ge=0, le=10, description="Retries of an LLM call on timeouts, 429 and 5xx (with backoff).")
-    prompts_dir: str = Field("", description="Folder with planner.md / critic.md / refiner.md overriding the built-in prompts.")
+    prompts_dir: str = Field("", description="Folder with planner.md / critic.md / refiner.md overriding the built-in prompts.",
+                             json_schema_extra={"path": True})
     memory: Literal["episode", "reflective", "off"] = Field(
         "episode", description="`episode`: the critic judges against the episode's ledger (drift since the start) and "
         "refinements accumulate; `reflective`: also learn phrasing lessons across episodes in the store and start "
@@ -63,16 +75,25 @@ class RunContext(BaseModel):
     review: bool = Field(False, description="Pause before accepting each segment so a person can approve it or "
                          "reject it with feedback (resume with Command(resume='approve') or "
                          "Command(resume={'decision': 'reject', 'feedback': '...'})).")
-    max_tries_per_segment: int = Field(3, ge=1, le=20, description="Inner-loop budget per sub-action.")
+    max_tries_per_segment: int = Field(3, ge=1, le=20, description="Inner-loop budget per sub-action.",
+                                       json_schema_extra={"flag": "--max-tries"})
     max_replans: int = Field(2, ge=0, le=10, description="Outer-loop budget per episode.")
-    max_generator_calls: int = Field(40, ge=1, le=1000, description="Generator calls per episode.")
+    max_generator_calls: int = Field(40, ge=1, le=1000, description="Generator calls per episode.",
+                                     json_schema_extra={"flag": "--max-calls"})
     workspace: str = Field(default_factory=default_workspace,
-                           description="Folder for artifacts, checkpoints and traces.")
-    out_dir: str = Field("", description="Where finalize writes the video and summary (default: workspace/runs/THREAD).")
+                           description="Folder for artifacts, checkpoints and traces ($SPIRAL_HOME, else ./.spiral).",
+                           json_schema_extra={"path": True})
+    out_dir: str = Field("", description="Where finalize writes the video and summary (default: workspace/runs/THREAD).",
+                         json_schema_extra={"flag": "--out", "path": True})
 
-    @property
-    def uses_llm(self) -> bool:
-        return self.planner == "llm" or self.critic in ("llm", "ensemble")
+    def generator_options(self) -> dict:
+        """The run-context fields this backbone takes (its registry entry names them)."""
+        return {name: getattr(self, name) for name in backbone_info(self.backbone).settings}
+
+    def check_backbone(self) -> None:
+        """The backbone's own checks of these settings (unknown name, sizes, options), before any work."""
+        backbone_info(self.backbone).check(num_frames=self.num_frames, height=self.height, width=self.width,
+                                           **self.generator_options())
 
     @field_validator("num_frames")
     @classmethod

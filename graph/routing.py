@@ -16,23 +16,20 @@ def after_critique(state: EpisodeState) -> Literal["advance", "refine", "plan", 
     the episode has replans left, then accept the best attempt and move on. With review on,
     every acceptance goes past a person first."""
     route = _after_verdict(state)
-    assert state.settings is not None
-    return "review" if route == "advance" and state.settings.review else route
+    return "review" if route == "advance" and state.run_settings().review else route
 
 
 def after_review(state: EpisodeState) -> Literal["advance", "refine"]:
     """Approved → advance. Rejected → generate again from the reviewer's feedback, unless the
     generator-call budget is spent (then the best attempt a person did not reject is accepted)."""
-    settings = state.settings
-    assert settings is not None
+    settings = state.run_settings()
     if state.attempts[-1].review == "approved" or state.generator_calls >= settings.max_generator_calls:
         return "advance"
     return "refine"
 
 
 def _after_verdict(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
-    settings = state.settings
-    assert settings is not None
+    settings = state.run_settings()
     critique = state.attempts[-1].critique
     assert critique is not None
     if critique.passed or state.generator_calls >= settings.max_generator_calls:
@@ -46,8 +43,7 @@ def _after_verdict(state: EpisodeState) -> Literal["advance", "refine", "plan"]:
 
 
 def after_advance(state: EpisodeState) -> Literal["generate", "finalize"]:
-    settings = state.settings
-    assert settings is not None
+    settings = state.run_settings()
     if state.cursor >= state.plan_size or state.generator_calls >= settings.max_generator_calls:
         return "finalize"
     return "generate"

@@ -1,15 +1,17 @@
 """The episode's state: small, serialisable, references instead of pixels.
 
-What the next step needs lives here (the current sub-action and its
-attempts, compact outcomes, the world-state ledger, counters); the whole plan
-is a content-addressed artifact (`plan_ref`) and the full history of attempts
-lives in the trace database and in the checkpoint history. So a checkpoint
-stays about the same size however long the episode is.
+What the next step needs lives here (settings, the cursor into the plan, the
+current instruction, the attempts at the current sub-action, counters).
+Everything that grows with the episode is a content-addressed artifact the
+state points at: the whole plan (`plan_ref`) and the episode's memory, the
+ledger with its outcomes (`ledger_ref`). Every attempt, with its scores and
+evidence, is a typed record in the trace database. So a checkpoint stays the
+same size however long the episode is (docs/benchmarks.md, checkpoint size).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +29,7 @@ class SubAction(BaseModel):
     """One object-centric step of the plan."""
 
     index: int
+    id: str = Field("", description="Stable id (s0, s1, ...): a step keeps it when a replan restates it.")
     verb: Verb
     subject: str = Field(description="Object id, e.g. red_ball.")
     target: str | None = Field(None, description="Container/object id, or a place word (left, right, ...).")
@@ -75,6 +78,9 @@ class Critique(BaseModel):
 
 
 class Attempt(BaseModel):
+    """One generator call at the current sub-action, as the next steps need it. Its full record
+    (conditioning frame, evidence, timings, token usage) is in the trace database."""
+
     sub_action_index: int
     try_index: int
     plan_version: int
@@ -83,15 +89,26 @@ class Attempt(BaseModel):
     segment: str
     """Artifact ref of the frames."""
     last_frame: str
+    thumbnail: str = ""
+    """Artifact ref of the last frame as a 64 px JPEG; stream events carry the bytes."""
     trajectory: str = ""
     """Artifact ref of the per-step latents and log-probs (safetensors), when recorded."""
     critique: Critique | None = None
-    thumbnail: str = ""
-    """The segment's last frame as a 64 px JPEG data URL (about 2 kB), for Studio and stream
-    clients. Attempts live in state only for the current sub-action, so thumbnails do not make
-    checkpoints grow with the episode (docs/benchmarks.md, checkpoint size)."""
+    """The verdict, without its evidence (that is in the trace database)."""
     review: Review = ""
     """A person's verdict when the run pauses for review (`RunContext.review`)."""
+
+
+def merge_attempts(current: list[Attempt], update: Attempt | list[Attempt]) -> list[Attempt]:
+    """The `attempts` reducer: one Attempt replaces the one with its try index (or joins the list),
+    so a node writes only the attempt it made or judged; a list replaces them all (`[]` when a new
+    sub-action or plan starts). Values may arrive as dicts (a server restoring a checkpoint, a client
+    editing state); they are validated here."""
+    if isinstance(update, list):
+        return [Attempt.model_validate(a) for a in update]
+    attempt = Attempt.model_validate(update)
+    kept = [a for a in map(Attempt.model_validate, current) if a.try_index != attempt.try_index]
+    return sorted([*kept, attempt], key=lambda a: a.try_index)
 
 
 class ObjectRecord(BaseModel):
@@ -108,16 +125,6 @@ class ObjectRecord(BaseModel):
     """Its colour in the start image: drift is judged against the start, not the last segment."""
 
 
-class Ledger(BaseModel):
-    """World-state memory: where everything is, what has been established, critic notes."""
-
-    objects: dict[str, ObjectRecord] = Field(default_factory=dict)
-    established: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-    first_frame: str = ""
-    last_frame: str = ""
-
-
 class Outcome(BaseModel):
     """Compact record of a finished sub-action."""
 
@@ -128,6 +135,20 @@ class Outcome(BaseModel):
     score: float
     reviewed: bool = False
     """A person approved it (`RunContext.review`)."""
+
+
+class Ledger(BaseModel):
+    """The episode's memory, kept as an artifact (`EpisodeState.ledger_ref`): where everything is,
+    what has been established, each finished sub-action's outcome, and critic notes."""
+
+    objects: dict[str, ObjectRecord] = Field(default_factory=dict)
+    established: list[str] = Field(default_factory=list)
+    outcomes: list[Outcome] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    first_frame: str = ""
+    """Artifact ref of the start frame, at the run's size."""
+    last_frame: str = ""
+    """Artifact ref of the last accepted frame: the next segment's conditioning frame."""
 
 
 class EpisodeInput(BaseModel):
@@ -145,29 +166,31 @@ class EpisodeOutput(BaseModel):
 
 
 class EpisodeState(EpisodeInput):
+    """`image` becomes the start frame's artifact ref on the first step, so an image sent inline
+    (base64) is not copied into every checkpoint."""
+
     settings: RunContext | None = None
-    start_frame: str = ""
+    """The run's settings, saved on the first step: a resume continues with them."""
     plan_ref: str = ""
     """Artifact ref of the whole `Plan` (JSON)."""
     plan_size: int = 0
     plan_version: int = 0
-    sub_action: SubAction | None = None
-    """The plan's step at `cursor`, the one being generated."""
     cursor: int = 0
+    """Index of the plan step being generated."""
     instruction: str = ""
     """The current prompt for the sub-action at `cursor` (rewritten by refine)."""
     instruction_flags: list[str] = Field(default_factory=list)
     """What refine has added to it so far (explicit, complete, still, identity)."""
-    attempts: list[Attempt] = Field(default_factory=list)
+    attempts: Annotated[list[Attempt], merge_attempts] = Field(default_factory=list)
     """Attempts at the current sub-action only."""
-    outcomes: list[Outcome] = Field(default_factory=list)
-    ledger: Ledger = Field(default_factory=Ledger)
+    ledger_ref: str = ""
+    """Artifact ref of the episode's `Ledger` (JSON), rewritten when a sub-action finishes."""
     replans: int = 0
     generator_calls: int = 0
     status: Literal["planning", "running", "done", "partial", "budget_exhausted"] = "planning"
     video: str = ""
     summary: str = ""
 
-    def current(self) -> SubAction:
-        assert self.sub_action is not None, "no current sub-action"
-        return self.sub_action
+    def run_settings(self) -> RunContext:
+        assert self.settings is not None, "the settings are saved by the first step"
+        return self.settings

@@ -1,8 +1,10 @@
-"""The SPIRAL state machine: plan → generate → critique → [review] → (refine → generate)* → advance … → finalize.
+"""The SPIRAL state machine: ingest → plan → generate → critique → [review] → (refine → generate)* → advance … → finalize.
 
-`build_graph(checkpointer=..., store=...)` is what scripts, the CLI and tests
-call; the module-level `graph` is compiled without a checkpointer so that
-LangGraph Studio and the server inject their own (langgraph.json points here).
+The module-level `graph` is compiled once per process, without a
+checkpointer, so that LangGraph Studio and the server inject their own
+(langgraph.json points here). `build_graph(checkpointer=..., store=...)` is
+what the session driver, scripts and tests call: a copy of that compiled graph
+bound to their checkpointer and store, which costs nothing to make.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from spiral.nodes.advance import advance
 from spiral.nodes.critique import critique
 from spiral.nodes.finalize import finalize
 from spiral.nodes.generate import generate
+from spiral.nodes.ingest import ingest
 from spiral.nodes.plan import plan
 from spiral.nodes.refine import refine
 from spiral.nodes.review import review
@@ -36,9 +39,10 @@ def checkpoint_serde() -> JsonPlusSerializer:
     return JsonPlusSerializer(allowed_msgpack_modules=allowed)
 
 
-def build_graph(checkpointer: Any = None, store: Any = None):
+def compile_graph():
     builder = StateGraph(EpisodeState, context_schema=RunContext, input_schema=EpisodeInput,
                          output_schema=EpisodeOutput)
+    builder.add_node("ingest", ingest)
     builder.add_node("plan", plan)
     builder.add_node("generate", generate)
     builder.add_node("critique", critique)
@@ -46,7 +50,8 @@ def build_graph(checkpointer: Any = None, store: Any = None):
     builder.add_node("refine", refine)
     builder.add_node("advance", advance)
     builder.add_node("finalize", finalize)
-    builder.add_edge(START, "plan")
+    builder.add_edge(START, "ingest")
+    builder.add_edge("ingest", "plan")
     builder.add_conditional_edges("plan", after_plan)
     builder.add_edge("generate", "critique")
     builder.add_conditional_edges("critique", after_critique)
@@ -54,7 +59,12 @@ def build_graph(checkpointer: Any = None, store: Any = None):
     builder.add_edge("refine", "generate")
     builder.add_conditional_edges("advance", after_advance)
     builder.add_edge("finalize", END)
-    return builder.compile(checkpointer=checkpointer, store=store, name="spiral")
+    return builder.compile(name="spiral")
 
 
-graph = build_graph()
+graph = compile_graph()
+
+
+def build_graph(checkpointer: Any = None, store: Any = None):
+    """The compiled graph bound to a checkpointer (episode memory) and a store (reflective memory)."""
+    return graph.copy(update={"checkpointer": checkpointer, "store": store})

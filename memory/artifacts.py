@@ -1,8 +1,11 @@
-"""Content-addressed artifacts: frames and segments live here, state holds their refs.
+"""Content-addressed artifacts: frames, segments, plans and ledgers live here, state holds their refs.
 
-A ref is `sha256:<hex>.<ext>`; the file is written once, atomically (temp file
-then rename), so a crash never leaves a half-written artifact under a valid
-name and writing the same content twice is free.
+A ref is `sha256:<hex>.<ext>`; the file is written once, atomically (temp file,
+fsync, rename), so a crash never leaves a half-written artifact under a valid
+name and writing the same content twice is free. Because a ref names its
+content, what a process has read or written is kept in a small in-process cache
+(decoded frames and segments, JSON bytes): the loop reads the frame it just
+wrote without touching the disk again.
 """
 
 from __future__ import annotations
@@ -12,13 +15,54 @@ import io
 import os
 import re
 import tempfile
+import threading
 import zlib
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel
 
 from ..tools.errors import InputError, SpiralError
+from ..tools.media import png_bytes
+
+M = TypeVar("M", bound=BaseModel)
+CACHE_BYTES = 256 * 2**20
+"""What the in-process cache of decoded artifacts may hold (least recently used dropped first)."""
+
+
+class _DecodedCache:
+    """Decoded artifacts by (store root, ref), bounded by their size in bytes; values are read-only."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.size = max_bytes, 0
+        self.items: OrderedDict[tuple[Path, str], Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Path, str]) -> Any | None:
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[Path, str], value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        nbytes = value.nbytes if isinstance(value, np.ndarray) else len(value)
+        with self.lock:
+            if key not in self.items and nbytes <= self.max_bytes:
+                self.items[key] = value
+                self.size += nbytes
+            while self.size > self.max_bytes:
+                _, old = self.items.popitem(last=False)
+                self.size -= old.nbytes if isinstance(old, np.ndarray) else len(old)
+        return value
+
+
+_CACHE = _DecodedCache(CACHE_BYTES)
 
 REF_PATTERN = re.compile(r"sha256:[0-9a-f]{64}\.[a-z0-9]{1,16}(?:\.[a-z0-9]{1,8})?")
 """An artifact reference: the content's sha256 and an extension (npy.z, png, json, ...); nothing in
@@ -39,9 +83,13 @@ class ArtifactStore:
         name = ref.removeprefix("sha256:")
         return self.root / name[:2] / name
 
+    @staticmethod
+    def ref_for(data: bytes, ext: str) -> str:
+        """The ref `data` gets when stored (nothing is written)."""
+        return f"sha256:{hashlib.sha256(data).hexdigest()}.{ext}"
+
     def put_bytes(self, data: bytes, ext: str) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        ref = f"sha256:{digest}.{ext}"
+        ref = self.ref_for(data, ext)
         target = self.path(ref)
         if target.exists():
             return ref
@@ -66,19 +114,41 @@ class ArtifactStore:
 
     def put_frame(self, frame: np.ndarray) -> str:
         """One RGB frame as PNG (lossless, viewable)."""
-        buf = io.BytesIO()
-        Image.fromarray(frame).save(buf, format="PNG", optimize=False, compress_level=6)
-        return self.put_bytes(buf.getvalue(), "png")
+        return self._put_decoded(png_bytes(frame), "png", frame)
 
     def get_frame(self, ref: str) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(self.get_bytes(ref))).convert("RGB"))
+        """The frame (read-only: copy it to change it)."""
+        cached = _CACHE.get((self.root, ref))
+        if cached is not None:
+            return cached
+        frame = np.asarray(Image.open(io.BytesIO(self.get_bytes(ref))).convert("RGB"))
+        return _CACHE.put((self.root, ref), frame)
 
     def put_frames(self, frames: np.ndarray) -> str:
         """A segment (T, H, W, 3) as zlib-compressed .npy: lossless and byte-deterministic
         (npz would stamp zip times into the bytes and break content addressing)."""
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
-        return self.put_bytes(zlib.compress(buf.getvalue(), 1), "npy.z")
+        return self._put_decoded(zlib.compress(buf.getvalue(), 1), "npy.z", frames)
+
+    def _put_decoded(self, data: bytes, ext: str, decoded: np.ndarray) -> str:
+        ref = self.put_bytes(data, ext)
+        _CACHE.put((self.root, ref), np.array(decoded, copy=True))
+        return ref
+
+    def put_model(self, model: BaseModel) -> str:
+        """A pydantic model (a plan, a ledger) as JSON."""
+        data = model.model_dump_json().encode()
+        ref = self.put_bytes(data, "json")
+        _CACHE.put((self.root, ref), data)
+        return ref
+
+    def get_model(self, ref: str, cls: type[M]) -> M:
+        """A fresh `cls` instance from a JSON artifact (callers may change it)."""
+        data = _CACHE.get((self.root, ref))
+        if data is None:
+            data = _CACHE.put((self.root, ref), self.get_bytes(ref))
+        return cls.model_validate_json(data)
 
     def put_tensors(self, tensors: dict, metadata: dict[str, str] | None = None) -> str:
         """torch tensors as safetensors (the RL trajectories and prompt embeddings)."""
@@ -98,4 +168,10 @@ class ArtifactStore:
         return load(raw), header.get("__metadata__", {})
 
     def get_frames(self, ref: str) -> np.ndarray:
-        return np.load(io.BytesIO(zlib.decompress(self.get_bytes(ref))), allow_pickle=False)
+        """The segment (read-only: copy it to change it)."""
+        cached = _CACHE.get((self.root, ref))
+        if cached is not None:
+            return cached
+        frames = np.load(io.BytesIO(zlib.decompress(self.get_bytes(ref))), allow_pickle=False)
+        return _CACHE.put((self.root, ref), frames)
+

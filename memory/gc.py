@@ -12,6 +12,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+from ..tools.errors import SpiralError
 from .artifacts import REF_PATTERN, ArtifactStore
 
 REF = re.compile(REF_PATTERN.pattern.encode())
@@ -62,11 +63,25 @@ def referenced(workspace: str | Path) -> set[str]:
         refs |= _refs_in_postgres(database_uri())
     store = ArtifactStore(ws / "artifacts")
     for ref in [r for r in refs if r.endswith(".safetensors")]:
-        try:
-            refs.update(m.decode() for m in REF.findall(store.get_bytes(ref)[:65536]))
-        except Exception:  # a missing trajectory references nothing more
-            pass
+        refs |= _refs_in_trajectory(store, ref)
     return refs
+
+
+def _refs_in_trajectory(store: ArtifactStore, ref: str) -> set[str]:
+    """What a trajectory's safetensors header points at (its prompt embeddings). A missing trajectory
+    points at nothing; one that cannot be read stops gc, since what it references is unknown."""
+    path = store.path(ref)
+    if not path.exists():
+        return set()
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = fh.read(min(size, 2**24))
+    except OSError as exc:
+        raise SpiralError(f"gc stopped, nothing removed: cannot read trajectory {ref} ({exc})") from None
+    if len(header) != size:
+        raise SpiralError(f"gc stopped, nothing removed: trajectory {ref} is truncated; restore or delete it first")
+    return {m.decode() for m in REF.findall(header)}
 
 
 def collect_garbage(workspace: str | Path, dry_run: bool = False) -> tuple[list[Path], int]:

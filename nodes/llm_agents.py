@@ -12,8 +12,6 @@ every call are recorded.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import re
@@ -23,17 +21,17 @@ from typing import Literal, TypeVar
 
 import numpy as np
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from ..graph.config import RunContext
 from ..graph.state import Critique, CritiqueScores, CriticFailure, Ledger, Plan, SubAction
 from ..tools.errors import LLMUnavailableError
 from ..tools.llm import chat_model
-from ..tools.media import keyframe_sheet
+from ..tools.media import data_url, keyframe_sheet, png_bytes
 from ..tools.perception import PerceivedObject
 from ..tools.predicates import Predicate
-from .plan import PLACE_WORDS, describe
+from ..tools.world.scene import name_among
+from .planner import PLACE_WORDS
 from .prompts.templates import template
 
 log = logging.getLogger(__name__)
@@ -92,10 +90,9 @@ class LLMCall(BaseModel):
                 **({f"{self.role}_fallback": self.error[:200]} if self.fallback else {})}
 
 
-def data_url(frame: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def frame_url(frame: np.ndarray) -> str:
+    """A frame as an inline PNG for a VLM."""
+    return data_url(png_bytes(frame), "image/png")
 
 
 def _text(reply: BaseMessage) -> str:
@@ -148,7 +145,7 @@ def structured_call(settings: RunContext, role: str, schema: type[T], messages: 
 
 
 def _objects_text(scene: list[PerceivedObject]) -> str:
-    return "\n".join(f"- {o.id}: {describe(o, scene, with_size=True)} at ({o.x:.0f}, {o.y:.0f})" for o in scene)
+    return "\n".join(f"- {o.id}: {name_among(o, scene, with_size=True)} at ({o.x:.0f}, {o.y:.0f})" for o in scene)
 
 
 def _check_plan(scene: list[PerceivedObject]) -> Callable[[LLMPlanReply], None]:
@@ -179,10 +176,10 @@ def _to_sub_actions(reply: LLMPlanReply, scene: list[PerceivedObject], start: in
     by_id = {o.id: o for o in scene}
     steps = []
     for i, s in enumerate(reply.sub_actions):
-        target_desc = (describe(by_id[s.target], scene) if s.target in by_id else PLACE_WORDS.get(s.target or "", ""))
+        target_desc = (name_among(by_id[s.target], scene) if s.target in by_id else PLACE_WORDS.get(s.target or "", ""))
         steps.append(SubAction(index=start + i, verb=s.verb, subject=s.subject, target=s.target, partner=s.partner,
-                               subject_desc=describe(by_id[s.subject], scene), target_desc=target_desc,
-                               partner_desc=describe(by_id[s.partner], scene) if s.partner in by_id else "",
+                               subject_desc=name_among(by_id[s.subject], scene), target_desc=target_desc,
+                               partner_desc=name_among(by_id[s.partner], scene) if s.partner in by_id else "",
                                description=s.description, prompt=s.prompt, preconditions=s.preconditions,
                                postconditions=s.postconditions))
     return steps
@@ -197,7 +194,7 @@ class LLMPlanAgent:
         text = template("planner", self.settings.prompts_dir).format(
             objects=_objects_text(scene), established="\n".join(established) or "(nothing yet)", action=action)
         message = HumanMessage(content=[{"type": "text", "text": text},
-                                        {"type": "image_url", "image_url": {"url": data_url(frame)}}])
+                                        {"type": "image_url", "image_url": {"url": frame_url(frame)}}])
         reply, call = structured_call(self.settings, "planner", LLMPlanReply, [message], _check_plan(scene),
                                       self.model)
         return (_to_sub_actions(reply, scene, start) if reply else None), call
@@ -217,18 +214,18 @@ class LLMCritic:
             evidence = ("Measurements by the perception critic (pixels, object tracking): "
                         + json.dumps({"scores": perception.scores.model_dump(), "passed": perception.passed,
                                       "failure": perception.failure, "feedback": perception.feedback,
-                                      **perception.evidence}) + "\n")
+                                      **{k: v for k, v in perception.evidence.items() if ":" not in k}}) + "\n")
         memory = json.dumps({"established": ledger.established, "notes": ledger.notes[-5:]})
         text = template("critic", self.settings.prompts_dir).format(
             description=sub.description, prompt=sub.prompt, postconditions=", ".join(sub.postconditions),
             movers=", ".join(m for m in (sub.subject, sub.partner) if m), memory=memory, evidence=evidence)
         message = HumanMessage(content=[{"type": "text", "text": text},
-                                        {"type": "image_url", "image_url": {"url": data_url(sheet)}}])
+                                        {"type": "image_url", "image_url": {"url": frame_url(sheet)}}])
         reply, call = structured_call(self.settings, "critic", LLMCritiqueReply, [message], model=self.model)
         if reply is None:
             return None, call
         scores = CritiqueScores(**reply.model_dump(include=set(CritiqueScores.model_fields)))
-        ev: dict[str, float | str] = {**call.evidence()}
+        ev: dict[str, float | str] = {}
         if perception is not None:
             ev.update({"perception_passed": "yes" if perception.passed else "no",
                        "perception_failure": perception.failure or "", "perception_feedback": perception.feedback})

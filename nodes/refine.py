@@ -10,8 +10,11 @@ from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
 from ..graph.state import Critique, EpisodeState, ObjectRecord, SubAction
-from .plan import _template_key
+from ..memory.traces import AttemptKey
+from .context import NodeContext
+from .planner import template_key
 from .prompts.generator import write_instruction
+from .recall import recalled_flags
 
 FLAGS_FOR = {
     "incomplete": ("explicit", "complete"),
@@ -33,31 +36,26 @@ class RuleRefiner:
         rec = subject_record
         if "identity" in new_flags and rec is not None and rec.shape != "block":
             subject = f"{rec.size} {rec.color} {rec.shape}"  # name it by size too
-        key = _template_key(sub)
+        key = template_key(sub)
         return write_instruction(key, subject, sub.target_desc, sub.partner_desc, new_flags), new_flags
 
 
 def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
+    ctx = NodeContext.of(state, runtime)
+    settings = ctx.settings
     last = state.attempts[-1]
     assert last.critique is not None
-    sub = state.current()
-    settings = state.settings
-    remembered = state.instruction_flags if settings is None or settings.memory != "off" else []
-    memory_store = getattr(runtime, "store", None)
-    if settings is not None and settings.memory == "reflective" and memory_store is not None:
-        from ..memory.store import recall_flags
-
-        rec = state.ledger.objects.get(sub.subject)
-        remembered = list(dict.fromkeys([*remembered, *recall_flags(memory_store, sub.verb, rec.shape if rec else "")]))
-    text, flags = RuleRefiner().revise(sub, last.critique, remembered, state.ledger.objects.get(sub.subject))
-    if settings is not None and settings.planner == "llm":
+    step, ledger = ctx.step(state), ctx.ledger(state)
+    remembered = state.instruction_flags if settings.memory != "off" else []
+    if ctx.lesson_store is not None:
+        remembered = list(dict.fromkeys([*remembered, *recalled_flags(ctx.lesson_store, step, ledger)]))
+    text, flags = RuleRefiner().revise(step, last.critique, remembered, ledger.objects.get(step.subject))
+    if settings.planner == "llm":
         from .llm_agents import LLMRefiner
-        from .runtime import thread_id, trace_db
 
-        rewritten, call = LLMRefiner(settings).revise(sub, last.critique, state.instruction)
-        trace_db(settings).record_attempt(thread_id(), {
-            "plan_version": last.plan_version, "sub_action_index": last.sub_action_index,
-            "try_index": last.try_index, **call.evidence()})
+        rewritten, call = LLMRefiner(settings).revise(step, last.critique, state.instruction)
+        ctx.traces.add_usage(AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index),
+                             call.evidence())
         if rewritten is not None:
             text = rewritten
     return {"instruction": text, "instruction_flags": flags}

@@ -17,7 +17,9 @@ from langgraph.types import interrupt
 from ..graph.config import RunContext
 from ..graph.events import ReviewDecision, ReviewRequest
 from ..graph.state import Critique, EpisodeState
-from .runtime import thread_id, trace_db
+from ..memory.traces import AttemptKey, Judgement
+from ..tools.media import data_url
+from .context import NodeContext
 
 
 def ask(request: ReviewRequest) -> ReviewDecision:
@@ -31,30 +33,31 @@ def ask(request: ReviewRequest) -> ReviewDecision:
 
 
 def rejected(critique: Critique, feedback: str) -> Critique:
-    """The reviewer's verdict in the critic's shape: refine and the traces read it like any other."""
+    """The reviewer's verdict in the critic's shape: refine reads it like any other."""
     said = feedback or "the reviewer rejected the segment"
-    return critique.model_copy(update={
-        "passed": False, "failure": "rejected", "feedback": f"reviewer: {said}", "suggestion": said, "replan": False,
-        "evidence": {**critique.evidence, "critic_passed": str(critique.passed), "critic_feedback": critique.feedback}})
+    return critique.model_copy(update={"passed": False, "failure": "rejected", "feedback": f"reviewer: {said}",
+                                       "suggestion": said, "replan": False})
 
 
 def review(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
-    settings = state.settings
-    assert settings is not None
+    ctx = NodeContext.of(state, runtime)
     last = state.attempts[-1]
     assert last.critique is not None
-    sub = state.current()
-    decision = ask(ReviewRequest(sub_action=sub.index, description=sub.description, try_index=last.try_index,
-                                 segment=last.segment, thumbnail=last.thumbnail, critic_passed=last.critique.passed,
+    step = ctx.step(state)
+    thumbnail = data_url(ctx.artifacts.get_bytes(last.thumbnail), "image/jpeg") if last.thumbnail else ""
+    decision = ask(ReviewRequest(sub_action=step.index, description=step.description, try_index=last.try_index,
+                                 segment=last.segment, thumbnail=thumbnail, critic_passed=last.critique.passed,
                                  critic_feedback=last.critique.feedback))
     if decision.decision == "approve":
         reviewed = last.model_copy(update={"review": "approved"})
     else:
         reviewed = last.model_copy(update={"review": "rejected", "critique": rejected(last.critique, decision.feedback)})
     # the person's verdict is the attempt's label from now on (lessons, preference pairs); the critic's stays beside it
-    trace_db(settings).record_attempt(thread_id(), {
-        "plan_version": last.plan_version, "sub_action_index": last.sub_action_index, "try_index": last.try_index,
-        "review": decision.decision, "review_feedback": decision.feedback, "critic_passed": last.critique.passed,
-        "passed": decision.decision == "approve", "failure": reviewed.critique.failure if reviewed.critique else None,
-        "feedback": reviewed.critique.feedback if reviewed.critique else ""})
-    return {"attempts": [*state.attempts[:-1], reviewed]}
+    verdict = reviewed.critique
+    assert verdict is not None
+    ctx.traces.record_review(
+        AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index), decision.decision,
+        decision.feedback, Judgement(critic="person", judged=True, passed=decision.decision == "approve",
+                                     failure=verdict.failure, scores=verdict.scores.model_dump(),
+                                     feedback=verdict.feedback, suggestion=verdict.suggestion))
+    return {"attempts": reviewed}

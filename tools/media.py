@@ -122,11 +122,30 @@ def keyframe_sheet(frames: list[np.ndarray], labels: list[str] | None = None, sc
     return sheet
 
 
-def thumbnail_data_url(frame: np.ndarray, max_side: int = 64, quality: int = 80) -> str:
-    """A small JPEG of `frame` as a data URL (about 1 kB at 64 px): state and stream events show
-    segments without a file server."""
+def thumbnail_jpeg(frame: np.ndarray, max_side: int = 64, quality: int = 80) -> bytes:
+    """A small JPEG of `frame` (about 1 kB at 64 px): stream events and reviews show segments with it."""
     image = Image.fromarray(frame)
     image.thumbnail((max_side, max_side), Image.LANCZOS)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def png_bytes(frame: np.ndarray) -> bytes:
+    """A frame as PNG (lossless), byte-deterministic for the same pixels."""
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def data_url(data: bytes, mime: str) -> str:
+    """`data:<mime>;base64,...`: an image a browser, Studio or a VLM reads inline."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def stitch(segments: list[np.ndarray], start: np.ndarray) -> np.ndarray:
+    """Accepted segments end to end; each later segment's first frame repeats the previous last
+    frame, so it is dropped. No segments: the start frame alone."""
+    if not segments:
+        return start[None]
+    return np.concatenate([segments[0], *[s[1:] for s in segments[1:]]])

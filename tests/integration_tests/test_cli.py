@@ -55,7 +55,8 @@ def _rows(trace_db: Path) -> list[tuple]:
         return []
     try:
         with sqlite3.connect(trace_db) as conn:
-            return conn.execute("select id, seed, segment, sub_action_index from attempts order by id").fetchall()
+            return conn.execute("select plan_version, try_index, seed, segment, sub_action_index from attempts "
+                                "order by plan_version, sub_action_index, try_index").fetchall()
     except sqlite3.OperationalError:
         return []
 
@@ -72,18 +73,18 @@ def test_kill_9_then_resume_finishes_without_redoing_accepted_segments(tmp_path)
                              "--height", "256", "--width", "256", "--frames", "32"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 90
-    while time.time() < deadline and not any(r[3] >= 2 for r in _rows(ws / "traces.sqlite")):
+    while time.time() < deadline and not any(r[4] >= 2 for r in _rows(ws / "traces.sqlite")):
         assert proc.poll() is None, "the run finished before it could be killed"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = [r for r in _rows(ws / "traces.sqlite") if r[3] < 2]
+    before = [r for r in _rows(ws / "traces.sqlite") if r[4] < 2]
     assert not (out / "summary.json").exists()
 
     res = spiral("resume", "crash", "--workspace", str(ws))
     assert res.returncode == 0, res.stderr
     after = _rows(ws / "traces.sqlite")
-    assert [r for r in after if r[3] < 2] == before  # accepted segments were not generated again
+    assert [r for r in after if r[4] < 2] == before  # accepted segments were not generated again
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["outcomes"]) == len(summary["plan"])
     again = spiral("resume", "crash", "--workspace", str(ws))

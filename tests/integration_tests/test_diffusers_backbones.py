@@ -8,7 +8,8 @@ import pytest
 
 from spiral.tools.errors import InputError
 from spiral.tools.video import SegmentRequest, backbone_info, backbone_names, clear_cache, load_generator
-from spiral.tools.video.diffusers_backbone import DiffusersBackbone, validate
+from spiral.tools.video.diffusers_backbone import DiffusersBackbone
+from spiral.tools.video.diffusers_specs import validate
 from spiral.tools.video.tiny import save_tiny_wan
 
 pytestmark = pytest.mark.e2e
@@ -51,9 +52,51 @@ def test_loads_once_seeds_reproducibly_and_caches_prompt_embeddings(tiny_dir, mo
     assert [c for c in calls if c] == ["put the red ball in the bowl"]  # encoded once for three calls
 
 
-def test_memory_flags_are_accepted(tiny_dir):
+def test_memory_flags_are_set_or_refused_with_a_reason(tiny_dir, caplog):
     gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu", cpu_offload=True, vae_tiling=True)
-    assert gen.generate(_request()).frames.shape[0] == 5
+    assert gen.pipe.vae.use_tiling is True  # tiled VAE decode is on
+    assert gen.cpu_offload is False and gen.refused == {"cpu_offload": "the model already runs on the CPU"}
+    assert "cpu_offload has no effect: the model already runs on the CPU" in caplog.text
+    assert gen.generate(_request()).frames.shape == (5, 32, 32, 3)
+    plain = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
+    assert plain.pipe.vae.use_tiling is False and plain.refused == {}
+
+
+def test_prompt_embedding_cache_is_bounded(tiny_dir, monkeypatch):
+    from spiral.tools.video import diffusers_backbone
+
+    monkeypatch.setattr(diffusers_backbone, "EMBEDDING_CACHE_SIZE", 2)
+    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
+    for prompt in ("put the red ball in the bowl", "put the blue cube in the box", "stack the cube on the block"):
+        gen.generate(_request(prompt=prompt).model_copy(update={"num_inference_steps": 1}))
+    assert [p for p, _ in gen._embeds] == ["put the blue cube in the box", "stack the cube on the block"]
+
+
+def test_one_call_at_a_time_on_a_shared_pipeline(tiny_dir, monkeypatch):
+    import threading
+    import time
+
+    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
+    inside, overlaps = [], []
+    real = gen._generate
+
+    def watched(request, progress):
+        if inside:
+            overlaps.append(True)
+        inside.append(1)
+        time.sleep(0.05)
+        try:
+            return real(request, progress)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(gen, "_generate", watched)
+    threads = [threading.Thread(target=gen.generate, args=(_request(seed=i),)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -70,6 +113,8 @@ def test_bad_options_fail_before_any_work(kwargs, message):
         pytest.skip("this machine has CUDA")
     with pytest.raises(InputError, match=message):
         validate("wan2.2-ti2v" if "model" in kwargs else "tiny-wan", **kwargs)
+    with pytest.raises(InputError, match=message):  # the same checks through the registry, as the CLI runs them
+        backbone_info("wan2.2-ti2v" if "model" in kwargs else "tiny-wan").check(**kwargs)
 
 
 def test_folder_without_a_pipeline_is_refused(tmp_path):
@@ -86,8 +131,8 @@ def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
     assert (tmp_path / "out" / "summary.json").exists() and "generator calls: 2" in res.stdout
     from spiral.memory.traces import TraceDB
 
-    rows = TraceDB(tmp_path / "ws" / "traces.sqlite").db["attempts"].rows
-    assert all(r["trajectory"].endswith(".safetensors") for r in rows)
+    attempts = TraceDB(tmp_path / "ws" / "traces.sqlite").attempts()
+    assert len(attempts) == 2 and all(a.trajectory.endswith(".safetensors") for a in attempts)
     bad = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
                           "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "16",
                           "--workspace", str(tmp_path / "ws2")], capture_output=True, text=True, timeout=120)
@@ -97,8 +142,10 @@ def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
 
 def test_trajectory_capture_and_rescoring(tiny_dir, tmp_path):
     """Per-step latents and SDE log-probs are recorded, saved as safetensors, and re-scoring a
-    stored step with its prev_sample reproduces the recorded log-prob."""
+    stored step with its prev_sample reproduces the recorded log-prob; so does torch's own Normal
+    density over the step's closed-form mean and std."""
     import copy
+    import math
 
     import torch
 
@@ -119,11 +166,20 @@ def test_trajectory_capture_and_rescoring(tiny_dir, tmp_path):
     assert embeds["prompt_embeds"].shape[-1] == 32
     scheduler = copy.deepcopy(gen.pipe.scheduler)
     scheduler.set_timesteps(3)
+    noise_level = float(meta["noise_level"])
     for i in range(3):
         again = sde_step_with_logprob(scheduler, tensors["model_outputs"][i], tensors["timesteps"][i],
-                                      tensors["latents"][i], float(meta["noise_level"]),
-                                      prev_sample=tensors["next_latents"][i])
+                                      tensors["latents"][i], noise_level, prev_sample=tensors["next_latents"][i])
         assert torch.allclose(again.log_prob, tensors["log_probs"][i], atol=1e-5)
+        # independently, in float64: the SDE step's Gaussian written out from the flow-matching formulas
+        x, v, nxt = (tensors[k][i].double() for k in ("latents", "model_outputs", "next_latents"))
+        sigma, sigma_next = (float(scheduler.sigmas[i + j]) for j in (0, 1))
+        dt = sigma_next - sigma
+        std = noise_level * math.sqrt(sigma / (1 - (sigma if sigma < 1 else float(scheduler.sigmas[1]))))
+        mean = x * (1 + std**2 / (2 * sigma) * dt) + v * (1 + std**2 * (1 - sigma) / (2 * sigma)) * dt
+        scale = std * math.sqrt(-dt)
+        density = torch.distributions.Normal(mean, torch.full_like(mean, scale)).log_prob(nxt)
+        assert math.isclose(float(density.mean()), float(tensors["log_probs"][i]), rel_tol=1e-4, abs_tol=1e-4)
     assert np.array_equal(gen.generate(request).frames, seg.frames)  # SDE sampling is seeded too
     plain = gen.generate(request.model_copy(update={"trajectory": False}))
     assert plain.trajectory is None

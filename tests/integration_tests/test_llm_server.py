@@ -122,12 +122,13 @@ def test_episode_through_a_local_openai_compatible_server(scene_png, tmp_path, l
     assert critic[0]["response_format"]["json_schema"]["name"] == "LLMCritiqueReply"
     assert server.auth == {f"Bearer {SECRET}"}
     # usage and latency are recorded per attempt
-    import sqlite3
+    from spiral.memory.traces import TraceDB
 
-    with sqlite3.connect(tmp_path / "ws" / "traces.sqlite") as conn:
-        rows = conn.execute("select critic_input_tokens, critic_latency_s, refiner_tries from attempts "
-                            "order by sub_action_index, try_index").fetchall()
-    assert rows[0][0] >= 50 and rows[0][1] > 0 and rows[0][2] == 1
+    db = TraceDB(tmp_path / "ws" / "traces.sqlite")
+    first = db.attempts("llm")[0].usage
+    assert first["critic_input_tokens"] >= 50 and first["critic_latency_s"] > 0 and first["refiner_tries"] == 1
+    [plan] = db.plans("llm")
+    assert plan.planner == "llm" and plan.usage["planner_tries"] == 2 and plan.fallback == ""
     # the key never reaches anything SPIRAL writes
     for path in [*(tmp_path / "ws").rglob("*"), *(tmp_path / "out").rglob("*")]:
         if path.is_file():

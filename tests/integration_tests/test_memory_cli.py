@@ -32,12 +32,16 @@ def test_traces_ls_show_export(episode, tmp_path):
         res = spiral("traces", "export", "--format", fmt, "--out", str(out), "--workspace", str(episode))
         assert res.returncode == 0 and out.stat().st_size > 0
     rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert {"prompt", "seed", "scores", "passed", "segment", "generate_s"} <= set(rows[0])
+    assert {"prompt", "seed", "scores", "passed", "segment", "generate_s", "conditioning_frame", "critic",
+            "judged", "evidence"} <= set(rows[0])
+    assert rows[0]["critic"] == "perception" and rows[0]["judged"] is True
+    assert rows[0]["conditioning_frame"].startswith("sha256:") and "shift:red_ball" in rows[0]["evidence"]
     with sqlite3.connect(episode / "traces.sqlite") as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
-        assert {"episodes", "sub_actions", "attempts"} <= tables
-        ids = [r[0] for r in conn.execute("select id from attempts")]
-    assert len(ids) == len(set(ids))
+        assert {"episodes", "plans", "sub_actions", "attempts", "meta"} <= tables
+        keys = conn.execute("select thread_id, plan_version, sub_action_index, try_index from attempts").fetchall()
+        ids = [r[0] for r in conn.execute("select sub_action_id from sub_actions")]
+    assert len(keys) == len(set(keys)) == len(rows) and ids == ["s0", "s1", "s2", "s3"]
     assert spiral("traces", "show", "nope", "--workspace", str(episode)).returncode != 0
 
 

@@ -10,7 +10,10 @@ from PIL import Image
 
 from spiral.graph.config import RunContext
 from spiral.graph.events import ReviewDecision
+from spiral.graph.state import Ledger
 from spiral.graph.workflow import build_graph, checkpoint_serde
+from spiral.memory.artifacts import ArtifactStore
+from spiral.memory.traces import TraceDB
 
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
 
@@ -62,8 +65,10 @@ def test_review_reject_with_feedback_then_approve(scene_png, tmp_path):
     assert first["segment"].startswith("sha256:") and _jpeg(first["thumbnail"])
     state = g.get_state(config)
     assert state.next == ("review",)
-    # the attempt waiting for review shows its thumbnail in the state
-    assert state.values["attempts"][-1].thumbnail == first["thumbnail"]
+    # the attempt waiting for review keeps its thumbnail as an artifact; the question carries its bytes
+    thumb = state.values["attempts"][-1].thumbnail
+    assert thumb.endswith(".jpg") and ArtifactStore(tmp_path / "artifacts").get_bytes(thumb) == \
+        base64.b64decode(first["thumbnail"].split(",", 1)[1])
 
     _, asked = _drive(g, Command(resume={"decision": "reject", "feedback": "the ball stopped on the rim"}),
                       config, context)
@@ -77,16 +82,16 @@ def test_review_reject_with_feedback_then_approve(scene_png, tmp_path):
     while asked:
         _, asked = _drive(g, Command(resume="approve"), config, context)
     final = g.get_state(config).values
-    assert final["status"] in ("done", "partial") and len(final["outcomes"]) == 2
-    assert all(o.reviewed for o in final["outcomes"])
-    from spiral.memory.traces import TraceDB
-
-    traced = {r["try_index"]: r for r in TraceDB(tmp_path / "traces.sqlite").attempts("review")
-              if r["sub_action_index"] == 0}
+    outcomes = ArtifactStore(tmp_path / "artifacts").get_model(final["ledger_ref"], Ledger).outcomes
+    assert final["status"] == "done" and len(outcomes) == 2
+    assert all(o.reviewed for o in outcomes)
+    traced = {r.try_index: r for r in TraceDB.open(tmp_path / "traces.sqlite").attempts("review")
+              if r.sub_action_index == 0}
     first_try = traced[first["try_index"]]
-    assert first_try["review"] == "reject" and not first_try["passed"] and first_try["failure"] == "rejected"
-    assert first_try["critic_passed"] == first["critic_passed"]
-    assert final["outcomes"][0].tries >= 2  # the rejected try and the approved one
+    assert (first_try.review, first_try.passed, first_try.failure, first_try.critic) == \
+        ("reject", False, "rejected", "person")
+    assert first_try.critic_passed == first["critic_passed"]
+    assert outcomes[0].tries == 2  # the rejected try and the approved one
 
 
 def test_an_answer_that_is_not_a_decision_asks_again(scene_png, tmp_path):

@@ -69,14 +69,15 @@ def test_episode_with_streaming_review_history_and_owners(server, scene_png):
 
     events, asked, nodes = _stream(alice, tid, input={"action": ACTION, "image": _image(scene_png)},
                                    context={"difficulty": "easy", "review": True})
-    assert nodes[:3] == ["plan", "generate", "critique"]  # node updates stream step by step
+    assert nodes[:4] == ["ingest", "plan", "generate", "critique"]  # node updates stream step by step
     kinds = [e["event"] for e in events]
     assert {"generator_progress", "segment", "critique"} <= set(kinds)
     assert len(asked) == 1 and asked[0]["sub_action"] == 0
     assert asked[0]["thumbnail"].startswith("data:image/jpeg;base64,")
     state = alice.threads.get_state(tid)
     assert state["next"] == ["review"]
-    assert state["values"]["attempts"][-1]["thumbnail"] == asked[0]["thumbnail"]
+    thumbnail = state["values"]["attempts"][-1]["thumbnail"]  # an artifact ref; the question carries the bytes
+    assert _get(url, ALICE, f"/spiral/artifacts/{thumbnail}").content == base64.b64decode(asked[0]["thumbnail"][23:])
 
     # reject once with feedback: the segment is generated again, then reviewed again
     _, asked, nodes = _stream(alice, tid, command={"resume": {"decision": "reject", "feedback": "not far enough"}})
@@ -97,8 +98,9 @@ def test_episode_with_streaming_review_history_and_owners(server, scene_png):
     while asked:
         _, asked, _ = _stream(alice, tid, command={"resume": "approve"})
     final = alice.threads.get_state(tid)["values"]
-    assert final["status"] in ("done", "partial") and len(final["outcomes"]) == 2
-    assert all(o["reviewed"] for o in final["outcomes"])
+    outcomes = _ledger(url, final)["outcomes"]
+    assert final["status"] == "done" and len(outcomes) == 2
+    assert all(o["reviewed"] for o in outcomes)
     assert Path(final["video"]).is_file()
     history = alice.threads.get_history(tid, limit=200)
     assert len(history) > 8 and {"review", "advance"} <= {n for h in history for n in h["next"]}
@@ -137,6 +139,13 @@ def _get(url: str, token: str | None, path: str) -> httpx.Response:
     return httpx.get(url + path, headers=headers, timeout=60)
 
 
+def _ledger(url: str, values: dict) -> dict:
+    """The episode's ledger (outcomes, notes, frames): an artifact the state points at."""
+    response = _get(url, ALICE, f"/spiral/artifacts/{values['ledger_ref']}")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    return response.json()
+
+
 def test_clients_download_artifacts_and_their_own_videos(server, scene_png):
     url, _ = server
     alice = _client(url, ALICE)
@@ -144,17 +153,18 @@ def test_clients_download_artifacts_and_their_own_videos(server, scene_png):
     alice.runs.wait(tid, "spiral", input={"action": "put the red ball in the bowl", "image": _image(scene_png)},
                     context={"difficulty": "easy"})
     values = alice.threads.get_state(tid)["values"]
-    assert values["status"] in ("done", "partial")
+    assert values["status"] == "done"
+    ledger = _ledger(url, values)
 
     mp4 = _get(url, ALICE, f"/spiral/threads/{tid}/video")
     assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4" and mp4.content[4:8] == b"ftyp"
     gif = _get(url, ALICE, f"/spiral/threads/{tid}/video?format=gif")
     assert gif.status_code == 200 and gif.content[:6] == b"GIF89a"
-    segment = values["outcomes"][0]["segment"]
+    segment = ledger["outcomes"][0]["segment"]
     assert _get(url, ALICE, f"/spiral/artifacts/{segment}").content[:6] == b"GIF89a"
     raw = _get(url, ALICE, f"/spiral/artifacts/{segment}?format=npy")
     assert raw.status_code == 200 and raw.content[:6] == b"\x93NUMPY"
-    frame = values["ledger"]["last_frame"]
+    frame = ledger["last_frame"]
     assert _get(url, ALICE, f"/spiral/artifacts/{frame}").content[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert _get(url, BOB, f"/spiral/threads/{tid}/video").status_code == 404  # not bob's thread
@@ -174,7 +184,7 @@ def test_reflective_memory_uses_the_server_store(server, scene_png):
                         context={"difficulty": "hard", "memory": "reflective", "seed": seed})
         values = alice.threads.get_state(tid)["values"]
         assert values["status"] in ("done", "partial")
-        notes.append(next(n for n in values["ledger"]["notes"] if n.startswith("reflective memory")))
+        notes.append(next(n for n in _ledger(url, values)["notes"] if n.startswith("reflective memory")))
     assert notes[0].startswith("reflective memory: 0 of") and not notes[1].startswith("reflective memory: 0 of")
 
 

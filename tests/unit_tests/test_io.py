@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from spiral.memory.artifacts import ArtifactStore
-from spiral.memory.traces import TraceDB
 from spiral.tools.errors import InputError, SpiralError
 from spiral.tools.media import keyframe_sheet, load_image, save_png, write_gif, write_mp4
 
@@ -26,6 +25,35 @@ def test_artifacts_are_content_addressed_and_deterministic(tmp_path):
     png = store.put_frame(frames[0])
     assert np.array_equal(store.get_frame(png), frames[0])
     assert not [p for p in (tmp_path / "a").rglob(".tmp-*")]
+    assert ArtifactStore.ref_for(store.get_bytes(ref), "npy.z") == ref
+
+
+def test_artifact_reads_come_from_the_process_cache_and_cannot_be_changed(tmp_path):
+    store = ArtifactStore(tmp_path / "a")
+    frames = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    ref = store.put_frames(frames)
+    store.path(ref).unlink()  # what was just written is read back without the disk
+    cached = store.get_frames(ref)
+    assert np.array_equal(cached, frames) and store.get_frames(ref) is cached
+    with pytest.raises(ValueError, match="read-only"):
+        cached[0, 0, 0, 0] = 1
+    frames[0] = 0  # the caller's array is not the cached one
+    assert not np.array_equal(store.get_frames(ref)[0], frames[0])
+    with pytest.raises(SpiralError, match="missing"):  # another store's root does not share the cache
+        ArtifactStore(tmp_path / "b").get_frames(ref)
+
+
+def test_models_round_trip_as_json_artifacts(tmp_path):
+    from spiral.graph.state import Ledger, Outcome
+
+    store = ArtifactStore(tmp_path)
+    ledger = Ledger(outcomes=[Outcome(index=0, passed=True, tries=2, segment="s", score=0.9)], notes=["n"])
+    ref = store.put_model(ledger)
+    assert ref.endswith(".json") and store.put_model(ledger.model_copy()) == ref
+    loaded = store.get_model(ref, Ledger)
+    assert loaded == ledger
+    loaded.notes.append("changed")  # a fresh object each time
+    assert store.get_model(ref, Ledger).notes == ["n"]
 
 
 def test_artifact_refs_cannot_escape_the_store(tmp_path):
@@ -37,16 +65,6 @@ def test_artifact_refs_cannot_escape_the_store(tmp_path):
             store.path(bad)  # type: ignore[arg-type]
     with pytest.raises(SpiralError, match="missing"):
         store.get_bytes("sha256:" + "0" * 64 + ".png")
-
-
-def test_trace_rows_are_idempotent(tmp_path):
-    db = TraceDB(tmp_path / "t.sqlite")
-    row = {"plan_version": 0, "sub_action_index": 1, "try_index": 0, "prompt": "p", "scores": {"a": 1.0}}
-    db.record_attempt("th", row)
-    db.record_attempt("th", {**row, "prompt": "q"})
-    rows = db.attempts("th")
-    assert len(rows) == 1 and rows[0]["prompt"] == "q" and rows[0]["scores"] == {"a": 1.0}
-    assert db.attempts("other") == []
 
 
 def test_load_image_from_path_and_base64(tmp_path):

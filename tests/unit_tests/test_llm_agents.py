@@ -67,7 +67,8 @@ def test_critic_and_ensemble(simple_scene):
     frames = render_segment(animate(simple_scene, [Move(object_id="red_ball", x=90, y=50)], 8), 128, 128)
     ledger = ledger_from(seen, "")
     verdict, call = LLMCritic(SETTINGS, fake(json.dumps(CRITIQUE))).judge(sub, frames, frame, ledger)
-    assert verdict.passed and verdict.scores.visual_quality == 0.9 and verdict.evidence["critic_tries"] == 1
+    assert verdict.passed and verdict.scores.visual_quality == 0.9 and call.tries == 1
+    assert call.evidence()["critic_tries"] == 1.0 and call.evidence()["critic_input_tokens"] >= 0
     perception = PerceptionCritic().judge(sub, frames, frame, ledger)
     both, _ = LLMCritic(SETTINGS, fake(json.dumps({**CRITIQUE, "passed": False, "failure": "drift"}))).judge(
         sub, frames, frame, ledger, perception)

@@ -4,11 +4,15 @@ import numpy as np
 
 from spiral.memory.store import (LESSONS, Lesson, lessons_from_attempts, lexical_embed, recall_flags, sqlite_store,
                                  write_lessons)
+from spiral.memory.traces import AttemptRecord
 
 
 def _row(sub, try_index, prompt, passed, failure=None, flags=(), verb="put_in", mover="red_ball"):
-    return {"plan_version": 0, "sub_action_index": sub, "try_index": try_index, "prompt": prompt, "passed": passed,
-            "failure": failure, "flags": list(flags), "verb": verb, "movers": [mover]}
+    ref = "sha256:" + "0" * 64 + ".png"
+    return AttemptRecord(thread_id="t", plan_version=0, sub_action_index=sub, sub_action_id=f"s{sub}",
+                         try_index=try_index, prompt=prompt, judged=True, critic="perception", passed=passed,
+                         failure=failure, flags=list(flags), verb=verb, movers=[mover], postconditions=[], seed=0,
+                         backbone="sim", conditioning_frame=ref, segment=ref, last_frame=ref, thumbnail=ref)
 
 
 def test_lexical_embedding_is_normalised_overlap():

@@ -1,7 +1,8 @@
-"""Video generators: the `VideoGenerator` protocol, a registry, and the backbones."""
+"""Video generators: the `VideoGenerator` protocol, a registry, and the built-in backbones."""
 
+from . import catalog  # noqa: F401  (registers the built-in backbones)
 from .base import ProgressFn, Segment, SegmentRequest, VideoGenerator
-from .registry import backbone_info, backbone_names, clear_cache, load_generator, register_backbone
+from .registry import BackboneInfo, backbone_info, backbone_names, clear_cache, load_generator, register_backbone
 
-__all__ = ["ProgressFn", "Segment", "SegmentRequest", "VideoGenerator", "backbone_info", "backbone_names", "clear_cache",
-           "load_generator", "register_backbone"]
+__all__ = ["BackboneInfo", "ProgressFn", "Segment", "SegmentRequest", "VideoGenerator", "backbone_info",
+           "backbone_names", "clear_cache", "load_generator", "register_backbone"]

@@ -3,22 +3,23 @@
 Each backbone wraps the diffusers pipeline class users already know, loads it
 once per process (the registry caches it per model, dtype, device and memory
 options), caches prompt embeddings per prompt (the text encoder dominates
-Wan's start-up), seeds a `torch.Generator` from the request, and checks each
-model's frame-count and resolution rules before any GPU work.
+Wan's start-up; the cache is bounded), seeds a `torch.Generator` from the
+request, and checks each model's frame-count and resolution rules before any
+GPU work. One pipeline serves one call at a time: a lock serialises callers
+that share it (threads of a server process), since a pipeline's scheduler and
+callbacks are per-call state.
 
-`tiny-wan` is the same code path on a tiny random-weight Wan2.2-style pipeline
-built in code (tools/video/tiny.py) and saved with `save_pretrained`: it runs
-on a CPU with no downloads and produces noise.
+The backbones' rules live in `diffusers_specs.py`, which imports no torch, so a
+base install can list and validate them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -26,118 +27,12 @@ from PIL import Image
 
 from ..errors import InputError, SpiralError
 from .base import ProgressFn, Segment, SegmentRequest
+from .diffusers_specs import SPECS, check_sizes, resolve_device, resolve_dtype, resolve_model
 from .trajectory import TrajectoryRecorder
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What a backbone needs: its pipeline class, default weights and the model's rules."""
-
-    pipeline: str
-    default_model: str
-    frame_multiple: int
-    """num_frames must be `frame_multiple * k + 1`."""
-    size_multiple: int
-    steps: int
-    guidance: float
-    max_sequence_length: int
-    fps: int
-    embeds: str
-    """How `encode_prompt` returns: `pair` (embeds, negative) or `masked` (LTX: with attention masks)."""
-    notes: str
-
-
-SPECS: dict[str, BackboneSpec] = {
-    "wan2.1-i2v": BackboneSpec("WanImageToVideoPipeline", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 4, 16, 40, 5.0,
-                               512, 16, "pair", "14B image-to-video (CLIP image encoder); large: use --cpu-offload on <80 GB"),
-    "wan2.2-ti2v": BackboneSpec("WanImageToVideoPipeline", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 4, 32, 50, 5.0,
-                                512, 24, "pair", "5B text+image-to-video; 704x1280 native"),
-    "cogvideox-i2v": BackboneSpec("CogVideoXImageToVideoPipeline", "THUDM/CogVideoX-5b-I2V", 4, 16, 50, 6.0,
-                                  226, 8, "pair", "5B; 480x720, 49 frames native; VAE tiling helps"),
-    "ltx-i2v": BackboneSpec("LTXImageToVideoPipeline", "Lightricks/LTX-Video", 8, 32, 50, 3.0, 128, 24, "masked",
-                            "2B; fast; 512x768 native"),
-    "tiny-wan": BackboneSpec("WanImageToVideoPipeline", "", 4, 16, 2, 1.0, 16, 8, "pair",
-                             "random weights built in code; CPU; for tests and wiring checks"),
-}
-
-
-def check_sizes(name: str, num_frames: int, height: int, width: int) -> None:
-    """Raise InputError when a request would break the model's frame or size rules."""
-    spec = SPECS[name]
-    if (num_frames - 1) % spec.frame_multiple:
-        k = max(round((num_frames - 1) / spec.frame_multiple), 1)
-        raise InputError(f"{name} needs num_frames = {spec.frame_multiple}k+1 (e.g. {spec.frame_multiple * k + 1}); "
-                         f"got {num_frames}")
-    for side, value in (("height", height), ("width", width)):
-        if value % spec.size_multiple:
-            raise InputError(f"{name} needs {side} divisible by {spec.size_multiple}; got {value}")
-
-
-def validate(name: str, *, model: str = "", dtype: str = "auto", device: str = "auto", num_frames: int,
-             height: int, width: int) -> None:
-    """Every check that needs no weights: run before any work so bad input leaves nothing behind."""
-    check_sizes(name, num_frames, height, width)
-    resolved = resolve_device(device)
-    resolve_dtype(dtype, resolved)
-    if name != "tiny-wan" or model:
-        _resolve_model(name, model)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("CUDA was requested but torch sees no CUDA device; use --device cpu, or install the "
-                         "CUDA build of torch (bash setup.sh on a machine where nvidia-smi works)")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                "float16": torch.float16, "fp16": torch.float16}[dtype]
-    except KeyError:
-        raise InputError(f"unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16") from None
-
-
-def tiny_model_dir() -> Path:
-    """Where `tiny-wan` keeps the pipeline it builds (once) and loads like a user's weights."""
-    home = Path(os.environ.get("SPIRAL_HOME", Path.cwd() / ".spiral"))
-    return home / "models" / "tiny-wan"
-
-
-def _resolve_model(name: str, model: str) -> str:
-    if name == "tiny-wan" and not model:
-        path = tiny_model_dir()
-        if not (path / "model_index.json").exists():
-            from .tiny import save_tiny_wan
-
-            save_tiny_wan(path)
-        return str(path)
-    model = model or SPECS[name].default_model
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "model_index.json").exists():
-            raise InputError(f"{model} has no model_index.json: give a diffusers pipeline folder "
-                             "(save_pretrained output) or a hub id")
-        return str(path)
-    if model.startswith((".", "/", "~")) or model.count("/") != 1:
-        raise InputError(f"model weights not found: {model} (give a local diffusers folder or a hub id like "
-                         f"{SPECS[name].default_model})")
-    return model
+EMBEDDING_CACHE_SIZE = 64
+"""Prompt embeddings kept per pipeline (least recently used dropped first)."""
 
 
 class DiffusersBackbone:
@@ -150,32 +45,41 @@ class DiffusersBackbone:
         self.name, self.spec = name, SPECS[name]
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        source = _resolve_model(name, model)
+        source = resolve_model(name, model)
         cls = getattr(diffusers, self.spec.pipeline)
         t0 = time.perf_counter()
         try:
             pipe = cls.from_pretrained(source, dtype=self.dtype)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot load {name} from {source}: {str(exc).splitlines()[0][:200]}") from None
+        self.refused: dict[str, str] = {}
+        """Memory options asked for but not applied, with the reason (also logged as a warning)."""
         if cpu_offload and self.device == "cpu":
-            log.warning("cpu_offload has no effect when the model already runs on the CPU")
+            self.refused["cpu_offload"] = "the model already runs on the CPU"
             cpu_offload = False
         if cpu_offload:
             pipe.enable_model_cpu_offload(device=self.device)
         else:
             pipe.to(self.device)
-        if vae_tiling and hasattr(pipe.vae, "enable_tiling"):
+        if vae_tiling and not hasattr(pipe.vae, "enable_tiling"):
+            self.refused["vae_tiling"] = f"{type(pipe.vae).__name__} has no tiled decode"
+        elif vae_tiling:
             pipe.vae.enable_tiling()
+        for option, reason in self.refused.items():
+            log.warning("%s: %s has no effect: %s", name, option, reason)
         pipe.set_progress_bar_config(disable=True)
         self.pipe, self.cpu_offload = pipe, cpu_offload
         self.load_s = time.perf_counter() - t0
-        self._embeds: dict[tuple[str, str], tuple] = {}
+        self._embeds: OrderedDict[tuple[str, str], tuple] = OrderedDict()
+        self._lock = threading.Lock()
         log.info("loaded %s from %s in %.1fs on %s (%s)", name, source, self.load_s, self.device, self.dtype)
 
     def _prompt_kwargs(self, prompt: str, negative: str, guidance: float) -> dict[str, Any]:
         """Prompt embeddings, computed once per (prompt, negative prompt)."""
         key = (prompt, negative)
-        if key not in self._embeds:
+        if key in self._embeds:
+            self._embeds.move_to_end(key)
+        else:
             import torch
 
             with torch.no_grad():
@@ -183,6 +87,8 @@ class DiffusersBackbone:
                     prompt=prompt, negative_prompt=negative, do_classifier_free_guidance=guidance > 1.0,
                     num_videos_per_prompt=1, max_sequence_length=self.spec.max_sequence_length,
                     device=self.pipe._execution_device)
+            while len(self._embeds) > EMBEDDING_CACHE_SIZE:
+                self._embeds.popitem(last=False)
         out = self._embeds[key]
         if self.spec.embeds == "masked":
             pe, pm, npe, npm = out
@@ -192,6 +98,11 @@ class DiffusersBackbone:
         return {"prompt_embeds": pe, "negative_prompt_embeds": npe}
 
     def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
+        """One segment; callers sharing this pipeline wait their turn."""
+        with self._lock:
+            return self._generate(request, progress)
+
+    def _generate(self, request: SegmentRequest, progress: ProgressFn | None) -> Segment:
         import torch
 
         check_sizes(self.name, request.num_frames, request.height, request.width)
@@ -209,7 +120,7 @@ class DiffusersBackbone:
             sde = torch.Generator(device=gen_device).manual_seed(request.seed + 1)
             recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde)
         try:
-            with recorder if recorder is not None else _nothing():
+            with recorder if recorder is not None else contextlib.nullcontext():
                 out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
                                 width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
                                 guidance_scale=guidance, generator=generator, output_type="np",
@@ -239,14 +150,3 @@ def _progress_callback(progress: ProgressFn | None, steps: int) -> dict:
         return callback_kwargs
 
     return {"callback_on_step_end": on_step_end}
-
-
-def register_all() -> None:
-    from .registry import register_backbone
-
-    for name, spec in SPECS.items():
-        register_backbone(
-            name, lambda _n=name, **kw: DiffusersBackbone(_n, **kw),
-            f"{spec.pipeline} ({spec.default_model or 'built in code'}); {spec.notes}",
-            needs_gpu=name != "tiny-wan",
-            settings=("model", "dtype", "device", "cpu_offload", "vae_tiling"))

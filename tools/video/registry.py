@@ -1,8 +1,12 @@
 """Backbones by name, each loaded once per process and reused.
 
+A backbone registers its factory, the run settings it takes, a validator that
+checks a request before any work, and a line on what it accepts; nothing
+outside the registry needs to know a backbone's name or kind.
 `load_generator("sim")` returns the same object every time it is asked with the
 same options, so a graph run of N segments (or a bench of M episodes) pays the
-load once.
+load once. The built-in backbones are registered by `catalog.py` when the
+package is imported.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from typing import Any
 from ..errors import UnknownBackboneError
 from .base import VideoGenerator
 
+Validator = Callable[..., None]
+"""`validate(num_frames=..., height=..., width=..., **settings)`: raise InputError saying what to change."""
+
 
 @dataclass(frozen=True)
 class BackboneInfo:
@@ -24,7 +31,15 @@ class BackboneInfo:
     description: str
     needs_gpu: bool = False
     settings: tuple[str, ...] = ()
-    """Run-context fields passed to the factory as keyword options (e.g. `difficulty`)."""
+    """Run-context fields passed to the factory (and the validator) as keyword options."""
+    validate: Validator | None = None
+    rules: str = ""
+    """What the backbone accepts (frame counts, sizes, options), one line for `spiral backbones`."""
+
+    def check(self, *, num_frames: int, height: int, width: int, **settings: Any) -> None:
+        """Every check that needs no weights, before any work (so bad input leaves nothing behind)."""
+        if self.validate is not None:
+            self.validate(num_frames=num_frames, height=height, width=width, **settings)
 
 
 _REGISTRY: dict[str, BackboneInfo] = {}
@@ -32,18 +47,17 @@ _CACHE: dict[tuple[str, str], VideoGenerator] = {}
 _LOCK = threading.Lock()
 
 
-def register_backbone(name: str, factory: Callable[..., VideoGenerator], description: str,
-                      *, needs_gpu: bool = False, settings: tuple[str, ...] = ()) -> None:
-    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings)
+def register_backbone(name: str, factory: Callable[..., VideoGenerator], description: str, *,
+                      needs_gpu: bool = False, settings: tuple[str, ...] = (), validate: Validator | None = None,
+                      rules: str = "") -> None:
+    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings, validate, rules)
 
 
 def backbone_names() -> list[str]:
-    _ensure_builtins()
     return sorted(_REGISTRY)
 
 
 def backbone_info(name: str) -> BackboneInfo:
-    _ensure_builtins()
     if name not in _REGISTRY:
         raise UnknownBackboneError(f"unknown backbone {name!r}; choose one of: {', '.join(backbone_names())}")
     return _REGISTRY[name]
@@ -63,19 +77,3 @@ def clear_cache() -> None:
     """Drop every loaded backbone (tests; freeing GPU memory)."""
     with _LOCK:
         _CACHE.clear()
-
-
-def _ensure_builtins() -> None:
-    if "sim" not in _REGISTRY:
-        from .sim import SimVideoGenerator
-
-        register_backbone(
-            "sim",
-            SimVideoGenerator,
-            "SIMULATOR of a TI2V model on the procedural tabletop world (CPU, no weights); "
-            "fails the way open-loop video models fail, per a documented error model",
-            settings=("difficulty",),
-        )
-        from .diffusers_backbone import register_all
-
-        register_all()

@@ -8,7 +8,8 @@ render can be read back exactly (see tools/perception.py).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -43,17 +44,12 @@ BLOCK_HALF = (12, 5)
 CONTAINER_HALF: dict[str, int] = {"bowl": 23, "plate": 21, "box": 21}
 
 
-class WorldObject(BaseModel):
-    """One object on the table. `tint` multiplies its colour (colour drift)."""
+class ObjectBody:
+    """What an object's shape and size make of it, for objects in the world and objects perceived."""
 
-    id: str
-    shape: Shape
+    shape: str
     color: str
-    size: Literal["small", "medium", "large"] = "medium"
-    x: float
-    y: float
-    z: float = 0.0
-    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    size: str
 
     @property
     def is_container(self) -> bool:
@@ -79,18 +75,28 @@ class WorldObject(BaseModel):
             return 2.0 * BLOCK_HALF[1]
         return 2.0 * SIZE_HALF[self.size]
 
+    def describe(self) -> str:
+        """Natural words for this object, e.g. 'small red ball', 'white bowl'."""
+        return object_words(self.shape, self.color, self.size)
+
+
+class WorldObject(ObjectBody, BaseModel):
+    """One object on the table. `tint` multiplies its colour (colour drift)."""
+
+    id: str
+    shape: Shape
+    color: str
+    size: Literal["small", "medium", "large"] = "medium"
+    x: float
+    y: float
+    z: float = 0.0
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
     @property
     def base_rgb(self) -> np.ndarray:
         rgb = CONTAINER_COLORS[self.shape] if self.is_container else OBJECT_COLORS[self.color]
         return np.asarray(rgb, dtype=np.float32) * np.asarray(self.tint, dtype=np.float32)
 
-    def describe(self) -> str:
-        """Natural words for this object, e.g. 'small red ball', 'white bowl'."""
-        if self.is_container:
-            return f"{self.color} {self.shape}"
-        if self.shape == "block":
-            return f"{self.color} block"
-        return f"{self.size} {self.color} {self.shape}"
 
 
 class Scene(BaseModel):
@@ -114,6 +120,29 @@ class Scene(BaseModel):
     @property
     def containers(self) -> list[WorldObject]:
         return [o for o in self.objects if o.is_container]
+
+
+def object_words(shape: str, color: str, size: str, size_shown: bool = True) -> str:
+    """How SPIRAL names an object: 'small red ball', 'red ball' without its size, 'red block' (blocks
+    come in one size), 'white bowl'. Every agent and the simulator name objects through this."""
+    if shape in CONTAINER_SHAPES or shape == "block" or not size_shown:
+        return f"{color} {shape}"
+    return f"{size} {color} {shape}"
+
+
+class Nameable(Protocol):
+    shape: str
+    color: str
+    size: str
+
+    @property
+    def is_container(self) -> bool: ...
+
+
+def name_among(obj: Nameable, objects: Sequence[Nameable], with_size: bool = False) -> str:
+    """Colour and shape, plus the size when another object shares both (or when asked)."""
+    twins = any(o is not obj and o.color == obj.color and o.shape == obj.shape for o in objects)
+    return object_words(obj.shape, obj.color, obj.size, size_shown=with_size or twins)
 
 
 def make_object_id(shape: str, color: str, taken: set[str]) -> str:

@@ -24,12 +24,7 @@ seed the draws, so a new seed or a rewritten prompt is a new sample.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
-
-Difficulty = Literal["easy", "medium", "hard"]
-
 
 class SimConfig(BaseModel):
     """Error-model parameters of the `sim` backbone (probabilities per action)."""

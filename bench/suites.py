@@ -1,0 +1,51 @@
+"""`spiral bench --suite ...`: run a benchmark, print its section, and write it into docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .report import main_table, plots, section, write_section
+
+
+def run_suite(suite: str, command: str, *, methods: list[str], split: str = "test", size: int | None = None,
+              seeds: int = 3, difficulty: str = "medium", workers: int = 2, results: str = "bench_results.sqlite",
+              docs: str = "docs", progress: bool = False) -> str:
+    """The suite's section of docs/benchmarks.md (written there unless `docs` is empty)."""
+    if suite == "actwm-sim":
+        return _actwm(command, methods, split, size, seeds, difficulty, workers, results, docs, progress)
+    if suite == "reflective-memory":
+        from .reflective import reflective_memory, reflective_section
+
+        text = reflective_section(reflective_memory(test_size=size, seeds=seeds, difficulty=difficulty,
+                                                    workers=workers, progress=progress), command)
+    elif suite == "server":
+        from .server import server_overhead, server_section
+
+        text = server_section(server_overhead(size=size or 20, difficulty=difficulty), command)
+    elif suite == "checkpoint-growth":
+        from .growth import checkpoint_growth, growth_section
+
+        text = growth_section(checkpoint_growth(difficulty=difficulty), command)
+    else:
+        from .overhead import overhead_section, loop_overhead
+
+        text = overhead_section(loop_overhead(size=size or 20, difficulty=difficulty), command)
+    if docs:
+        write_section(Path(docs) / "benchmarks.md", f"bench:{suite}", text)
+    return text
+
+
+def _actwm(command: str, methods: list[str], split: str, size: int | None, seeds: int, difficulty: str, workers: int,
+           results: str, docs: str, progress: bool) -> str:
+    from .runner import run_bench, run_key
+
+    table = run_bench(methods, split=split, size=size, seeds=seeds, difficulty=difficulty, workers=workers,
+                      results=results, progress=progress)
+    minutes = table.run_minutes(run_key(methods, split, size, seeds, difficulty))
+    rows = [r for r in table.rows(split, difficulty, methods) if r.seed < seeds]
+    if docs:
+        stem = f"actwm_{split}_{difficulty}"
+        images = plots(rows, Path(docs) / "img", stem)
+        write_section(Path(docs) / "benchmarks.md", f"bench:actwm-sim:{split}:{difficulty}",
+                      section(rows, command, images, Path(docs), minutes))
+    return main_table(rows)

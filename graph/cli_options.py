@@ -1,0 +1,71 @@
+"""`spiral` flags derived from `RunContext`'s fields: names, types, defaults, choices and help text.
+
+A field `num_frames` is `--num-frames` (and its short flag, `--frames`, when
+the field names one); a bool is `--x/--no-x`; a Literal lists its choices;
+path fields are resolved against the current folder. Only the flags given
+reach `RunContext`, so its defaults and bounds are the only ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..tools.errors import InputError
+from .config import RunContext
+
+
+def _extra(name: str) -> dict[str, Any]:
+    extra = RunContext.model_fields[name].json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def flags_of(name: str) -> list[str]:
+    long = "--" + name.replace("_", "-")
+    short = _extra(name).get("flag")
+    return [short, long] if short and short != long else [long]
+
+
+def _default_text(name: str) -> str:
+    field = RunContext.model_fields[name]
+    if field.default_factory is not None:
+        return "see above"
+    return "the backbone's" if field.default is None else repr(field.default)
+
+
+def add_context_options(parser: argparse.ArgumentParser) -> None:
+    """One option per run-context field."""
+    for name, field in RunContext.model_fields.items():
+        annotation = field.annotation
+        options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+        kind = options[0]
+        kwargs: dict[str, Any] = {"dest": name, "default": None,
+                                  "help": f"{field.description} (default: {_default_text(name)})"}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(kind))
+        else:
+            kwargs["type"] = kind if kind in (int, float) else str
+            kwargs["metavar"] = name.upper()
+        parser.add_argument(*flags_of(name), **kwargs)
+
+
+def context_from_args(args: argparse.Namespace, **overrides: Any) -> RunContext:
+    """The run context from the flags given (relative paths made absolute); one line on a bad value."""
+    given = {name: getattr(args, name) for name in RunContext.model_fields if getattr(args, name, None) is not None}
+    given.update(overrides)
+    for name in given:
+        if _extra(name).get("path") and given[name]:
+            given[name] = str(Path(given[name]).expanduser().resolve())
+    try:
+        return RunContext(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        flag = flags_of(field)[0] if field in RunContext.model_fields else field
+        raise InputError(f"{flag}: {error['msg']} (got {error.get('input')!r})") from None

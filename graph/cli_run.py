@@ -1,0 +1,67 @@
+"""`spiral demo | run | resume | backbones`: episodes from the command line, through the session driver."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from pathlib import Path
+
+from ..tools.video import backbone_info, backbone_names
+from .cli_options import context_from_args
+from .config import RunContext, default_workspace
+from .console import ProgressPrinter, TerminalReviewer, console, print_summary
+from .events import ReviewDecision
+from .session import EpisodeRun, Session
+
+
+def _finish(run: EpisodeRun) -> None:
+    if run.finished:
+        print_summary(run)
+
+
+def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> None:
+    with Session(context.workspace) as session:
+        console().print(f"thread {thread_id}  (resume with: spiral resume {thread_id} --workspace {session.workspace})")
+        run = session.start(action, image, context, thread_id, observer=ProgressPrinter(),
+                            reviewer=TerminalReviewer(session.workspace, thread_id))
+    _finish(run)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ..tools.media import save_png
+    from ..tools.world.demo import DEMO_ACTION, demo_scene
+    from ..tools.world.render import render_scene
+
+    out = Path(args.out_dir or "spiral_demo").resolve()
+    context = context_from_args(args, out_dir=str(out))
+    context.check_backbone()
+    start = save_png(render_scene(demo_scene(), context.height, context.width), out / "start.png")
+    console().print(f"demo: '{DEMO_ACTION}' on the SIMULATED backbone ({context.backbone}, {context.difficulty})")
+    _run_episode(str(start), DEMO_ACTION, context, args.thread_id or f"demo-{uuid.uuid4().hex[:8]}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    _run_episode(args.image, args.action, context_from_args(args), args.thread_id or f"run-{uuid.uuid4().hex[:8]}")
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    workspace = str(Path(args.workspace or default_workspace()).resolve())
+    answer = ReviewDecision(decision="approve") if args.approve else \
+        ReviewDecision(decision="reject", feedback=args.reject) if args.reject is not None else None
+    with Session(workspace) as session:
+        state = session.state(args.thread_id)
+        if state is not None and state.summary and answer is None:
+            console().print(f"thread {args.thread_id} already finished")
+            return
+        console().print(f"resuming {args.thread_id}")
+        run = session.resume(args.thread_id, answer, observer=ProgressPrinter(),
+                             reviewer=TerminalReviewer(workspace, args.thread_id))
+    _finish(run)
+
+
+def cmd_backbones(args: argparse.Namespace) -> None:
+    for name in backbone_names():
+        info = backbone_info(name)
+        print(f"{name:16s} {'GPU' if info.needs_gpu else 'CPU'}  {info.description}")
+        if info.rules:
+            print(f"{'':21s}{info.rules}")

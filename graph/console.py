@@ -1,0 +1,96 @@
+"""What `spiral` shows in a terminal: progress lines as an episode runs, the review prompt, the summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..memory.artifacts import ArtifactStore
+from ..tools.media import write_gif
+from .events import ReviewDecision, ReviewRequest
+from .session import (AttemptJudged, AttemptReviewed, EpisodeFinished, EpisodeRun, InstructionRefined, PlanMade,
+                      SessionEvent)
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+class ProgressPrinter:
+    """One line per plan, critique, refinement, review and finish (a session observer)."""
+
+    def __init__(self) -> None:
+        self.out = console()
+
+    def __call__(self, event: SessionEvent) -> None:
+        out = self.out
+        if isinstance(event, PlanMade):
+            replanned = event.plan.version > 0
+            label = "replanned the rest" if replanned else f"plan ({len(event.plan.sub_actions)} sub-actions)"
+            out.print(f"[bold]{label}[/bold]")
+            for s in event.plan.sub_actions:
+                if not replanned or s.index >= event.cursor:
+                    out.print(f"  {s.index + 1}. {s.description}  → {', '.join(s.postconditions)}")
+        elif isinstance(event, AttemptJudged):
+            a, c = event.attempt, event.attempt.critique
+            assert c is not None
+            mark = "[green]pass[/green]" if c.passed else f"[red]fail[/red] ({c.failure})"
+            out.print(f"  step {a.sub_action_index + 1} try {a.try_index + 1}: {mark}  {c.feedback}")
+        elif isinstance(event, InstructionRefined):
+            out.print(f"    refine → {event.instruction}")
+        elif isinstance(event, AttemptReviewed):
+            a = event.attempt
+            rejected = a.review == "rejected" and a.critique is not None
+            out.print(f"    review: {a.review}" + (f" ({a.critique.feedback})" if rejected else ""))
+        elif isinstance(event, EpisodeFinished):
+            out.print(f"[bold]{event.status}[/bold]: {event.video}")
+
+
+class TerminalReviewer:
+    """Shows the segment waiting for review and reads an answer from the terminal; without a terminal
+    (or on Ctrl-D) it leaves the run paused, to be answered with `spiral resume`."""
+
+    def __init__(self, workspace: str, thread_id: str) -> None:
+        self.workspace, self.thread_id, self.out = workspace, thread_id, console()
+
+    def __call__(self, asked: ReviewRequest) -> ReviewDecision | None:
+        out = self.out
+        frames = ArtifactStore(Path(self.workspace) / "artifacts").get_frames(asked.segment)
+        preview = write_gif(frames, Path(self.workspace) / "review" / f"{self.thread_id}.gif")
+        if asked.error:
+            out.print(f"[red]{asked.error}[/red]")
+        verdict = "passed" if asked.critic_passed else "did not pass"
+        out.print(f"[bold]review[/bold] step {asked.sub_action + 1} ({asked.description}), try {asked.try_index + 1}: "
+                  f"the critic says it {verdict}: {asked.critic_feedback}")
+        out.print(f"  preview: {preview}")
+        if not sys.stdin.isatty():
+            out.print(f"paused for review; answer with: spiral resume {self.thread_id} --workspace {self.workspace} "
+                      "--approve   (or --reject 'what is wrong')")
+            return None
+        try:
+            reply = input("  approve? [Y]es / or type what is wrong to reject: ").strip()
+        except EOFError:  # Ctrl-D: leave it paused, as without a terminal
+            out.print(f"\nleft paused; answer later with: spiral resume {self.thread_id} --workspace {self.workspace}")
+            return None
+        if reply.lower() in ("", "y", "yes"):
+            return ReviewDecision(decision="approve")
+        return ReviewDecision(decision="reject", feedback=reply)
+
+
+def print_summary(run: EpisodeRun) -> None:
+    """The finished episode as a table, with where its summary is."""
+    summary = json.loads(Path(run.state.summary).read_text())
+    table = Table(title=f"{summary['action']}  [{summary['status']}]")
+    for col in ("#", "sub-action", "tries", "result", "score"):
+        table.add_column(col)
+    for o, step in zip(summary["outcomes"], summary["plan"], strict=False):
+        table.add_row(str(o["index"] + 1), step["description"], str(o["tries"]),
+                      "pass" if o["passed"] else "best-effort", f"{o['score']:.2f}")
+    out = console()
+    out.print(table)
+    out.print(f"generator calls: {summary['generator_calls']}, replans: {summary['replans']}, "
+              f"frames: {summary['video_frames']}; summary: {run.state.summary}")

@@ -1,0 +1,239 @@
+"""The session driver: run, stream, review and resume episodes in one workspace.
+
+The one way the CLI, the bench and Python callers drive the graph:
+
+```python
+with Session(".spiral") as session:
+    run = session.start("put all red objects in the bowl", "start.png", RunContext(seed=1))
+    while run.waiting is not None:                       # RunContext(review=True) pauses before acceptances
+        run = session.resume(run.thread_id, ReviewDecision(decision="approve"))
+    print(run.status, run.state.video)
+```
+
+`start` checks everything the first steps would reject before a thread
+exists (preflight), stores the start frame and streams the graph; `resume`
+continues a thread from its last checkpoint with the settings saved in its
+state (a crash, a kill -9, a paused review, an LLM server that was down).
+Progress reaches an `observer` as typed events; a `reviewer` answers review
+pauses (or returns None to leave the run paused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Command
+from pydantic import BaseModel
+
+from ..memory.artifacts import ArtifactStore
+from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
+from ..memory.traces import TraceDB
+from ..nodes.preflight import preflight
+from ..tools.errors import InputError, ResumeError
+from .config import RunContext
+from .events import CritiqueEvent, GeneratorProgress, ReviewDecision, ReviewRequest, SegmentReady
+from .state import Attempt, EpisodeState, Plan
+from .timetravel import CheckpointSummary, fork_state, history
+from .workflow import build_graph, checkpoint_serde
+
+
+class PlanMade(BaseModel):
+    plan: Plan
+    cursor: int
+    """Steps before it were already accepted (a replan restates only the rest)."""
+
+
+class AttemptJudged(BaseModel):
+    attempt: Attempt
+
+
+class InstructionRefined(BaseModel):
+    instruction: str
+
+
+class AttemptReviewed(BaseModel):
+    attempt: Attempt
+
+
+class EpisodeFinished(BaseModel):
+    status: str
+    video: str
+    summary: str
+
+
+SessionEvent = (PlanMade | AttemptJudged | InstructionRefined | AttemptReviewed | EpisodeFinished | GeneratorProgress
+                | SegmentReady | CritiqueEvent)
+Observer = Callable[[SessionEvent], None]
+Reviewer = Callable[[ReviewRequest], ReviewDecision | None]
+"""Answers a review pause; None leaves the run paused (answer later with `Session.resume`)."""
+CUSTOM_EVENTS = {"generator_progress": GeneratorProgress, "segment": SegmentReady, "critique": CritiqueEvent}
+
+
+class EpisodeRun(BaseModel):
+    """Where an episode stands after the session drove it as far as it could."""
+
+    thread_id: str
+    state: EpisodeState
+    waiting: ReviewRequest | None = None
+    """The review the run is paused at, if any."""
+
+    @property
+    def finished(self) -> bool:
+        return self.waiting is None and bool(self.state.summary)
+
+    @property
+    def status(self) -> str:
+        return "paused" if self.waiting is not None else self.state.status
+
+
+class Session:
+    """Episodes in one workspace: SQLite checkpoints there (or PostgreSQL with SPIRAL_DATABASE_URI),
+    the reflective-memory store opened when a run uses it (in `lessons`, default the workspace)."""
+
+    def __init__(self, workspace: str | Path, lessons: str | Path | None = None) -> None:
+        self.workspace = str(Path(workspace).expanduser().resolve())
+        self.lessons_dir = str(lessons) if lessons is not None else self.workspace
+        self._stack = contextlib.ExitStack()
+        self._saver: Any = None
+        self._store: Any = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+        self._saver = self._store = None
+        TraceDB.release(Path(self.workspace) / "traces.sqlite")
+
+    # -- the graph -----------------------------------------------------------
+    def _checkpointer(self) -> Any:
+        if self._saver is None:
+            self._saver = self._stack.enter_context(open_checkpointer(self.workspace, checkpoint_serde()))
+        return self._saver
+
+    def _graph(self, settings: RunContext | None = None):
+        store = None
+        if settings is not None and settings.memory == "reflective":
+            if self._store is None:
+                self._store = self._stack.enter_context(open_store(self.lessons_dir))
+            store = self._store
+        return build_graph(checkpointer=self._checkpointer(), store=store)
+
+    def state(self, thread_id: str) -> EpisodeState | None:
+        """The thread's latest state, or None when there is no such thread."""
+        if not has_checkpoints(self.workspace):
+            return None
+        values = self._graph().get_state(_config(thread_id)).values
+        return EpisodeState.model_validate(values) if values else None
+
+    # -- running -------------------------------------------------------------
+    def start(self, action: str, image: str, context: RunContext, thread_id: str | None = None, *,
+              observer: Observer | None = None, reviewer: Reviewer | None = None) -> EpisodeRun:
+        """Check, then run a new episode until it finishes or pauses for a review nobody answered."""
+        context = context.model_copy(update={"workspace": self.workspace})
+        frame = preflight(image, action, context)
+        thread_id = thread_id or f"run-{uuid.uuid4().hex[:8]}"
+        if self.state(thread_id) is not None:
+            raise InputError(f"thread {thread_id!r} already exists in {where(self.workspace)}; "
+                             f"use `spiral resume {thread_id}` or another --thread-id")
+        start_ref = ArtifactStore(Path(self.workspace) / "artifacts").put_frame(frame)
+        return self._drive(self._graph(context), {"action": action, "image": start_ref}, thread_id, context,
+                           observer, reviewer)
+
+    def resume(self, thread_id: str, answer: ReviewDecision | None = None, *, observer: Observer | None = None,
+               reviewer: Reviewer | None = None) -> EpisodeRun:
+        """Continue a thread from its last checkpoint: finish it, or answer the review it waits at."""
+        if not has_checkpoints(self.workspace):
+            raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
+        snapshot = self._graph().get_state(_config(thread_id))
+        if not snapshot.values:
+            raise ResumeError(f"no thread {thread_id!r} in {where(self.workspace)}")
+        state = EpisodeState.model_validate(snapshot.values)
+        asked = [i.value for task in snapshot.tasks for i in task.interrupts]
+        if answer is not None and not asked:
+            raise InputError(f"thread {thread_id!r} is not waiting for a review")
+        if not snapshot.next:
+            return EpisodeRun(thread_id=thread_id, state=state)
+        if state.settings is None:
+            raise ResumeError(f"thread {thread_id!r} stopped before its first step finished, so nothing was done "
+                              "and its settings were not saved; start it again")
+        if asked and answer is None:
+            request = ReviewRequest.model_validate(asked[0])
+            answer = reviewer(request) if reviewer is not None else None
+            if answer is None:
+                return EpisodeRun(thread_id=thread_id, state=state, waiting=request)
+        payload = Command(resume=answer.model_dump()) if asked else None
+        return self._drive(self._graph(state.settings), payload, thread_id, state.settings, observer, reviewer)
+
+    def _drive(self, graph, payload: Any, thread_id: str, context: RunContext, observer: Observer | None,
+               reviewer: Reviewer | None) -> EpisodeRun:
+        config = _config(thread_id)
+        while True:
+            asked = list(self._stream(graph, payload, config, context, observer))
+            state = EpisodeState.model_validate(graph.get_state(config).values)
+            if not asked:
+                return EpisodeRun(thread_id=thread_id, state=state)
+            request = ReviewRequest.model_validate(asked[0])
+            answer = reviewer(request) if reviewer is not None else None
+            if answer is None:
+                return EpisodeRun(thread_id=thread_id, state=state, waiting=request)
+            payload = Command(resume=answer.model_dump())
+
+    def _stream(self, graph, payload: Any, config: dict, context: RunContext,
+                observer: Observer | None) -> Iterator[dict]:
+        """Run the graph; yields the payloads of the interrupts it stops at; tells the observer what happens."""
+        modes = ["updates", "custom"] if observer is not None else ["updates"]
+        for mode, chunk in graph.stream(payload, config, context=context, stream_mode=modes):
+            if mode == "custom":
+                assert observer is not None
+                event = CUSTOM_EVENTS.get(chunk.get("event", ""))
+                if event is not None:
+                    observer(event.model_validate(chunk))
+                continue
+            for node, delta in chunk.items():
+                if node == "__interrupt__":
+                    yield from (i.value for i in delta)
+                elif observer is not None and isinstance(delta, dict):
+                    event = self._event(node, delta)
+                    if event is not None:
+                        observer(event)
+
+    def _event(self, node: str, delta: dict) -> SessionEvent | None:
+        if node == "plan" and delta.get("plan_ref"):
+            plan = ArtifactStore(Path(self.workspace) / "artifacts").get_model(delta["plan_ref"], Plan)
+            return PlanMade(plan=plan, cursor=delta.get("cursor", 0))
+        if node == "critique":
+            return AttemptJudged(attempt=delta["attempts"])
+        if node == "refine":
+            return InstructionRefined(instruction=delta["instruction"])
+        if node == "review":
+            return AttemptReviewed(attempt=delta["attempts"])
+        if node == "finalize":
+            return EpisodeFinished(status=delta["status"], video=delta["video"], summary=delta["summary"])
+        return None
+
+    # -- time travel ---------------------------------------------------------
+    def history(self, thread_id: str) -> list[CheckpointSummary]:
+        if not has_checkpoints(self.workspace):
+            raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
+        return history(self._graph(), thread_id)
+
+    def fork(self, thread_id: str, checkpoint_id: str, new_thread: str | None = None, instruction: str | None = None,
+             *, observer: Observer | None = None) -> EpisodeRun:
+        """Copy the state at a past checkpoint into a new thread (with another instruction) and run it."""
+        if not has_checkpoints(self.workspace):
+            raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
+        new_thread = new_thread or f"{thread_id}-fork-{uuid.uuid4().hex[:6]}"
+        state = fork_state(self._graph(), thread_id, checkpoint_id, new_thread, instruction)
+        return self._drive(self._graph(state.settings), None, new_thread, state.run_settings(), observer, None)
+
+
+def _config(thread_id: str) -> dict:
+    return {"configurable": {"thread_id": thread_id}}

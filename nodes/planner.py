@@ -1,0 +1,199 @@
+"""The rule PlanAgent: split an action into object-centric sub-actions grounded in what it sees.
+
+It parses the action with the grammar in `grammar.py`, grounds every noun
+phrase in the perceived objects, and writes sub-actions with pre- and
+post-conditions and stable ids. Replanning keeps what is already accepted and
+restates the remaining steps from the current state: steps whose
+post-conditions already hold are dropped, the instructions become explicit,
+and a step that keeps failing is moved behind independent ones.
+
+Grounding is a pure function of the action and the scene, memoised: the
+session's preflight and the plan node ground an action once between them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ..graph.state import Plan, SubAction
+from ..tools.errors import ActionParseError
+from ..tools.perception import PerceivedObject
+from ..tools.predicates import Predicate, evaluate
+from ..tools.words import ObjectRef
+from ..tools.world.scene import name_among
+from .grammar import Clause, parse_action
+from .prompts.generator import write_instruction
+
+PLACE_WORDS = {"left": "left edge of the table", "right": "right edge of the table",
+               "front": "front edge of the table", "back": "back edge of the table",
+               "center": "center of the table"}
+
+
+def _matches(ref: ObjectRef, scene: list[PerceivedObject], containers: bool) -> list[PerceivedObject]:
+    return [o for o in scene if o.is_container == containers
+            and (ref.color is None or o.color == ref.color or (containers and ref.shape is not None))
+            and (ref.shape is None or o.shape == ref.shape)
+            and (ref.size is None or o.size == ref.size)]
+
+
+def _one(ref: ObjectRef, scene: list[PerceivedObject], containers: bool = False) -> PerceivedObject:
+    found = _matches(ref, scene, containers)
+    if len(found) == 1:
+        return found[0]
+    seen = ", ".join(name_among(o, scene, with_size=True) for o in scene) or "nothing"
+    if not found:
+        raise ActionParseError(f"there is no {ref.words()} in the start image; I see: {seen}")
+    options = ", ".join(name_among(o, scene, with_size=True) for o in found)
+    raise ActionParseError(f"'{ref.words()}' is ambiguous ({options}); name it by colour and size")
+
+
+class RulePlanAgent:
+    """Offline planner: grammar + perception, no LLM."""
+
+    def plan(self, action: str, scene: list[PerceivedObject]) -> Plan:
+        return Plan(goal=action, sub_actions=ground_action(action, scene))
+
+    def replan(self, plan: Plan, cursor: int, failing: int, seen: dict[str, PerceivedObject]) -> Plan:
+        """Remaining steps from the current state, explicit, the failing one moved back if it can be."""
+        remaining = [s for s in plan.sub_actions[cursor:]
+                     if not all(evaluate(Predicate.parse(p), seen) for p in s.postconditions)]
+        if len(remaining) > 1 and remaining[0].index == failing:
+            head, rest = remaining[0], remaining[1:]
+            if not any(_objects_of(s) & _objects_of(head) for s in rest):
+                remaining = [*rest, head]
+        restated = []
+        for i, step in enumerate(remaining):
+            key = template_key(step)
+            prompt = write_instruction(key, step.subject_desc, step.target_desc, step.partner_desc, ("explicit",))
+            restated.append(step.model_copy(update={"index": cursor + i, "prompt": prompt}))
+        return Plan(goal=plan.goal, sub_actions=[*plan.sub_actions[:cursor], *restated], version=plan.version + 1)
+
+    # -- grounding -------------------------------------------------------
+    def _ground(self, clause: Clause, scene: list[PerceivedObject]) -> list[SubAction]:
+        by_id = {o.id: o for o in scene}
+        if clause.kind == "put_in":
+            container = _one(clause.other or ObjectRef(), scene, containers=True)
+            if clause.subject.group:
+                subjects = sorted(_matches(clause.subject, scene, False), key=lambda o: o.x)
+                if not subjects:
+                    raise ActionParseError(f"there are no {clause.subject.words()}s in the start image")
+                subjects = [o for o in subjects
+                            if not evaluate(Predicate(name="inside", args=[o.id, container.id]), by_id)]
+            else:
+                subjects = [_one(clause.subject, scene)]
+            return [self._step("put_in", s, scene, container) for s in subjects]
+        if clause.kind == "stack":
+            a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
+            if b.shape == "ball":
+                raise ActionParseError(f"cannot stack on the {name_among(b, scene)}: balls roll; stack on a cube or block")
+            return [self._step("stack", a, scene, b)]
+        if clause.kind == "swap":
+            a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
+            return [self._step("swap", a, scene, b)]
+        if clause.kind == "place":
+            return [self._step("move_to", _one(clause.subject, scene), scene, place=clause.place)]
+        if clause.kind == "relative":
+            a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
+            return [self._step("move_to", a, scene, b, place=clause.place)]
+        group = sorted(_matches(clause.subject, scene, False), key=lambda o: (o.half_extent[0], o.x))
+        if len(group) < 2:
+            raise ActionParseError(f"lining up needs at least two {clause.subject.words()}s; found {len(group)}")
+        steps = [self._step("move_to", group[0], scene, place="left")]
+        steps += [self._step("move_to", b, scene, a, place="right_of") for a, b in zip(group, group[1:])]
+        return steps
+
+    def _step(self, verb: str, subject: PerceivedObject, scene: list[PerceivedObject],
+              other: PerceivedObject | None = None, place: str | None = None) -> SubAction:
+        subj = name_among(subject, scene)
+        other_desc = name_among(other, scene) if other is not None else ""
+        pre = [f"on_table({subject.id})"] if verb != "swap" else []
+        if verb == "put_in":
+            assert other is not None
+            post, target, desc = [f"inside({subject.id}, {other.id})"], other.id, f"put the {subj} in the {other_desc}"
+        elif verb == "stack":
+            assert other is not None
+            post, target, desc = [f"on({subject.id}, {other.id})"], other.id, f"stack the {subj} on the {other_desc}"
+        elif verb == "swap":
+            assert other is not None
+            post = [f"at({subject.id}, {other.x:g}, {other.y:g})", f"at({other.id}, {subject.x:g}, {subject.y:g})"]
+            return self._sub("swap", subject.id, other.id, None, subj, "", other_desc, pre, post,
+                             f"swap the {subj} and the {other_desc}")
+        elif place in ("left_of", "right_of"):
+            assert other is not None
+            post, target = [f"{place}({subject.id}, {other.id})"], other.id
+            desc = f"put the {subj} {place.replace('_', ' ')} the {other_desc}"
+        else:
+            assert place is not None
+            post, target, other_desc = [f"at_edge({subject.id}, {place})"], place, PLACE_WORDS[place]
+            desc = f"move the {subj} to the {other_desc}"
+        return self._sub(verb, subject.id, target, place, subj, other_desc, "", pre, post, desc)
+
+    @staticmethod
+    def _sub(verb, subject, target, place, subj_desc, target_desc, partner_desc, pre, post, desc) -> SubAction:
+        step = SubAction(index=0, verb=verb, subject=subject, target=target, partner=None,
+                         subject_desc=subj_desc, target_desc=target_desc, partner_desc=partner_desc,
+                         description=desc, prompt="", preconditions=pre, postconditions=post)
+        if verb == "swap":
+            step.partner, step.target = target, None
+        key = template_key(step, place)
+        step.prompt = write_instruction(key, subj_desc, target_desc, partner_desc)
+        return step
+
+
+def _objects_of(step: SubAction) -> set[str]:
+    """Movable objects a step touches (a shared container is no dependency)."""
+    ids = {step.subject, step.partner}
+    if step.verb != "put_in":
+        ids.add(step.target)
+    return {i for i in ids if i}
+
+
+def template_key(step: SubAction, place: str | None = None) -> str:
+    """Which instruction template a step uses (generator prompts, nodes/prompts/generator.py)."""
+    if step.verb != "move_to":
+        return step.verb
+    post = step.postconditions[0] if step.postconditions else ""
+    for rel in ("left_of", "right_of"):
+        if post.startswith(rel) or place == rel:
+            return rel
+    return "move_to"
+
+
+def ground_action(action: str, scene: list[PerceivedObject]) -> list[SubAction]:
+    """The action's sub-actions in this scene (indices and ids in order); ActionParseError names what
+    is not understood or not there."""
+    key = "\n".join(o.model_dump_json() for o in scene)
+    return [s.model_copy(deep=True) for s in _grounded(action, key)]
+
+
+@lru_cache(maxsize=256)
+def _grounded(action: str, scene_json: str) -> tuple[SubAction, ...]:
+    scene = [PerceivedObject.model_validate_json(line) for line in scene_json.splitlines()]
+    agent = RulePlanAgent()
+    steps: list[SubAction] = []
+    for clause in parse_action(action):
+        for step in agent._ground(clause, scene):
+            steps.append(step.model_copy(update={"index": len(steps), "id": f"s{len(steps)}"}))
+    return tuple(steps)
+
+
+def assign_ids(old: Plan, steps: list[SubAction]) -> list[SubAction]:
+    """Ids for a replan's steps: a step the old plan had (same verb and objects) keeps its id, a new
+    one gets the next free id."""
+    known = {_identity(s): s.id for s in old.sub_actions}
+    taken = {s.id for s in old.sub_actions}
+    out = []
+    for step in steps:
+        sid = known.get(_identity(step)) or ""
+        if not sid or sid in {s.id for s in out}:
+            n = len(taken)
+            while f"s{n}" in taken:
+                n += 1
+            sid = f"s{n}"
+            taken.add(sid)
+        out.append(step.model_copy(update={"id": sid}))
+    return out
+
+
+def _identity(step: SubAction) -> tuple:
+    return (step.verb, step.subject, step.target, step.partner)

@@ -1,0 +1,51 @@
+"""The built-in backbones: the `sim` simulator and the diffusers TI2V pipelines.
+
+Registering imports neither torch nor the simulator: each factory and
+validator imports what it needs when it is called.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from . import diffusers_specs
+from .base import VideoGenerator
+from .registry import register_backbone
+
+SIM_RULES = "any frame count 2-257 and sides 32-2048; option: --difficulty easy|medium|hard"
+
+
+def _sim(difficulty: str = "medium") -> VideoGenerator:
+    from .sim import SimVideoGenerator
+
+    return SimVideoGenerator(difficulty)
+
+
+def _check_sim(*, num_frames: int, height: int, width: int, difficulty: str = "medium") -> None:
+    from .sim import preset
+
+    preset(difficulty)
+
+
+def _diffusers(name: str, **options: Any) -> VideoGenerator:
+    from .diffusers_backbone import DiffusersBackbone
+
+    return DiffusersBackbone(name, **options)
+
+
+def register_builtins() -> None:
+    register_backbone(
+        "sim", _sim,
+        "SIMULATOR of a TI2V model on the procedural tabletop world (CPU, no weights); "
+        "fails the way open-loop video models fail, per a documented error model",
+        settings=("difficulty",), validate=_check_sim, rules=SIM_RULES)
+    for name, spec in diffusers_specs.SPECS.items():
+        register_backbone(
+            name, partial(_diffusers, name),
+            f"{spec.pipeline} ({spec.default_model or 'built in code'}); {spec.notes}",
+            needs_gpu=spec.needs_gpu, settings=diffusers_specs.OPTIONS,
+            validate=partial(diffusers_specs.validate, name), rules=spec.rules())
+
+
+register_builtins()
