@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # One-command set-up: a virtual environment in .venv with SPIRAL and everything
 # its tests need. Installs PyTorch first: the CUDA build where an NVIDIA GPU is
-# visible, otherwise the CPU build (an unpinned torch from PyPI is a multi-GB
-# CUDA build). Re-running is safe.
+# visible, otherwise the CPU build pinned below (an unpinned torch is a multi-GB
+# CUDA build). Packages come from wherever pip is configured to take them
+# (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS or pip.conf): a CPU-only
+# machine that wants the small build points pip at PyTorch's CPU wheel index
+# first (README, "Set-up"). Re-running is safe.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -19,15 +22,8 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
   echo "NVIDIA GPU found: installing the CUDA build of torch"
   python -m pip install -q torch
 else
-  echo "no CUDA: installing the CPU build of torch ${TORCH_VERSION}"
-  # A local CPU wheel (pip's find-links) first, its dependencies from PyPI;
-  # otherwise PyTorch's CPU index.
-  if python -m pip install -q --no-index --no-deps "torch==${TORCH_VERSION}" 2>/dev/null; then
-    python -m pip install -q "torch==${TORCH_VERSION}"
-  else
-    python -m pip install -q "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
-      --extra-index-url https://pypi.org/simple
-  fi
+  echo "no CUDA: installing torch ${TORCH_VERSION} (the CPU build where pip is configured to find one)"
+  python -m pip install -q "torch==${TORCH_VERSION}"
 fi
 python -m pip install -q -e ".[diffusers,postgres,dev]"
 echo "SPIRAL installed. Activate with: . .venv/bin/activate   then try: spiral demo"

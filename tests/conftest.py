@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from spiral.tools.media import save_png
@@ -41,10 +39,3 @@ def simple_scene() -> Scene:
 def scene_png(tmp_path, simple_scene) -> Path:
     return save_png(render_scene(simple_scene), tmp_path / "start.png")
 
-
-def frames_equal(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.array_equal(a, b))
-
-
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("SPIRAL_TEST_ROOT", str(ROOT))

@@ -27,9 +27,6 @@ COMPLETE = "all the way "
 IDENTITY = "Only the {subject} moves."
 STILL = "Keep every other object still."
 
-FLAGS = ("explicit", "complete", "identity", "still")
-"""What refinement may add; `complete` implies `explicit`."""
-
 
 def write_instruction(template_key: str, subject: str, target: str = "", partner: str = "",
                       flags: tuple[str, ...] | list[str] = ()) -> str:

@@ -1,0 +1,83 @@
+"""The rooms and arrows of DESIGN.md hold: import-linter's contracts (pyproject.toml) pass on this tree
+and fail on a tree with an upward import, and no module imports another module's private names."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOMS = ("graph", "nodes", "tools", "memory", "bench", "training")
+
+
+def _lint(root: Path, package_parent: Path) -> subprocess.CompletedProcess:
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}  # `spiral` resolves to the tree under test
+    return subprocess.run([str(lint), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _copy_tree(tmp_path: Path) -> Path:
+    package = tmp_path / "spiral"
+    package.mkdir()
+    shutil.copy(ROOT / "__init__.py", package / "__init__.py")
+    shutil.copy(ROOT / "pyproject.toml", package / "pyproject.toml")
+    for room in ROOMS:
+        shutil.copytree(ROOT / room, package / room, ignore=shutil.ignore_patterns("__pycache__"))
+    return package
+
+
+def test_the_tree_keeps_every_contract():
+    res = _lint(ROOT, ROOT.parent / "_no_such_folder_")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4 kept, 0 broken" in res.stdout
+
+
+@pytest.mark.parametrize("where,line,broken", [
+    ("tools/errors.py", "from spiral.graph.state import Plan  # upward\n", "tools/ knows nothing of LangGraph"),
+    ("memory/gc.py", "def _peek():\n    from spiral.nodes import plan  # upward, inside a function\n",
+     "shell -> bench/training -> session -> graph -> nodes -> memory"),
+    ("nodes/ledger.py", "from spiral.graph import session  # a node importing the shell\n",
+     "shell -> bench/training -> session -> graph -> nodes -> memory"),
+    ("nodes/grammar.py", "def _peek():\n    from spiral.nodes import plan  # a cycle through a function\n",
+     "no import cycles between the modules of a room"),
+])
+def test_an_upward_import_or_a_cycle_breaks_a_contract(tmp_path, where, line, broken):
+    package = _copy_tree(tmp_path)
+    with open(package / where, "a") as fh:
+        fh.write("\n\n" + line)
+    res = _lint(package, tmp_path)
+    assert res.returncode != 0
+    assert f"{broken}" in res.stdout.replace("\n", " ") and "BROKEN" in res.stdout
+
+
+def _spiral_module(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"]
+    return ".".join(["spiral", *parts])
+
+
+def test_no_module_imports_another_modules_private_names():
+    offenders = []
+    for room in ROOMS:
+        for path in (ROOT / room).rglob("*.py"):
+            me = _spiral_module(path)
+            package = me if path.name == "__init__.py" else me.rsplit(".", 1)[0]
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                base = package
+                for _ in range(max(node.level - 1, 0)):
+                    base = base.rsplit(".", 1)[0]
+                source = (f"{base}.{node.module}" if node.module else base) if node.level else (node.module or "")
+                if not source.startswith("spiral") or source == me:
+                    continue
+                offenders += [f"{me} imports {source}.{a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert offenders == []
