@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tools.perception import classify_pixels, perceive
+from ..tools.perception import perceive
+from ..tools.pixels import classify_pixels
 from ..tools.predicates import Predicate, evaluate
 from ..tools.world.scene import Scene, WorldObject, interpenetrating
 

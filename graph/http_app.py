@@ -3,8 +3,9 @@
 State and stream events hold artifact references (`sha256:<hex>.<ext>`) and
 the final video's path on the server; a remote client fetches them here:
 
-* `GET /spiral/artifacts/{ref}` — a frame as PNG, a segment as GIF (or
-  `?format=npy` for the raw uint8 frames), a plan as JSON;
+* `GET /spiral/artifacts/{ref}` — a frame as PNG, a segment as GIF (either
+  `?format=npy` for the raw uint8 pixels), a plan or ledger as JSON, a thumbnail
+  as JPEG;
 * `GET /spiral/threads/{thread_id}/video` — the finished episode's MP4
   (`?format=gif` for the GIF).
 
@@ -44,17 +45,17 @@ def _render(ref: str, fmt: str) -> tuple[bytes, str]:
     """The artifact's bytes in the asked format, and its media type (runs in a worker thread)."""
     import numpy as np
 
-    from spiral.tools.media import gif_bytes
+    from spiral.tools.media import gif_bytes, png_bytes
 
     store = _store()
-    if ref.endswith(".npy.z"):
-        frames = store.get_frames(ref)
+    if store.holds_pixels(ref):
+        pixels = store.get_frame(ref)
         if fmt == "npy":
             buf = io.BytesIO()
-            np.save(buf, frames)
+            np.save(buf, pixels)
             return buf.getvalue(), "application/octet-stream"
-        return gif_bytes(frames), "image/gif"
-    kinds = {".png": "image/png", ".json": "application/json"}
+        return (gif_bytes(pixels), "image/gif") if pixels.ndim == 4 else (png_bytes(pixels), "image/png")
+    kinds = {".json": "application/json", ".jpg": "image/jpeg"}
     return store.get_bytes(ref), next((v for k, v in kinds.items() if ref.endswith(k)), "application/octet-stream")
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel
 
-from ..memory.artifacts import ArtifactStore
+from ..memory.artifacts import ArtifactStore, deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
 from ..memory.traces import TraceDB
 from ..nodes.preflight import preflight
@@ -100,6 +100,8 @@ class Session:
         self._stack = contextlib.ExitStack()
         self._saver: Any = None
         self._store: Any = None
+        # this session's savers wait for the artifacts before each commit, so writes need not wait
+        self._stack.enter_context(deferred_durability(Path(self.workspace) / "artifacts"))
 
     def __enter__(self) -> Session:
         return self

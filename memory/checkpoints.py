@@ -1,9 +1,11 @@
 """Checkpointers and the reflective-memory store: SQLite files in the workspace by default,
 PostgreSQL when `SPIRAL_DATABASE_URI` is set (self-hosting: many processes, one database).
 
-Either way every superstep is committed before the next starts, so a killed
-run resumes from its last finished step, from any process that opens the same
-workspace (SQLite) or database (PostgreSQL).
+A killed run resumes from its last saved step, from any process that opens the
+same workspace (SQLite) or database (PostgreSQL). SPIRAL's savers wait for the
+artifacts a checkpoint points at to reach the disk before committing it
+(memory/artifacts.py, durability), so the session driver's artifact writes
+need not wait themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from ..tools.errors import SpiralError
+from .artifacts import wait_for_disk
 
 DATABASE_ENV = "SPIRAL_DATABASE_URI"
 """postgresql://user:password@host:5432/db — checkpoints and lessons go there instead of the workspace."""
@@ -50,6 +53,22 @@ def where(workspace: str | Path) -> str:
     return f"PostgreSQL {redacted(uri)}" if uri else str(workspace)
 
 
+class WaitsForArtifacts:
+    """Commits a checkpoint (or a step's writes) only once the artifacts written before it are on disk."""
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        wait_for_disk()
+        return super().put(*args, **kwargs)  # type: ignore[misc]
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> Any:
+        wait_for_disk()
+        return super().put_writes(*args, **kwargs)  # type: ignore[misc]
+
+
+class SpiralSqliteSaver(WaitsForArtifacts, SqliteSaver):
+    pass
+
+
 @contextmanager
 def sqlite_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = None) -> Iterator[SqliteSaver]:
     """A SqliteSaver on `workspace/checkpoints.sqlite`; every superstep is committed.
@@ -61,7 +80,7 @@ def sqlite_checkpointer(workspace: str | Path, serde: SerializerProtocol | None 
     conn = sqlite3.connect(str(path), check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        saver = SqliteSaver(conn, serde=serde)
+        saver = SpiralSqliteSaver(conn, serde=serde)
         saver.setup()
         yield saver
     finally:
@@ -103,8 +122,9 @@ def open_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = 
             yield saver
         return
     postgres_saver, _ = _postgres_modules()
+    saver_class = type("SpiralPostgresSaver", (WaitsForArtifacts, postgres_saver), {})
     with postgres_connection(uri) as conn:
-        saver = postgres_saver(conn, serde=serde)
+        saver = saver_class(conn, serde=serde)
         saver.setup()
         yield saver
 

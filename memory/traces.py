@@ -10,6 +10,9 @@ browsable) and the typed tables start empty.
 Rows are keyed so that a node that re-runs after a crash and resume overwrites
 its own row instead of adding a duplicate. One connection per database per
 process is shared by every node (a lock serialises writers from threads).
+Commits do not wait for the disk (WAL with `synchronous=NORMAL`): a process
+crash loses nothing, a power cut may lose the newest rows but never the
+database; the checkpoints, not the traces, are what a run resumes from.
 """
 
 from __future__ import annotations
@@ -212,6 +215,11 @@ class LessonRecord(Lesson, Record):
 RECORDS: tuple[type[Record], ...] = (EpisodeRecord, PlanRecord, SubActionRecord, AttemptRecord, LessonRecord)
 
 
+def _q(name: str) -> str:
+    """An SQL identifier (table and column names come from the record models, never from input)."""
+    return f'"{name}"'
+
+
 class TraceDB:
     """The typed trace database of one workspace (`TraceDB.open(path)` shares one connection per process)."""
 
@@ -226,12 +234,13 @@ class TraceDB:
         self.lock = threading.RLock()
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> TraceDB:
         """The process's connection to the database at `path` (opened on first use)."""
-        key = (os.getpid(), str(Path(path).resolve()))
+        key = (os.getpid(), os.path.abspath(path))
         with cls._open_lock:
             if key not in cls._open:
                 cls._open[key] = cls(path)
@@ -241,7 +250,7 @@ class TraceDB:
     def release(cls, path: str | os.PathLike[str]) -> None:
         """Close this process's connection to the database at `path` (a session ends with its workspace)."""
         with cls._open_lock:
-            db = cls._open.pop((os.getpid(), str(Path(path).resolve())), None)
+            db = cls._open.pop((os.getpid(), os.path.abspath(path)), None)
         if db is not None:
             db.db.conn.close()
 
@@ -267,8 +276,12 @@ class TraceDB:
 
     # -- writing -------------------------------------------------------------
     def _upsert(self, record: Record) -> None:
+        row = record.row()
+        updates = ", ".join(f"{_q(k)} = excluded.{_q(k)}" for k in row if k not in record.key)
+        sql = (f"INSERT INTO {_q(record.table)} ({', '.join(map(_q, row))}) VALUES ({', '.join('?' * len(row))}) "
+               f"ON CONFLICT ({', '.join(map(_q, record.key))}) DO UPDATE SET {updates}")
         with self.lock, self.db.conn:
-            self.db[record.table].upsert(record.row(), pk=record.key)
+            self.db.conn.execute(sql, list(row.values()))
 
     def record_episode(self, record: EpisodeRecord) -> None:
         self._upsert(record)
@@ -310,12 +323,13 @@ class TraceDB:
                 self.db["lessons"].upsert(row.row(), pk=LessonRecord.key)
 
     def _update(self, table: str, key: tuple, values: dict[str, Any]) -> None:
+        record = next(r for r in RECORDS if r.table == table)
         flat = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in values.items()}
+        sql = (f"UPDATE {_q(table)} SET {', '.join(f'{_q(k)} = ?' for k in flat)} "
+               f"WHERE {' AND '.join(f'{_q(k)} = ?' for k in record.key)}")
         with self.lock, self.db.conn:
-            try:
-                self.db[table].update(tuple(key), flat)
-            except sqlite_utils.db.NotFoundError:
-                raise InputError(f"no {table} row {tuple(key)} in {self.path} to update") from None
+            if self.db.conn.execute(sql, [*flat.values(), *key]).rowcount != 1:
+                raise InputError(f"no {table} row {tuple(key)} in {self.path} to update")
 
     # -- reading -------------------------------------------------------------
     def _read(self, cls: type[R], where: str = "", args: list | None = None) -> list[R]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.state import Critique, CritiqueScores, Ledger, SubAction
-from ..tools.perception import PerceivedObject, classify_pixels, match_objects, perceive
+from ..tools.perception import PerceivedObject, match_objects, perceive_frames
+from ..tools.pixels import classify_pixels
 from ..tools.predicates import Predicate, distance_to_goal, evaluate
 from .ledger import MATCH_DISTANCE, known_looks, words_for
 
@@ -114,8 +115,8 @@ class PerceptionCritic:
     def _track(known: dict, frames: np.ndarray) -> list[dict[str, PerceivedObject]]:
         """Objects frame by frame, each matched near where it was in the frame before."""
         tracks, looks = [], dict(known)
-        for frame in frames:
-            seen = match_objects(looks, perceive(frame), max_distance=MATCH_DISTANCE)
+        for objects in perceive_frames(frames):
+            seen = match_objects(looks, objects, max_distance=MATCH_DISTANCE)
             tracks.append(seen)
             looks.update({oid: (*looks[oid][:3], o.x, o.y) for oid, o in seen.items()})
         return tracks

@@ -50,7 +50,7 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     thumbnail = thumbnail_jpeg(segment.frames[-1])
     attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan_version,
                       prompt=state.instruction, seed=seed, segment=store.put_frames(segment.frames),
-                      last_frame=store.put_frame(segment.frames[-1]), thumbnail=store.put_bytes(thumbnail, "jpg"),
+                      last_frame=store.put_frame(segment.frames[-1]), thumbnail=store.put_bytes(thumbnail, "jpg", durable=False),
                       trajectory=save_trajectory(store, segment.trajectory) if segment.trajectory is not None else "")
     ctx.emit(SegmentReady(sub_action=state.cursor, try_index=try_index, segment=attempt.segment,
                           thumbnail=data_url(thumbnail, "image/jpeg"), prompt=attempt.prompt, seed=seed))

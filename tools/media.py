@@ -70,7 +70,7 @@ def load_image(source: str | os.PathLike[str]) -> np.ndarray:
 def save_png(frame: np.ndarray, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frame).save(path, format="PNG")
+    path.write_bytes(png_bytes(frame, compress_level=1))
     return path
 
 
@@ -131,10 +131,10 @@ def thumbnail_jpeg(frame: np.ndarray, max_side: int = 64, quality: int = 80) -> 
     return buf.getvalue()
 
 
-def png_bytes(frame: np.ndarray) -> bytes:
-    """A frame as PNG (lossless), byte-deterministic for the same pixels."""
+def png_bytes(frame: np.ndarray, compress_level: int = 6) -> bytes:
+    """A frame as PNG (lossless), byte-deterministic for the same pixels and level."""
     buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(frame).save(buf, format="PNG", optimize=False, compress_level=compress_level)
     return buf.getvalue()
 
 

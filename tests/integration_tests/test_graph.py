@@ -43,7 +43,7 @@ def test_episode_end_to_end(scene_png, tmp_path):
     state = g.get_state(config).values
     assert state["status"] == "done" and state["cursor"] == 2 and state["attempts"] == []
     # the state holds references, never pixels: the start image became an artifact ref
-    assert REF_PATTERN.fullmatch(state["image"]) and state["image"].endswith(".png")
+    assert REF_PATTERN.fullmatch(state["image"]) and state["image"].endswith(".npy.zst")
     ledger = _ledger(tmp_path / "ws", state)
     assert ledger.first_frame == state["image"] and len(ledger.outcomes) == 2
     assert ledger.established == ["inside(red_ball, bowl)", "on(blue_cube, green_cube)"]

@@ -18,14 +18,26 @@ def test_artifacts_are_content_addressed_and_deterministic(tmp_path):
     store = ArtifactStore(tmp_path / "a")
     frames = np.random.default_rng(0).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     ref = store.put_frames(frames)
-    assert ref.startswith("sha256:") and ref.endswith(".npy.z")
+    assert ref.startswith("sha256:") and ref.endswith(".npy.zst")
     assert store.put_frames(frames.copy()) == ref  # same bytes, same name
     assert np.array_equal(store.get_frames(ref), frames)
     assert ArtifactStore(tmp_path / "b").put_frames(frames) == ref
     png = store.put_frame(frames[0])
     assert np.array_equal(store.get_frame(png), frames[0])
     assert not [p for p in (tmp_path / "a").rglob(".tmp-*")]
-    assert ArtifactStore.ref_for(store.get_bytes(ref), "npy.z") == ref
+    assert ArtifactStore.ref_for(store.get_bytes(ref), "npy.zst") == ref
+
+
+def test_segments_and_frames_written_before_zstd_still_load(tmp_path):
+    import zlib
+
+    frames = np.random.default_rng(2).integers(0, 255, (2, 4, 4, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.save(buf, frames)
+    ref = ArtifactStore(tmp_path).put_bytes(zlib.compress(buf.getvalue(), 1), "npy.z")
+    assert np.array_equal(ArtifactStore(tmp_path).get_frames(ref), frames)
+    png = ArtifactStore(tmp_path).put_bytes(save_png(frames[0], tmp_path / "f.png").read_bytes(), "png")
+    assert np.array_equal(ArtifactStore(tmp_path).get_frame(png), frames[0])
 
 
 def test_artifact_reads_come_from_the_process_cache_and_cannot_be_changed(tmp_path):

@@ -1,7 +1,8 @@
+import numpy as np
+
 from spiral.tools.perception import match_objects, perceive
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import Scene, random_scene
-
 
 
 def _found(world, seen, tol=1.0):
@@ -56,3 +57,31 @@ def test_slivers_and_noise_do_not_break_perception(simple_scene):
     frame[5, 60:100] = (40, 90, 210)
     seen = perceive(frame)
     assert {o.id for o in seen} == {o.id for o in simple_scene.objects}
+
+
+def test_closing_by_shifts_is_scipys_closing():
+    from scipy import ndimage
+
+    from spiral.tools.pixels import close
+
+    cross_in_frame = np.zeros((3, 3, 3), dtype=bool)
+    cross_in_frame[1] = ndimage.generate_binary_structure(2, 1)
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        shape = tuple(int(v) for v in rng.integers(1, 24, size=3))
+        masks = rng.random(shape) < rng.random()
+        assert np.array_equal(close(masks), ndimage.binary_closing(masks, structure=cross_in_frame))
+
+
+def test_a_segment_perceived_together_is_each_frame_perceived_alone():
+    from spiral.tools import perception
+    from spiral.tools.world.motion import Move, animate, render_segment
+
+    scene = random_scene(4, num_objects=7)
+    mover = scene.movables[0]
+    frames = render_segment(animate(scene, [Move(object_id=mover.id, x=20, y=110)], 9), 128, 128)
+    together = perception.perceive_frames(frames)
+    perception._seen.clear()
+    alone = [perception.perceive(f) for f in frames]
+    assert [[o.model_dump() for o in f] for f in together] == [[o.model_dump() for o in f] for f in alone]
+    assert together[0] != together[-1]  # the mover was seen moving
