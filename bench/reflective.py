@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import Job, results_of, suite
+from .episodes import Job, suite
+from .runner import results_of
 
 
 def reflective_memory(*, train_size: int | None = None, test_size: int | None = None, seeds: int = 1,

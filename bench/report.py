@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import precision_recall_counts
-from .runner import METHODS, EpisodeResult
+from .episodes import METHODS, EpisodeResult
 
 COLUMNS = [
     ("success", "success", 100), ("completion", "completion", 100), ("fidelity", "fidelity", 100),

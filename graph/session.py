@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from ..memory.artifacts import ArtifactStore, deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
-from ..memory.traces import TraceDB
+from ..memory.traces import AttemptKey, TraceDB
 from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError
 from .config import RunContext
@@ -234,7 +234,18 @@ class Session:
             raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
         new_thread = new_thread or f"{thread_id}-fork-{uuid.uuid4().hex[:6]}"
         state = fork_state(self._graph(), thread_id, checkpoint_id, new_thread, instruction)
+        self._copy_attempt_records(thread_id, new_thread, state)
         return self._drive(self._graph(state.settings), None, new_thread, state.run_settings(), observer, None)
+
+    def _copy_attempt_records(self, source: str, fork: str, state: EpisodeState) -> None:
+        """The forked state's attempts were made in the source thread: the fork's traces get their records
+        too, so judging or reviewing them in the fork has a row to update."""
+        traces = TraceDB.open(Path(self.workspace) / "traces.sqlite")
+        for attempt in state.attempts:
+            record = traces.attempt(AttemptKey(source, attempt.plan_version, attempt.sub_action_index,
+                                               attempt.try_index))
+            if record is not None:
+                traces.record_attempt(record.model_copy(update={"thread_id": fork}))
 
 
 def _config(thread_id: str) -> dict:

@@ -24,3 +24,15 @@ def test_readme_streaming_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "generator_progress" in out and "critique" in out
     assert out.strip().splitlines()[-1].startswith(("done", "partial"))
+
+
+def test_readme_session_example_runs(tmp_path, monkeypatch, capsys):
+    example = re.search(r"```python\n(from spiral.graph.config import RunContext\nfrom spiral.graph.events.*?)```",
+                        README.read_text(), re.S)
+    assert example
+    monkeypatch.chdir(tmp_path)
+    save_png(render_scene(demo_scene()), tmp_path / "start.png")
+    exec(compile(example.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "plan=Plan(" in out and "attempt=Attempt(" in out and "event='generator_progress'" in out
+    assert out.strip().splitlines()[-1].startswith("done ") and out.strip().endswith("video.mp4")
