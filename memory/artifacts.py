@@ -11,9 +11,10 @@ Durability: an artifact a checkpoint will point at must reach the disk (fsync
 of the file and its folder) before that checkpoint is committed, or a power cut
 could leave a checkpoint pointing at nothing. By default each write waits for
 the disk. A store whose checkpoints are written by SPIRAL's own savers
-(`memory/checkpoints.py`, as the session driver uses them) defers that wait to a
-background thread, and the saver waits for it before committing: the same
-guarantee, without the loop waiting for the disk at every write.
+(`memory/checkpoints.py`, as the session driver uses them) hands its files to a
+background writer, and the saver waits for the writer before committing: the
+same guarantee, without the loop waiting for files at every write (what is
+still being written is read back from memory).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import threading
 import zlib
 from collections import OrderedDict
@@ -79,61 +79,81 @@ class _DecodedCache:
 _CACHE = _DecodedCache(CACHE_BYTES)
 
 
-class _DiskSync:
-    """fsyncs of written artifacts, done in order on one background thread."""
+class _Writer:
+    """Artifact files of deferred stores, written durably in order on one background thread; what is
+    still on its way can be read back from `pending`."""
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spiral-artifact-fsync")
-        self.pending: list[Future] = []
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spiral-artifact-writer")
+        self.futures: list[Future] = []
+        self.pending: dict[Path, bytes] = {}
         self.lock = threading.Lock()
         self.deferred_roots: set[Path] = set()
 
-    def submit(self, path: Path) -> None:
-        future = self.pool.submit(_fsync_file_and_folder, path)
+    def submit(self, target: Path, data: bytes, durable: bool) -> None:
         with self.lock:
-            self.pending.append(future)
+            if target in self.pending:
+                return
+            self.pending[target] = data
+            self.futures.append(self.pool.submit(self._write, target, data, durable))
+
+    def _write(self, target: Path, data: bytes, durable: bool) -> None:
+        try:
+            _write_file(target, data, durable)
+        finally:
+            with self.lock:
+                self.pending.pop(target, None)
 
     def wait(self) -> None:
         with self.lock:
-            pending, self.pending = self.pending, []
-        for future in pending:
+            futures, self.futures = self.futures, []
+        for future in futures:
             future.result()
 
 
-_DISK = _DiskSync()
+_WRITER = _Writer()
 
 
-def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
-    fd = os.open(path, flags)
+def _write_file(target: Path, data: bytes, durable: bool) -> None:
+    """Write to a name only this thread uses, (fsync,) rename, (fsync the folder): a valid name never
+    holds a partial file, and a durable one survives a power cut."""
+    tmp = target.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}"
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file_and_folder(path: Path) -> None:
-    """The file's bytes, then its name in the folder."""
-    _fsync(path)
-    _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def wait_for_disk() -> None:
-    """Return once every artifact written so far, in deferred stores too, is on disk (savers call this
-    before committing a checkpoint)."""
-    _DISK.wait()
+    """Return once every artifact put so far, in deferred stores too, is on disk (SPIRAL's savers call
+    this before committing a checkpoint or a step's writes)."""
+    _WRITER.wait()
 
 
 @contextmanager
 def deferred_durability(root: str | os.PathLike[str]) -> Iterator[None]:
-    """Writes to the store at `root` do not wait for the disk; whoever commits a checkpoint that points at
-    them calls `wait_for_disk` first (SPIRAL's savers do). Waits for the disk on exit."""
+    """Writes to the store at `root` happen on a background thread; whoever commits a checkpoint that
+    points at them calls `wait_for_disk` first (SPIRAL's savers do). Waits for the disk on exit."""
     folder = Path(root).expanduser().resolve()
-    _DISK.deferred_roots.add(folder)
+    _WRITER.deferred_roots.add(folder)
     try:
         yield
     finally:
-        _DISK.deferred_roots.discard(folder)
-        _DISK.wait()
+        _WRITER.deferred_roots.discard(folder)
+        _WRITER.wait()
+
 
 REF_PATTERN = re.compile(r"sha256:[0-9a-f]{64}\.[a-z0-9]{1,16}(?:\.[a-z0-9]{1,8})?")
 """An artifact reference: the content's sha256 and an extension (npy.zst, png, json, ...); nothing in
@@ -146,6 +166,7 @@ class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = set()
 
     def path(self, ref: str) -> Path:
         """Where `ref` lives; only well-formed refs resolve, and only inside the store's root."""
@@ -170,30 +191,25 @@ class ArtifactStore:
                 return ref
         except FileNotFoundError:
             pass
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        deferred = durable and self.root in _DISK.deferred_roots
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if durable and not deferred:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        if deferred:
-            _DISK.submit(target)
-        elif durable:
-            _fsync(target.parent, os.O_RDONLY | os.O_DIRECTORY)  # the new name
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
+        if self.root in _WRITER.deferred_roots:
+            _WRITER.submit(target, data, durable)
+        else:
+            _write_file(target, data, durable)
         return ref
 
     def get_bytes(self, ref: str) -> bytes:
         path = self.path(ref)
-        if not path.exists():
-            raise SpiralError(f"artifact {ref} is missing from {self.root}; was the workspace moved or cleaned?")
-        return path.read_bytes()
+        on_its_way = _WRITER.pending.get(path)
+        if on_its_way is not None:
+            return on_its_way
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise SpiralError(f"artifact {ref} is missing from {self.root}; was the workspace moved or "
+                              "cleaned?") from None
 
     def put_frame(self, frame: np.ndarray) -> str:
         """One RGB frame (H, W, 3), stored as a segment is (the server renders it as PNG)."""

@@ -125,7 +125,7 @@ def keyframe_sheet(frames: list[np.ndarray], labels: list[str] | None = None, sc
 def thumbnail_jpeg(frame: np.ndarray, max_side: int = 64, quality: int = 80) -> bytes:
     """A small JPEG of `frame` (about 1 kB at 64 px): stream events and reviews show segments with it."""
     image = Image.fromarray(frame)
-    image.thumbnail((max_side, max_side), Image.LANCZOS)
+    image.thumbnail((max_side, max_side), Image.BOX)  # an average of each block: sharp enough at 64 px, 2x faster
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

@@ -75,3 +75,22 @@ def test_gc_keeps_everything_referenced(episode):
     for ref in before:  # every referenced artifact survived and still loads
         assert store.path(ref).exists(), ref
     assert spiral("resume", "d1", "--workspace", str(episode)).returncode == 0
+
+
+def test_gc_stops_on_a_trajectory_it_cannot_read(tmp_path):
+    """A truncated trajectory could reference artifacts gc cannot see: gc removes nothing and says why."""
+    from spiral.memory.artifacts import ArtifactStore
+    from spiral.memory.traces import AttemptRecord, TraceDB
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    embeds = store.put_bytes(b"prompt embeddings", "safetensors")
+    broken = store.put_bytes((10_000).to_bytes(8, "little") + f'{{"__metadata__": {{"e": "{embeds}"'.encode(),
+                             "safetensors")
+    stray = store.put_bytes(b"nobody points at me", "bin")
+    TraceDB(tmp_path / "traces.sqlite").record_attempt(AttemptRecord(
+        thread_id="t", plan_version=0, sub_action_index=0, try_index=0, sub_action_id="s0", verb="put_in", movers=[],
+        postconditions=[], prompt="p", flags=[], seed=0, backbone="sim", conditioning_frame="", segment="",
+        last_frame="", thumbnail="", trajectory=broken))
+    res = spiral("gc", "--workspace", str(tmp_path))
+    assert res.returncode == 2 and "gc stopped, nothing removed" in res.stderr and "truncated" in res.stderr
+    assert store.path(stray).exists() and store.path(embeds).exists()

@@ -128,10 +128,16 @@ def test_start_image_paths_outside_the_input_root_fail_the_run(server, scene_png
     url, tmp = server
     alice = _client(url, ALICE)
     tid = alice.threads.create()["thread_id"]
-    run = alice.runs.create(tid, "spiral", input={"action": ACTION, "image": str(scene_png)})
-    alice.runs.join(tid, run["run_id"])
-    run = alice.runs.get(tid, run["run_id"])
-    assert run["status"] == "error"
+    errors, nodes = [], []
+    for part in alice.runs.stream(tid, "spiral", input={"action": ACTION, "image": str(scene_png)},
+                                  stream_mode="updates"):
+        if part.event == "error":
+            errors.append(part.data)
+        elif part.event == "updates":
+            nodes += list(part.data)
+    assert nodes == [] and len(errors) == 1  # the first step (ingest) refused it: nothing ran
+    assert errors[0]["error"] == "InputError"  # the server keeps the message to itself (issue 12)
+    assert alice.runs.list(tid)[0]["status"] == "error"
 
 
 def _get(url: str, token: str | None, path: str) -> httpx.Response:

@@ -175,14 +175,26 @@ def test_refiner_adds_the_phrase_each_failure_calls_for(simple_scene):
     assert write_instruction("put_in", "red ball", "white bowl") == "Put the red ball in the white bowl."
 
 
-def test_attempt_state_is_small():
-    """What the state keeps per attempt is references and numbers, a few hundred bytes."""
-    scores = CritiqueScores(action_completion=1, object_fidelity=1, temporal_consistency=1,
-                            physical_plausibility=1, visual_quality=1)
-    a = Attempt(sub_action_index=3, try_index=1, plan_version=0, prompt="Put the red ball in the white bowl.",
-                seed=123456, segment="sha256:" + "a" * 64 + ".npy.z", last_frame="sha256:" + "b" * 64 + ".png",
-                critique=Critique(scores=scores, passed=True, feedback="Done.", evidence={"max_step": 3.2}))
-    assert len(a.model_dump_json()) < 800
+def test_attempt_state_is_small(scene_png, tmp_path):
+    """What the state keeps per attempt of a real episode: references and numbers, a few hundred bytes,
+    and no pixels (thumbnails are artifacts)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from spiral.graph.config import RunContext
+    from spiral.graph.workflow import build_graph, checkpoint_serde
+
+    serde = checkpoint_serde()
+    graph = build_graph(checkpointer=InMemorySaver(serde=serde))
+    config = {"configurable": {"thread_id": "small"}}
+    graph.invoke({"action": "put the red ball in the bowl then stack the blue cube on the green cube",
+                  "image": str(scene_png)}, config, context=RunContext(workspace=str(tmp_path), difficulty="hard"))
+    attempts = [a for snap in graph.get_state_history(config) for a in snap.values.get("attempts", [])]
+    assert len({(a.sub_action_index, a.try_index, a.critique is None) for a in attempts}) >= 4
+    for a in attempts:
+        blob = serde.dumps_typed(a)[1]
+        assert len(blob) < 900, len(blob)
+        assert b"data:" not in blob and a.thumbnail.endswith(".jpg") and a.segment.endswith(".npy.zst")
+        assert a.critique is None or a.critique.evidence == {}
 
 
 def test_episode_memory_catches_drift_that_accumulates_slowly(simple_scene):
@@ -190,7 +202,7 @@ def test_episode_memory_catches_drift_that_accumulates_slowly(simple_scene):
     episode ledger keeps its expected place and catches it on the second segment, a check against
     the previous segment only never does."""
     from spiral.nodes.advance import remembered_objects
-    from spiral.nodes.critique import memoryless_ledger
+    from spiral.nodes.ledger import memoryless_ledger
     from spiral.tools.perception import match_objects
 
     planner, critic = RulePlanAgent(), PerceptionCritic()

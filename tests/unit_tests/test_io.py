@@ -141,3 +141,25 @@ def test_start_image_from_an_http_url(tmp_path):
             load_image(f"{base}/missing.png")
     finally:
         server.shutdown()
+
+
+def test_cli_flags_are_the_run_context_fields():
+    """Every RunContext field is a flag with its help text; only given flags reach RunContext; a bad
+    value is one line naming the flag."""
+    from spiral.graph.cli import parser
+    from spiral.graph.cli_options import context_from_args, flags_of
+    from spiral.graph.config import RunContext
+
+    run = parser()
+    help_text = run.parse_known_args(["demo"])[0]  # parses with every option present
+    for name in RunContext.model_fields:
+        assert hasattr(help_text, name), name
+    args = run.parse_args(["demo", "--frames", "9", "--steps", "4", "--no-write-video", "--critic", "none"])
+    context = context_from_args(args)
+    assert (context.num_frames, context.num_inference_steps, context.write_video, context.critic) == (9, 4, False, "none")
+    assert context.max_tries_per_segment == RunContext().max_tries_per_segment  # the field's own default
+    assert flags_of("max_tries_per_segment") == ["--max-tries", "--max-tries-per-segment"]
+    with pytest.raises(InputError, match=r"^--max-tries: Input should be greater than or equal to 1 \(got 0\)$"):
+        context_from_args(run.parse_args(["demo", "--max-tries", "0"]))
+    with pytest.raises(InputError, match=r"^--seed: Input should be less than 9223372036854775808"):
+        context_from_args(run.parse_args(["demo", "--seed", str(2**64)]))
