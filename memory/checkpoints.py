@@ -66,7 +66,18 @@ class WaitsForArtifacts:
 
 
 class SpiralSqliteSaver(WaitsForArtifacts, SqliteSaver):
-    pass
+    """SQLite checkpoints whose channel versions are small integers.
+
+    LangGraph's savers that keep one blob per channel version (PostgreSQL) need versions that two
+    branches of a thread cannot share, hence SqliteSaver's inherited 50-character random-suffixed
+    strings; SqliteSaver stores every channel inside each checkpoint row, so integers are enough
+    and save about 1.5 kB per checkpoint. A thread written with string versions goes on with them
+    (LangGraph compares versions and takes their maximum, so one thread never mixes the two)."""
+
+    def get_next_version(self, current: Any, channel: None = None) -> Any:
+        if isinstance(current, str):
+            return super().get_next_version(current, channel)
+        return 1 if current is None else current + 1
 
 
 @contextmanager

@@ -131,3 +131,38 @@ def test_reflective_memory_writes_lessons_and_the_next_episode_starts_with_them(
         assert "all the way" in first and first.endswith("Keep every other object still.")
         assert any("reflective memory: 1 of 1" in n for n in _ledger(ws, state).notes)
         assert len(store.search(LESSONS, limit=100)) >= 1
+
+
+def test_sqlite_checkpoints_use_small_versions_and_old_threads_keep_theirs(scene_png, tmp_path):
+    """Integer channel versions for new threads; a thread written by plain SqliteSaver (string
+    versions) resumes under SPIRAL's saver; and time travel inside a thread still works."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    ws = tmp_path / "ws"
+    action = "put the red ball in the bowl then stack the blue cube on the green cube"
+    context = RunContext(workspace=str(ws), difficulty="easy")
+    with sqlite_checkpointer(ws, checkpoint_serde()) as saver:
+        g = build_graph(checkpointer=saver)
+        g.invoke({"action": action, "image": str(scene_png)}, {"configurable": {"thread_id": "new"}}, context=context)
+        latest = saver.get_tuple({"configurable": {"thread_id": "new", "checkpoint_ns": ""}}).checkpoint
+        assert all(isinstance(v, int) for v in latest["channel_versions"].values())
+    with sqlite3.connect(ws / "checkpoints.sqlite", check_same_thread=False) as conn:
+        plain = SqliteSaver(conn, serde=checkpoint_serde())
+        old = build_graph(checkpointer=plain)
+        old.invoke({"action": action, "image": str(scene_png)}, {"configurable": {"thread_id": "old"}},
+                   context=context, interrupt_after=["advance"])
+        first = plain.get_tuple({"configurable": {"thread_id": "old", "checkpoint_ns": ""}}).checkpoint
+        assert all(isinstance(v, str) for v in first["channel_versions"].values())
+    with sqlite_checkpointer(ws, checkpoint_serde()) as saver:
+        g = build_graph(checkpointer=saver)
+        assert g.invoke(None, {"configurable": {"thread_id": "old"}})["status"] == "done"
+        # branch the new thread from a past checkpoint in the same thread, with another instruction
+        past = next(s for s in g.get_state_history({"configurable": {"thread_id": "new"}}) if s.next == ("generate",))
+        branch = g.update_state(past.config, {"instruction": "Put the red ball in the white bowl, all the way."},
+                                as_node="refine")
+        assert g.invoke(None, branch)["status"] == "done"
+        newest = g.get_state({"configurable": {"thread_id": "new"}})
+        assert newest.config["configurable"]["checkpoint_id"] != past.config["configurable"]["checkpoint_id"]
+        assert newest.values["status"] == "done" and newest.values["cursor"] == 2
