@@ -98,9 +98,11 @@ def _instrument(timers: ExclusiveTimers) -> None:
     from .truth import ScoredSim
 
     timers.patch_method("generator", ScoredSim, "generate")
-    # the simulator perceives its conditioning frame: that is part of the (simulated) video model
-    timers.patch_function("perception", "spiral.tools.perception", "perceive", outside="spiral.tools.video")
-    timers.patch_function("perception", "spiral.tools.perception", "perceive_frames", outside="spiral.tools.video")
+    # the loop's perception, where nodes call it; the simulator perceives its conditioning frame
+    # (through `perceive`, which calls `perceive_frames` inside the tools room), and that is part of the
+    # (simulated) video model, so no holder inside spiral.tools is patched
+    for name in ("perceive", "perceive_frames"):
+        timers.patch_function("perception", "spiral.tools.perception", name, outside="spiral.tools")
     timers.patch_method("critic", PerceptionCritic, "judge")
     for name in ("put_bytes", "put_frame", "put_frames", "put_model"):
         timers.patch_method("artifact writes", ArtifactStore, name)

@@ -29,9 +29,10 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel
 
-from ..memory.artifacts import ArtifactStore, deferred_durability
+from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
 from ..memory.traces import AttemptKey, TraceDB
+from ..nodes.context import artifact_store
 from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError
 from .config import RunContext
@@ -145,7 +146,7 @@ class Session:
         if self.state(thread_id) is not None:
             raise InputError(f"thread {thread_id!r} already exists in {where(self.workspace)}; "
                              f"use `spiral resume {thread_id}` or another --thread-id")
-        start_ref = ArtifactStore(Path(self.workspace) / "artifacts").put_frame(frame)
+        start_ref = artifact_store(self.workspace).put_frame(frame)
         return self._drive(self._graph(context), {"action": action, "image": start_ref}, thread_id, context,
                            observer, reviewer)
 
@@ -209,7 +210,7 @@ class Session:
 
     def _event(self, node: str, delta: dict) -> SessionEvent | None:
         if node == "plan" and delta.get("plan_ref"):
-            plan = ArtifactStore(Path(self.workspace) / "artifacts").get_model(delta["plan_ref"], Plan)
+            plan = artifact_store(self.workspace).get_model(delta["plan_ref"], Plan)
             return PlanMade(plan=plan, cursor=delta.get("cursor", 0))
         if node == "critique":
             return AttemptJudged(attempt=delta["attempts"])

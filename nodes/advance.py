@@ -29,7 +29,8 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     critique = chosen.critique
     assert critique is not None
     accepted = critique.passed or chosen.review == "approved"
-    step, ledger, plan = ctx.step(state), ctx.ledger(state), ctx.plan(state)
+    plan, ledger = ctx.plan(state), ctx.ledger(state)
+    step = plan.sub_actions[state.cursor]
     seen = seen_in(ledger, ctx.artifacts.get_frame(chosen.last_frame))
     # a segment approved over the critic becomes the new reference, as a best-effort one does
     objects = remembered_objects(ledger, seen, {step.subject, step.partner}, passed=critique.passed)

@@ -85,8 +85,9 @@ class PerceptionCritic:
 
         # temporal consistency
         first_diff = float(np.mean(np.abs(frames[0].astype(np.int16) - conditioning.astype(np.int16))))
-        jumps = self._max_jump(tracks)
-        evidence.update({f"step:{oid}": round(v, 2) for oid, v in self._largest_steps(tracks).items()})
+        steps = self._steps(tracks)
+        jumps = self._max_jump(steps)
+        evidence.update({f"step:{oid}": round(v, 2) for oid, v in self._largest_steps(steps).items()})
         evidence["first_frame_diff"] = round(first_diff, 3)
         evidence["max_jump"] = round(jumps, 2)
         temporal = 1.0
@@ -141,36 +142,33 @@ class PerceptionCritic:
         return out
 
     @staticmethod
-    def _max_jump(tracks: list[dict[str, PerceivedObject]]) -> float:
+    def _steps(tracks: list[dict[str, PerceivedObject]]) -> dict[str, list[float | None]]:
+        """Each tracked object's per-frame steps (table units); None where it is missing from either frame."""
+        ids = sorted(set().union(*tracks)) if tracks else []
+        return {oid: [float(np.hypot(cur[oid].x - prev[oid].x, cur[oid].y - prev[oid].y))
+                      if oid in prev and oid in cur else None for prev, cur in zip(tracks, tracks[1:])]
+                for oid in ids}
+
+    @staticmethod
+    def _max_jump(steps: dict[str, list[float | None]]) -> float:
         """Largest per-frame step that is out of line with its neighbours (a teleport).
 
         Smooth motion speeds up and slows down gradually; a jump is a step far
-        larger than the steps around it. Returns 0 when there is none.
+        larger than the steps around it (a missing step counts as none). Returns 0 when there is none.
         """
         worst = 0.0
-        ids = set().union(*tracks) if tracks else set()
-        for oid in ids:
-            steps = []
-            for prev, cur in zip(tracks, tracks[1:]):
-                if oid in prev and oid in cur:
-                    steps.append(float(np.hypot(cur[oid].x - prev[oid].x, cur[oid].y - prev[oid].y)))
-                else:
-                    steps.append(0.0)
-            for i, step in enumerate(steps):
-                around = max(steps[i - 1] if i > 0 else 0.0, steps[i + 1] if i + 1 < len(steps) else 0.0)
+        for track in steps.values():
+            known = [step or 0.0 for step in track]
+            for i, step in enumerate(known):
+                around = max(known[i - 1] if i > 0 else 0.0, known[i + 1] if i + 1 < len(known) else 0.0)
                 if step > PerceptionCritic.max_step and step > 2.5 * around:
                     worst = max(worst, step)
         return worst
 
     @staticmethod
-    def _largest_steps(tracks: list[dict[str, PerceivedObject]]) -> dict[str, float]:
-        """Each tracked object's largest per-frame step (table units): the dense form of `max_jump`."""
-        largest: dict[str, float] = {}
-        for prev, cur in zip(tracks, tracks[1:]):
-            for oid in prev.keys() & cur.keys():
-                step = float(np.hypot(cur[oid].x - prev[oid].x, cur[oid].y - prev[oid].y))
-                largest[oid] = max(largest.get(oid, 0.0), step)
-        return largest
+    def _largest_steps(steps: dict[str, list[float | None]]) -> dict[str, float]:
+        """Each tracked object's largest per-frame step: the dense form of `max_jump`."""
+        return {oid: max(known) for oid, track in steps.items() if (known := [s for s in track if s is not None])}
 
     @staticmethod
     def _interpenetrating(end: dict[str, PerceivedObject]) -> int:

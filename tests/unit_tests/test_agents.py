@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spiral.graph.state import Attempt, Critique, CritiqueScores
+from spiral.graph.state import Critique, CritiqueScores
 from spiral.nodes.critique import PerceptionCritic
 from spiral.nodes.plan import RulePlanAgent, ledger_from
 from spiral.nodes.prompts.generator import write_instruction

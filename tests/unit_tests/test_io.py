@@ -151,9 +151,9 @@ def test_cli_flags_are_the_run_context_fields():
     from spiral.graph.config import RunContext
 
     run = parser()
-    help_text = run.parse_known_args(["demo"])[0]  # parses with every option present
+    parsed = run.parse_known_args(["demo"])[0]  # parses with every option present
     for name in RunContext.model_fields:
-        assert hasattr(help_text, name), name
+        assert hasattr(parsed, name), name
     args = run.parse_args(["demo", "--frames", "9", "--steps", "4", "--no-write-video", "--critic", "none"])
     context = context_from_args(args)
     assert (context.num_frames, context.num_inference_steps, context.write_video, context.critic) == (9, 4, False, "none")
