@@ -14,11 +14,15 @@ Studio user, which sees every thread (it is you, on your machine).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import StudioUser
+
+from spiral.graph.session import check_start
+from spiral.tools.errors import SpiralError
 
 TOKENS_ENV = "SPIRAL_API_TOKENS"
 SERVER_PATHS = ("workspace", "out_dir", "prompts_dir")
@@ -80,10 +84,15 @@ async def own_new_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threa
 
 @auth.on.threads.create_run
 async def run_own_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create_run.value):
-    context = (value.get("kwargs") or {}).get("context") or {}
+    kwargs = value.get("kwargs") or {}
+    context = kwargs.get("context") or {}
     chosen = [name for name in SERVER_PATHS if context.get(name)]
     if chosen:
         raise _refuse(403, f"{', '.join(chosen)} are set by the server, not per run")
+    try:  # a bad run is refused here, with the CLI's message, before any node runs
+        await asyncio.to_thread(check_start, kwargs.get("input"), context)
+    except SpiralError as exc:
+        raise _refuse(400, str(exc)) from None
     return _owned(ctx, value)
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 
-from ..tools.errors import SpiralError
+from ..tools.errors import SpiralError, storage_error
 from . import cli_run, cli_tools
 from .cli_options import add_context_options
+from .config import default_workspace
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "demo": cli_run.cmd_demo, "run": cli_run.cmd_run, "resume": cli_run.cmd_resume,
@@ -55,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        COMMANDS[args.command](args)
+        try:
+            COMMANDS[args.command](args)
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only folder: one line, not a traceback
+            error = storage_error(exc, getattr(args, "workspace", "") or default_workspace())
+            if error is None:
+                raise
+            raise error from exc
     except SpiralError as exc:
         print(f"spiral: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -13,9 +13,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..tools.errors import InputError
 from .config import RunContext
 
 
@@ -62,10 +59,4 @@ def context_from_args(args: argparse.Namespace, **overrides: Any) -> RunContext:
     for name in given:
         if _extra(name).get("path") and given[name]:
             given[name] = str(Path(given[name]).expanduser().resolve())
-    try:
-        return RunContext(**given)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        flag = flags_of(field)[0] if field in RunContext.model_fields else field
-        raise InputError(f"{flag}: {error['msg']} (got {error.get('input')!r})") from None
+    return RunContext.from_fields(given, label=lambda field: flags_of(field)[0])

@@ -21,7 +21,6 @@ def _finish(run: EpisodeRun) -> None:
 
 def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> None:
     with Session(context.workspace) as session:
-        console().print(f"thread {thread_id}  (resume with: spiral resume {thread_id} --workspace {session.workspace})")
         run = session.start(action, image, context, thread_id, observer=ProgressPrinter(),
                             reviewer=TerminalReviewer(session.workspace, thread_id))
     _finish(run)

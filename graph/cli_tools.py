@@ -90,7 +90,7 @@ def cmd_traces(args: argparse.Namespace) -> None:
 
     from ..memory.traces import TraceDB
 
-    db = TraceDB(Path(_workspace(args)) / "traces.sqlite")
+    db = TraceDB.for_reading(Path(_workspace(args)) / "traces.sqlite")
     if args.traces_command == "export":
         n = db.export(args.out, args.format, args.thread_id or None)
         print(f"wrote {n} attempts to {args.out}")

@@ -10,10 +10,11 @@ whether it is a path the CLI resolves (`"path": True`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..tools.errors import InputError
 from ..tools.video import backbone_info
@@ -85,6 +86,17 @@ class RunContext(BaseModel):
                            json_schema_extra={"path": True})
     out_dir: str = Field("", description="Where finalize writes the video and summary (default: workspace/runs/THREAD).",
                          json_schema_extra={"flag": "--out", "path": True})
+
+    @classmethod
+    def from_fields(cls, fields: dict, label: Callable[[str], str] = str) -> RunContext:
+        """Settings from field values, with one line (naming the field through `label`) for a bad value."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = label(field) if field in cls.model_fields else field
+            raise InputError(f"{name}: {error['msg']} (got {error.get('input')!r})") from None
 
     def generator_options(self) -> dict:
         """The run-context fields this backbone takes (its registry entry names them)."""

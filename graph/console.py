@@ -12,8 +12,8 @@ from rich.table import Table
 from ..memory.artifacts import ArtifactStore
 from ..tools.media import write_gif
 from .events import ReviewDecision, ReviewRequest
-from .session import (AttemptJudged, AttemptReviewed, EpisodeFinished, EpisodeRun, InstructionRefined, PlanMade,
-                      SessionEvent)
+from .session import (AttemptJudged, AttemptReviewed, EpisodeFinished, EpisodeRun, EpisodeStarted,
+                      InstructionRefined, PlanMade, SessionEvent)
 
 
 def console() -> Console:
@@ -28,7 +28,10 @@ class ProgressPrinter:
 
     def __call__(self, event: SessionEvent) -> None:
         out = self.out
-        if isinstance(event, PlanMade):
+        if isinstance(event, EpisodeStarted):
+            out.print(f"thread {event.thread_id}  (resume with: spiral resume {event.thread_id} "
+                      f"--workspace {event.workspace})")
+        elif isinstance(event, PlanMade):
             replanned = event.plan.version > 0
             label = "replanned the rest" if replanned else f"plan ({len(event.plan.sub_actions)} sub-actions)"
             out.print(f"[bold]{label}[/bold]")
@@ -38,7 +41,7 @@ class ProgressPrinter:
         elif isinstance(event, AttemptJudged):
             a, c = event.attempt, event.attempt.critique
             assert c is not None
-            mark = "[green]pass[/green]" if c.passed else f"[red]fail[/red] ({c.failure})"
+            mark = "[green]pass[/green]" if c.passed else "[red]fail[/red]" + (f" ({c.failure})" if c.failure else "")
             out.print(f"  step {a.sub_action_index + 1} try {a.try_index + 1}: {mark}  {c.feedback}")
         elif isinstance(event, InstructionRefined):
             out.print(f"    refine → {event.instruction}")

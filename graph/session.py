@@ -21,25 +21,34 @@ pauses (or returns None to leave the run paused).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
 from ..memory.traces import AttemptKey, TraceDB
+from ..memory.workspace import check_thread_id, is_writable, prepare_for_writing, refuse_file
 from ..nodes.context import artifact_store
 from ..nodes.preflight import preflight
-from ..tools.errors import InputError, ResumeError
+from ..tools.errors import InputError, ResumeError, storage_error
 from .config import RunContext
 from .events import CritiqueEvent, GeneratorProgress, ReviewDecision, ReviewRequest, SegmentReady
-from .state import Attempt, EpisodeState, Plan
+from .state import Attempt, EpisodeInput, EpisodeState, Plan
 from .timetravel import CheckpointSummary, fork_state, history
 from .workflow import build_graph, checkpoint_serde
+
+
+class EpisodeStarted(BaseModel):
+    """The run passed preflight and its thread exists from now on (resume it by this id)."""
+
+    thread_id: str
+    workspace: str
 
 
 class PlanMade(BaseModel):
@@ -66,11 +75,16 @@ class EpisodeFinished(BaseModel):
     summary: str
 
 
-SessionEvent = (PlanMade | AttemptJudged | InstructionRefined | AttemptReviewed | EpisodeFinished | GeneratorProgress
+SessionEvent = (EpisodeStarted | PlanMade | AttemptJudged | InstructionRefined | AttemptReviewed | EpisodeFinished | GeneratorProgress
                 | SegmentReady | CritiqueEvent)
 Observer = Callable[[SessionEvent], None]
 Reviewer = Callable[[ReviewRequest], ReviewDecision | None]
 """Answers a review pause; None leaves the run paused (answer later with `Session.resume`)."""
+DURABILITY = "sync"
+"""Each step's checkpoint is committed before the next step starts. LangGraph's default ("async")
+saves it while the next step runs: a kill -9 or a full disk in that window leaves writes stored
+under a checkpoint that never was, and a thread that looks finished but is not. A checkpoint
+costs a few milliseconds; a segment on a real backbone costs seconds."""
 CUSTOM_EVENTS = {"generator_progress": GeneratorProgress, "segment": SegmentReady, "critique": CritiqueEvent}
 
 
@@ -96,7 +110,11 @@ class Session:
     the reflective-memory store opened when a run uses it (in `lessons`, default the workspace)."""
 
     def __init__(self, workspace: str | Path, lessons: str | Path | None = None) -> None:
-        self.workspace = str(Path(workspace).expanduser().resolve())
+        folder = Path(workspace).expanduser().resolve()
+        refuse_file(folder)
+        self.workspace = str(folder)
+        self.writable = is_writable(folder)
+        """A read-only workspace still answers `state` and `history`; running in it says why it cannot."""
         self.lessons_dir = str(lessons) if lessons is not None else self.workspace
         self._stack = contextlib.ExitStack()
         self._saver: Any = None
@@ -118,7 +136,8 @@ class Session:
     # -- the graph -----------------------------------------------------------
     def _checkpointer(self) -> Any:
         if self._saver is None:
-            self._saver = self._stack.enter_context(open_checkpointer(self.workspace, checkpoint_serde()))
+            self._saver = self._stack.enter_context(open_checkpointer(self.workspace, checkpoint_serde(),
+                                                                      read_only=not self.writable))
         return self._saver
 
     def _graph(self, settings: RunContext | None = None):
@@ -134,19 +153,23 @@ class Session:
         if not has_checkpoints(self.workspace):
             return None
         values = self._graph().get_state(_config(thread_id)).values
-        return EpisodeState.model_validate(values) if values else None
+        return EpisodeState.model_validate(values) if _started(values) else None
 
     # -- running -------------------------------------------------------------
     def start(self, action: str, image: str, context: RunContext, thread_id: str | None = None, *,
               observer: Observer | None = None, reviewer: Reviewer | None = None) -> EpisodeRun:
         """Check, then run a new episode until it finishes or pauses for a review nobody answered."""
         context = context.model_copy(update={"workspace": self.workspace})
+        thread_id = check_thread_id(thread_id or f"run-{uuid.uuid4().hex[:8]}")
         frame = preflight(image, action, context)
-        thread_id = thread_id or f"run-{uuid.uuid4().hex[:8]}"
-        if self.state(thread_id) is not None:
+        prepare_for_writing(Path(self.workspace))
+        existing = self.state(thread_id)
+        if existing is not None and existing.settings is not None:  # without settings nothing was done: start over
             raise InputError(f"thread {thread_id!r} already exists in {where(self.workspace)}; "
                              f"use `spiral resume {thread_id}` or another --thread-id")
         start_ref = artifact_store(self.workspace).put_frame(frame)
+        if observer is not None:
+            observer(EpisodeStarted(thread_id=thread_id, workspace=self.workspace))
         return self._drive(self._graph(context), {"action": action, "image": start_ref}, thread_id, context,
                            observer, reviewer)
 
@@ -155,31 +178,46 @@ class Session:
         """Continue a thread from its last checkpoint: finish it, or answer the review it waits at."""
         if not has_checkpoints(self.workspace):
             raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
+        prepare_for_writing(Path(self.workspace))
         snapshot = self._graph().get_state(_config(thread_id))
         if not snapshot.values:
             raise ResumeError(f"no thread {thread_id!r} in {where(self.workspace)}")
+        if not _started(snapshot.values):
+            raise ResumeError(f"thread {thread_id!r} stopped before its first step, so nothing was done; start it "
+                              "again with the same --thread-id")
         state = EpisodeState.model_validate(snapshot.values)
         asked = [i.value for task in snapshot.tasks for i in task.interrupts]
         if answer is not None and not asked:
             raise InputError(f"thread {thread_id!r} is not waiting for a review")
-        if not snapshot.next:
+        if not snapshot.next and state.summary:  # finalize ran: the graph says it is done
             return EpisodeRun(thread_id=thread_id, state=state)
         if state.settings is None:
             raise ResumeError(f"thread {thread_id!r} stopped before its first step finished, so nothing was done "
-                              "and its settings were not saved; start it again")
+                              "and its settings were not saved; start it again with the same --thread-id")
         if asked and answer is None:
             request = ReviewRequest.model_validate(asked[0])
             answer = reviewer(request) if reviewer is not None else None
             if answer is None:
                 return EpisodeRun(thread_id=thread_id, state=state, waiting=request)
         payload = Command(resume=answer.model_dump()) if asked else None
-        return self._drive(self._graph(state.settings), payload, thread_id, state.settings, observer, reviewer)
+        run = self._drive(self._graph(state.settings), payload, thread_id, state.settings, observer, reviewer)
+        if not run.finished and run.waiting is None:
+            raise ResumeError(f"thread {thread_id!r} has nothing left to run but never finished (status "
+                              f"{run.state.status!r}); fork it from an earlier checkpoint (`spiral history "
+                              f"{thread_id}`)")
+        return run
 
     def _drive(self, graph, payload: Any, thread_id: str, context: RunContext, observer: Observer | None,
                reviewer: Reviewer | None) -> EpisodeRun:
         config = _config(thread_id)
         while True:
-            asked = list(self._stream(graph, payload, config, context, observer))
+            try:
+                asked = list(self._stream(graph, payload, config, context, observer))
+            except (OSError, sqlite3.Error) as exc:  # a full disk, a folder made read-only mid-run
+                error = storage_error(exc, self.workspace)
+                if error is None:
+                    raise
+                raise error from exc
             state = EpisodeState.model_validate(graph.get_state(config).values)
             if not asked:
                 return EpisodeRun(thread_id=thread_id, state=state)
@@ -193,7 +231,7 @@ class Session:
                 observer: Observer | None) -> Iterator[dict]:
         """Run the graph; yields the payloads of the interrupts it stops at; tells the observer what happens."""
         modes = ["updates", "custom"] if observer is not None else ["updates"]
-        for mode, chunk in graph.stream(payload, config, context=context, stream_mode=modes):
+        for mode, chunk in graph.stream(payload, config, context=context, stream_mode=modes, durability=DURABILITY):
             if mode == "custom":
                 assert observer is not None
                 event = CUSTOM_EVENTS.get(chunk.get("event", ""))
@@ -233,7 +271,8 @@ class Session:
         """Copy the state at a past checkpoint into a new thread (with another instruction) and run it."""
         if not has_checkpoints(self.workspace):
             raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
-        new_thread = new_thread or f"{thread_id}-fork-{uuid.uuid4().hex[:6]}"
+        prepare_for_writing(Path(self.workspace))
+        new_thread = check_thread_id(new_thread or f"{thread_id}-fork-{uuid.uuid4().hex[:6]}")
         state = fork_state(self._graph(), thread_id, checkpoint_id, new_thread, instruction)
         self._copy_attempt_records(thread_id, new_thread, state)
         return self._drive(self._graph(state.settings), None, new_thread, state.run_settings(), observer, None)
@@ -247,6 +286,32 @@ class Session:
                                                attempt.try_index))
             if record is not None:
                 traces.record_attempt(record.model_copy(update={"thread_id": fork}))
+
+
+def check_start(episode_input: dict | None, context: dict) -> RunContext:
+    """What a server checks before it accepts a run (graph/auth.py): the run context's fields and
+    bounds, the backbone's own checks, and for a new episode the input and everything preflight checks.
+    Raises InputError (or another SpiralError) with the same one line the CLI prints."""
+    unknown = sorted(set(context) - set(RunContext.model_fields))
+    if unknown:
+        raise InputError(f"unknown run-context field {unknown[0]!r}; the fields are {', '.join(RunContext.model_fields)}")
+    settings = RunContext.from_fields(context)
+    settings.check_backbone()
+    if episode_input is None:  # a resume or a review answer: the thread's saved settings apply
+        return settings
+    try:
+        given = EpisodeInput.model_validate(episode_input)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InputError(f"input.{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+    preflight(given.image, given.action, settings)
+    return settings
+
+
+def _started(values: dict) -> bool:
+    """Whether a thread's checkpoint holds an episode (the first checkpoint, saved before the input is
+    applied, holds only the channels' defaults)."""
+    return bool(values) and "action" in values
 
 
 def _config(thread_id: str) -> dict:

@@ -46,9 +46,12 @@ def fork_state(graph, thread_id: str, checkpoint_id: str, new_thread: str,
                instruction: str | None = None) -> EpisodeState:
     """Copy the state at `checkpoint_id` into `new_thread` (with a new instruction); returns that state."""
     source = graph.get_state({"configurable": {"thread_id": thread_id, "checkpoint_id": checkpoint_id}})
-    if not source.values:
+    if source.metadata is None:
         raise ResumeError(f"no checkpoint {checkpoint_id} in thread {thread_id!r} (see `spiral history {thread_id}`)")
-    if not source.next or source.next[0] not in AS_NODE or source.values.get("settings") is None:
+    if not source.values or source.values.get("settings") is None:
+        raise ResumeError(f"checkpoint {checkpoint_id} is before the episode's first step, so there is nothing to "
+                          "carry into a fork: start a new run instead (`spiral run`), or fork at a later checkpoint")
+    if not source.next or source.next[0] not in AS_NODE:
         raise ResumeError(f"cannot fork at a checkpoint whose next step is {source.next or 'the end'}; pick one "
                           "whose next step is plan, generate, critique, refine, advance or finalize")
     if graph.get_state({"configurable": {"thread_id": new_thread}}).values:

@@ -105,10 +105,17 @@ class _Writer:
                 self.pending.pop(target, None)
 
     def wait(self) -> None:
+        """Every write submitted before this call is on disk (or its error is raised here), whoever else is
+        waiting too: LangGraph commits a step's writes and its checkpoint from different threads, and a
+        waiter that took the others' futures away would let them commit before the files are there."""
         with self.lock:
-            futures, self.futures = self.futures, []
-        for future in futures:
-            future.result()
+            futures = list(self.futures)
+        try:
+            for future in futures:
+                future.result()
+        finally:
+            with self.lock:  # forget what is done; a failed write is raised once, then the step is redone
+                self.futures = [f for f in self.futures if not f.done()]
 
 
 _WRITER = _Writer()

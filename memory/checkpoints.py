@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from ..tools.errors import SpiralError
 from .artifacts import wait_for_disk
+from .sqlite import retry_busy, connect
 
 DATABASE_ENV = "SPIRAL_DATABASE_URI"
 """postgresql://user:password@host:5432/db — checkpoints and lessons go there instead of the workspace."""
@@ -81,18 +81,22 @@ class SpiralSqliteSaver(WaitsForArtifacts, SqliteSaver):
 
 
 @contextmanager
-def sqlite_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = None) -> Iterator[SqliteSaver]:
-    """A SqliteSaver on `workspace/checkpoints.sqlite`; every superstep is committed.
+def sqlite_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = None,
+                        read_only: bool = False) -> Iterator[SqliteSaver]:
+    """A SqliteSaver on `workspace/checkpoints.sqlite` (read-only: for `history` on a read-only folder).
 
     Pass the graph's `serde` (graph.workflow.checkpoint_serde) so that the state's
     pydantic types are allowed back out of the checkpoint explicitly."""
     path = checkpoint_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path, read_only=read_only)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
         saver = SpiralSqliteSaver(conn, serde=serde)
-        saver.setup()
+        if read_only:
+            saver.is_setup = True  # the tables are there (or reading finds nothing); creating them would write
+        else:
+            retry_busy(saver.setup)
         yield saver
     finally:
         conn.close()
@@ -125,11 +129,12 @@ def _postgres_modules():
 
 
 @contextmanager
-def open_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = None) -> Iterator[BaseCheckpointSaver]:
+def open_checkpointer(workspace: str | Path, serde: SerializerProtocol | None = None,
+                      read_only: bool = False) -> Iterator[BaseCheckpointSaver]:
     """PostgresSaver when SPIRAL_DATABASE_URI is set (tables created on first use), else SQLite."""
     uri = database_uri()
     if not uri:
-        with sqlite_checkpointer(workspace, serde) as saver:
+        with sqlite_checkpointer(workspace, serde, read_only) as saver:
             yield saver
         return
     postgres_saver, _ = _postgres_modules()

@@ -8,12 +8,14 @@ artifacts). Anything referenced is kept, whatever its age.
 
 from __future__ import annotations
 
+import os
 import re
-import sqlite3
 from pathlib import Path
 
 from ..tools.errors import SpiralError
 from .artifacts import REF_PATTERN, ArtifactStore
+from .sqlite import connect
+from .workspace import prepare_for_writing
 
 REF = re.compile(REF_PATTERN.pattern.encode())
 """The store's own reference pattern, over bytes: gc keeps exactly what the store can resolve."""
@@ -32,10 +34,13 @@ def _refs_in_sqlite(path: Path) -> set[str]:
     refs: set[str] = set()
     if not path.exists():
         return refs
-    with sqlite3.connect(path) as conn:
-        for (table,) in conn.execute("select name from sqlite_master where type='table'"):
+    conn = connect(path, read_only=not os.access(path.parent, os.W_OK))
+    try:
+        for (table,) in conn.execute("select name from sqlite_master where type='table'").fetchall():
             for row in conn.execute(f'select * from "{table}"'):
                 refs |= _refs_in_row(row)
+    finally:
+        conn.close()
     return refs
 
 
@@ -87,6 +92,8 @@ def _refs_in_trajectory(store: ArtifactStore, ref: str) -> set[str]:
 def collect_garbage(workspace: str | Path, dry_run: bool = False) -> tuple[list[Path], int]:
     """Unreferenced artifact files (removed unless `dry_run`) and the bytes they held."""
     ws = Path(workspace)
+    if not dry_run:
+        prepare_for_writing(ws)
     keep = referenced(ws)
     root = ws / "artifacts"
     doomed = [p for p in root.glob("*/*") if p.is_file() and f"sha256:{p.name}" not in keep]

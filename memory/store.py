@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 # Absolute imports: the LangGraph server loads this file by path (langgraph.json: the store's embedding).
+from spiral.memory.sqlite import connect
 from spiral.memory.traces import AttemptRecord, Lesson
 from spiral.tools.errors import InputError
 
@@ -80,7 +81,7 @@ def sqlite_store(workspace: str | Path, index: str = "auto") -> Iterator[Any]:
 
     path = Path(workspace) / "memory.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn = connect(path, autocommit=True)
     try:
         # SqliteStore's vector index loads the sqlite-vec extension; Pythons built without
         # extension loading cannot, and then recall ranks the lessons itself (same embeddings).

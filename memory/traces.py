@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import sqlite_utils
 
-from ..tools.errors import InputError
+from ..tools.errors import InputError, ResumeError
+from .sqlite import connect, immediate
 from .trace_records import (RECORDS, AttemptKey, AttemptRecord, CriticKind, EpisodeRecord, Judgement, Lesson,
                             LessonRecord, PlanRecord, Record, SubActionRecord, Verdict)
 
@@ -47,16 +47,20 @@ class TraceDB:
     _open: ClassVar[dict[tuple[int, str], TraceDB]] = {}
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path, read_only=read_only)
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         with self.lock:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            if read_only:
+                self._check_readable()
+            else:
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> TraceDB:
@@ -68,6 +72,15 @@ class TraceDB:
             return cls._open[key]
 
     @classmethod
+    def for_reading(cls, path: str | os.PathLike[str]) -> TraceDB:
+        """The database to read: opened (and migrated) as usual in a writable folder, read-only in a
+        read-only one."""
+        path = Path(path)
+        if not path.exists():
+            raise ResumeError(f"no trace database in {path.parent}; pass the --workspace the runs used")
+        return cls(path, read_only=not os.access(path.parent, os.W_OK))
+
+    @classmethod
     def release(cls, path: str | os.PathLike[str]) -> None:
         """Close this process's connection to the database at `path` (a session ends with its workspace)."""
         with cls._open_lock:
@@ -77,19 +90,30 @@ class TraceDB:
 
     # -- schema ------------------------------------------------------------
     def _migrate(self) -> None:
-        tables = set(self.db.table_names())
-        version = self._version() if "meta" in tables else (1 if tables & {r.table for r in RECORDS} else 0)
-        if version > SCHEMA_VERSION:
-            raise InputError(f"{self.path} has trace schema {version}, newer than this SPIRAL ({SCHEMA_VERSION}); "
-                             "upgrade SPIRAL or use another workspace")
-        with self.db.conn:
+        """Create or migrate the tables, once, however many processes open a fresh database at once."""
+        with immediate(self.db.conn):
+            tables = set(self.db.table_names())
+            version = self._version() if "meta" in tables else (1 if tables & {r.table for r in RECORDS} else 0)
+            if version > SCHEMA_VERSION:
+                raise InputError(f"{self.path} has trace schema {version}, newer than this SPIRAL "
+                                 f"({SCHEMA_VERSION}); upgrade SPIRAL or use another workspace")
+            if version == SCHEMA_VERSION:
+                return
             if version == 1:  # untyped tables from before: keep them aside, start the typed ones
                 for name in sorted(tables & {r.table for r in RECORDS}):
-                    self.db.rename_table(name, f"{name}_v1")
+                    self.db.conn.execute(f"ALTER TABLE {_q(name)} RENAME TO {_q(name + '_v1')}")
             for record in RECORDS:
                 if not self.db[record.table].exists():
                     self.db[record.table].create(record.columns(), pk=record.key, if_not_exists=True)
-            self.db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+            self.db.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                                 [str(SCHEMA_VERSION)])
+
+    def _check_readable(self) -> None:
+        version = self._version() if "meta" in self.db.table_names() else 1
+        if version != SCHEMA_VERSION:
+            raise InputError(f"{self.path} has trace schema {version} and is read-only here; open it once "
+                             f"from a writable folder to migrate it to schema {SCHEMA_VERSION}")
 
     def _version(self) -> int:
         rows = list(self.db["meta"].rows_where("key = ?", ["schema_version"]))

@@ -33,6 +33,7 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     attempt = state.attempts[-1]
     t0 = time.perf_counter()
     usage: dict[str, float | str] = {}
+    judged_by = settings.critic
     if settings.critic == "none":
         verdict = NOT_JUDGED
     else:
@@ -50,8 +51,9 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
 
             judged, call = LLMCritic(settings).judge(step, frames, conditioning, ledger, perception)
             usage = call.evidence()
-            if judged is None:  # invalid replies: the offline critic decides, and says so
+            if judged is None:  # invalid replies or a refusal: the offline critic decides, and says so
                 judged = perception or PerceptionCritic().judge(step, frames, conditioning, ledger)
+                judged_by = "perception"
             verdict = judged
     assert verdict is not None
     ctx.emit(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index, passed=verdict.passed,
@@ -60,7 +62,7 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     key = AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index, attempt.try_index)
     judged_at_all = settings.critic != "none"
     ctx.traces.record_judgement(key, Judgement(
-        critic=settings.critic, judged=judged_at_all, passed=verdict.passed if judged_at_all else None,
+        critic=judged_by, judged=judged_at_all, passed=verdict.passed if judged_at_all else None,
         failure=verdict.failure, scores=verdict.scores.model_dump() if judged_at_all else {},
         feedback=verdict.feedback, suggestion=verdict.suggestion, evidence=verdict.evidence,
         critique_s=round(time.perf_counter() - t0, 4)))

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
 from ..graph.state import EpisodeState, Ledger, Plan
 from ..memory.store import lessons_from_attempts, write_lessons
 from ..memory.traces import AttemptRecord
+from ..memory.workspace import run_folder
+from ..tools.media import save_npy, save_png, stitch, write_gif, write_mp4
 from .ingest import episode_record
-from ..tools.media import save_png, stitch, write_gif, write_mp4
 from .context import NodeContext
 
 SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "width", "fps", "max_tries_per_segment",
@@ -26,7 +26,7 @@ SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "w
 
 
 def output_dir(settings: RunContext, thread: str) -> Path:
-    return Path(settings.out_dir) if settings.out_dir else Path(settings.workspace) / "runs" / thread
+    return Path(settings.out_dir) if settings.out_dir else run_folder(settings.workspace, thread)
 
 
 def status_of(state: EpisodeState, ledger: Ledger) -> str:
@@ -71,7 +71,7 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         write_mp4(video, out / "video.mp4", fps=settings.fps)
         write_gif(video, out / "video.gif", fps=settings.fps)
     save_png(video[-1], out / "last_frame.png")
-    np.save(out / "frames.npy", video)
+    save_npy(video, out / "frames.npy")
     status = status_of(state, ledger)
     attempts = ctx.traces.attempts(ctx.thread_id)
     summary = summary_of(state, ctx.plan(state), ledger, attempts, status, len(video))

@@ -21,6 +21,7 @@ from ..memory.traces import EpisodeRecord
 from ..tools.llm import require_api_key
 from ..tools.media import load_image
 from .context import NodeContext
+from .prompts.templates import check_prompts_dir
 
 
 def check_settings(settings: RunContext) -> None:
@@ -29,6 +30,8 @@ def check_settings(settings: RunContext) -> None:
     settings.check_backbone()
     if settings.planner == "llm" or settings.critic in ("llm", "ensemble"):
         require_api_key()
+    if settings.prompts_dir:
+        check_prompts_dir(settings.prompts_dir)
 
 
 def load_start_frame(image: str, settings: RunContext, store: ArtifactStore | None = None) -> np.ndarray:

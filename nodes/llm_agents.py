@@ -123,9 +123,18 @@ def structured_call(settings: RunContext, role: str, schema: type[T], messages: 
             raise LLMUnavailableError(f"the {role} LLM at {where} failed after {settings.llm_retries} retries "
                                       f"({exc.__class__.__name__}); the episode is checkpointed: fix the server "
                                       "and run `spiral resume THREAD_ID`") from None
+        except (IndexError, KeyError, TypeError, AttributeError) as exc:
+            # a server that answers 200 with no `choices` (or another shape the client cannot read):
+            # the reply is unusable like an invalid one, so it is retried and then falls back
+            call.error = f"the server's reply could not be read ({exc.__class__.__name__}: {exc})"[:500]
+            continue
         usage = getattr(reply, "usage_metadata", None) or {}
         call.input_tokens += int(usage.get("input_tokens", 0))
         call.output_tokens += int(usage.get("output_tokens", 0))
+        refusal = reply.additional_kwargs.get("refusal")
+        if refusal:  # asking again gets the same refusal: fall back now, and say why
+            call.error = f"the model refused: {' '.join(str(refusal).split())}"[:500]
+            break
         text = _text(reply)
         try:
             parsed = schema.model_validate_json(text)

@@ -1,11 +1,18 @@
 """One exception hierarchy for SPIRAL.
 
 Every message says what to do next; the CLI prints it on one line and exits
-non-zero without a traceback.
+non-zero without a traceback, and a LangGraph server passes it to the client
+(its serializer forwards the messages of `RuntimeError` subclasses, which SpiralError is,
+and hides others as "An internal error occurred"; not `ValueError`: pydantic would wrap it).
 """
 
+from __future__ import annotations
 
-class SpiralError(Exception):
+import errno
+import sqlite3
+
+
+class SpiralError(RuntimeError):
     """Base of every error SPIRAL raises on purpose."""
 
     exit_code = 2
@@ -33,3 +40,24 @@ class ResumeError(SpiralError):
 
 class LLMUnavailableError(SpiralError):
     """The LLM server could not be reached or kept failing after the bounded retries."""
+
+
+class WorkspaceError(SpiralError):
+    """The workspace cannot be written: a read-only folder, a file where a folder should be, a full disk.
+    Nothing committed is lost: the run resumes from its last saved step once the cause is fixed."""
+
+    exit_code = 1
+
+
+def storage_error(exc: BaseException, where: str) -> WorkspaceError | None:
+    """A WorkspaceError saying what happened, for the OS and SQLite errors a full disk or a read-only
+    folder raise (None for any other error: that one is a bug and keeps its traceback)."""
+    text = str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in text:
+        return WorkspaceError(f"the disk holding {where} is full; free some space and resume the run "
+                              "(`spiral resume THREAD_ID`): every step saved so far is kept")
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) or \
+            isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
+        return WorkspaceError(f"{where} is read-only for this user: writing commands need a writable "
+                              "--workspace (reading ones, `traces` and `history`, work on it as it is)")
+    return None

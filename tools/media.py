@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from .errors import InputError
 INPUT_ROOT_ENV = "SPIRAL_INPUT_ROOT"
 """When set (a shared server sets it), start images given as paths must lie inside this folder."""
 MAX_IMAGE_BYTES = 32 * 2**20
+MAX_IMAGE_PIXELS = 40_000_000
+"""Start images above this (an 8K frame is 33 MP) are refused from their header, before any decoding."""
 URL_TIMEOUT_S = 30.0
 
 
@@ -42,29 +45,52 @@ def _download(url: str) -> bytes:
     return data
 
 
+def _check_pixels(image: Image.Image, text: str) -> None:
+    """Refuse a huge image from its header: decoding a 10000x10000 PNG would take 1.7 GB first."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"the start image {text[:80]!r} is {width}x{height} pixels, over the "
+                         f"{MAX_IMAGE_PIXELS // 1_000_000} MP SPIRAL reads; downscale it first (frames are at "
+                         "most 2048 px a side)")
+
+
 def load_image(source: str | os.PathLike[str]) -> np.ndarray:
     """RGB uint8 (H, W, 3) from a file path, an http(s) URL, a `data:image/...;base64,` URL or raw base64."""
     text = str(source)
     try:
-        if text.startswith(("http://", "https://")):
-            image = Image.open(io.BytesIO(_download(text)))
-        elif text.startswith("data:image"):
-            raw = base64.b64decode(text.split(",", 1)[1], validate=True)
-            image = Image.open(io.BytesIO(raw))
-        elif len(text) > 512 and not os.path.exists(text):
-            image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
-        else:
-            path = _allowed_path(text)
-            if not path.is_file():
-                raise InputError(f"start image not found: {text} (give a PNG/JPEG path, an http(s) URL or a base64 data URL)")
-            image = Image.open(path)
-        image.load()
+        with warnings.catch_warnings():  # Pillow warns of, then refuses, huge images: one message for both
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = _open_image(text)
+            _check_pixels(image, text)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"the start image {text[:80]!r} is over the {MAX_IMAGE_PIXELS // 1_000_000} MP SPIRAL "
+                         "reads; downscale it first (frames are at most 2048 px a side)") from None
     except (UnidentifiedImageError, binascii.Error, ValueError, OSError) as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"cannot read the start image {text[:80]!r}: {exc.__class__.__name__}; "
                          "give a PNG or JPEG file") from None
     return np.asarray(image.convert("RGB"))
+
+
+def _open_image(text: str) -> Image.Image:
+    """The image, opened lazily (its header read, its pixels not yet decoded)."""
+    if text.startswith(("http://", "https://")):
+        return Image.open(io.BytesIO(_download(text)))
+    if text.startswith("data:image"):
+        header, comma, payload = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise InputError(f"cannot read the start image {text[:40]!r}...: a data URL is "
+                             "'data:image/png;base64,<base64 bytes>'")
+        return Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
+    if len(text) > 512 and not os.path.exists(text):
+        return Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
+    path = _allowed_path(text)
+    if not path.is_file():
+        raise InputError(f"start image not found: {text[:200]} (give a PNG/JPEG path, an http(s) URL or a base64 "
+                         "data URL)")
+    return Image.open(path)
 
 
 def save_png(frame: np.ndarray, path: str | os.PathLike[str]) -> Path:
@@ -74,11 +100,28 @@ def save_png(frame: np.ndarray, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def gif_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
-    """An animated, looping GIF of uint8 (T, H, W, 3) frames."""
-    images = [Image.fromarray(f) for f in frames]
+def save_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """An array as .npy, written with one Python write (numpy's own file writer reports a full disk as
+    an OSError with no errno, which nobody can tell from a bug)."""
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    np.save(buf, array, allow_pickle=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def gif_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
+    """An animated, looping GIF of uint8 (T, H, W, 3) frames that plays exactly as long as the mp4.
+
+    GIF delays are whole centiseconds, so each frame gets the delay that keeps the running total on
+    the mp4's clock (8 fps: 120, 130, 120, 130 ms ...) instead of 125 ms rounded down every frame; the
+    encoder merges equal consecutive frames and adds their delays, which keeps the total too."""
+    images = [Image.fromarray(f) for f in frames]
+    ticks = [round(i * 100 / fps) for i in range(len(images) + 1)]
+    durations = [10 * (b - a) for a, b in zip(ticks, ticks[1:])]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
     return buf.getvalue()
 
 

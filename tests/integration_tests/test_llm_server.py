@@ -52,10 +52,17 @@ class ScriptedOpenAI:
                 if isinstance(step, tuple):  # (delay seconds, reply)
                     time.sleep(step[0])
                     step = step[1]
-                content = step if isinstance(step, str) else json.dumps(step)
+                if step == NO_CHOICES:
+                    choices = []
+                elif isinstance(step, dict) and "refusal" in step:
+                    choices = [{"index": 0, "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": None, "refusal": step["refusal"]}}]
+                else:
+                    content = step if isinstance(step, str) else json.dumps(step)
+                    choices = [{"index": 0, "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": content}}]
                 self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 0,
-                                 "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
+                                 "model": body["model"], "choices": choices,
                                  "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70}})
 
             def _send(self, code, payload, headers=None):
@@ -79,6 +86,9 @@ class ScriptedOpenAI:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+NO_CHOICES = "reply with an empty choices list"
 
 
 def spiral(*args, env=None, timeout=180):
@@ -161,3 +171,25 @@ def test_unreachable_server_then_resume(scene_png, tmp_path, llm_env):
         again = spiral("resume", "llm", "--workspace", str(tmp_path / "ws"), env=llm_env)
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "done"
+
+
+def test_empty_choices_and_refusals_fall_back_and_are_recorded(scene_png, tmp_path, llm_env):
+    """A 200 reply with no `choices` is retried then falls back (not an IndexError from inside
+    langchain); a refusal falls back at once and is recorded as the refusal it was."""
+    script = {"planner": [NO_CHOICES], "critic": [{"refusal": "I can't help with judging videos."}],
+              "refiner": ['{"instruction": "x x x x x"}']}
+    with ScriptedOpenAI(script) as server:
+        res = spiral(*_run_args(scene_png, tmp_path, server.port), env=llm_env)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    from spiral.memory.traces import TraceDB
+
+    db = TraceDB(tmp_path / "ws" / "traces.sqlite")
+    [plan] = db.plans("llm")
+    assert plan.planner == "llm" and plan.usage["planner_tries"] == 3  # asked three times, then the rule planner
+    assert "could not be read (IndexError" in plan.fallback
+    first = db.attempts("llm")[0]
+    assert first.critic == "perception" and first.usage["critic_tries"] == 1  # who judged it, in the end
+    assert first.usage["critic_fallback"] == "the model refused: I can't help with judging videos."
+    critic_calls = [b for b in server.bodies if "CriticAgent" in json.dumps(b["messages"])]
+    assert len(critic_calls) == len(db.attempts("llm"))  # one call per attempt: a refusal is not asked again

@@ -19,9 +19,10 @@ def test_start_streams_typed_events_and_refuses_a_thread_that_exists(tmp_path, s
         run = session.start(ACTION, str(scene_png), RunContext(difficulty="easy"), "t1", observer=events.append)
         assert run.finished and run.status == "done" and run.state.cursor == 2
         kinds = [type(e).__name__ for e in events]
-        assert kinds[0] == "PlanMade" and kinds[-1] == "EpisodeFinished"
+        assert kinds[:2] == ["EpisodeStarted", "PlanMade"] and kinds[-1] == "EpisodeFinished"
+        assert events[0].thread_id == "t1" and events[0].workspace == str(tmp_path / "ws")
         assert sum(isinstance(e, AttemptJudged) for e in events) == run.state.generator_calls
-        assert isinstance(events[0], PlanMade) and len(events[0].plan.sub_actions) == 2
+        assert isinstance(events[1], PlanMade) and len(events[1].plan.sub_actions) == 2
         assert isinstance(events[-1], EpisodeFinished) and events[-1].status == "done"
         with pytest.raises(InputError, match="already exists"):
             session.start(ACTION, str(scene_png), RunContext(), "t1")

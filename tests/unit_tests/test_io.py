@@ -163,3 +163,50 @@ def test_cli_flags_are_the_run_context_fields():
         context_from_args(run.parse_args(["demo", "--max-tries", "0"]))
     with pytest.raises(InputError, match=r"^--seed: Input should be less than 9223372036854775808"):
         context_from_args(run.parse_args(["demo", "--seed", str(2**64)]))
+
+
+def test_a_second_waiter_also_waits_for_writes_the_first_waiter_took(tmp_path, monkeypatch):
+    """LangGraph commits a step's writes and its checkpoint from two threads, and both wait for the
+    artifacts first; the second waiter once returned at once while the first still waited, so a
+    checkpoint pointing at an unwritten file was committed (the fault suite found it)."""
+    import threading
+
+    from spiral.memory import artifacts
+
+    release, started = threading.Event(), threading.Event()
+    real_write = artifacts._write_file
+
+    def slow_write(target, data, durable):
+        started.set()
+        release.wait(5)
+        real_write(target, data, durable)
+
+    monkeypatch.setattr(artifacts, "_write_file", slow_write)
+    with artifacts.deferred_durability(tmp_path / "a"):
+        store = ArtifactStore(tmp_path / "a")
+        ref = store.put_bytes(b"segment", "bin")
+        started.wait(5)
+        first = threading.Thread(target=artifacts.wait_for_disk)
+        first.start()
+        second_done = threading.Event()
+        threading.Thread(target=lambda: (artifacts.wait_for_disk(), second_done.set())).start()
+        assert not second_done.wait(0.3)  # the write is not on disk yet: the second waiter must still wait
+        release.set()
+        assert second_done.wait(5) and store.path(ref).read_bytes() == b"segment"
+        first.join(5)
+
+
+def test_a_failed_artifact_write_is_raised_once_to_the_waiter(tmp_path, monkeypatch):
+    import errno
+
+    from spiral.memory import artifacts
+
+    def full(target, data, durable):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(artifacts, "_write_file", full)
+    with artifacts.deferred_durability(tmp_path / "a"):
+        ArtifactStore(tmp_path / "a").put_bytes(b"x", "bin")
+        with pytest.raises(OSError, match="No space"):
+            artifacts.wait_for_disk()
+        artifacts.wait_for_disk()  # raised once; the step that wrote it is redone on resume
