@@ -8,11 +8,15 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..tools.errors import ResumeError
 from .config import default_workspace
 from .console import ProgressPrinter, console, print_summary
 from .session import Session
+
+if TYPE_CHECKING:
+    from ..memory.traces import TraceDB
 
 SUITES = ("actwm-sim", "checkpoint-growth", "reflective-memory", "server", "overhead")
 
@@ -86,11 +90,15 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_traces(args: argparse.Namespace) -> None:
-    from rich.table import Table
-
     from ..memory.traces import TraceDB
 
-    db = TraceDB.for_reading(Path(_workspace(args)) / "traces.sqlite")
+    with TraceDB.for_reading(Path(_workspace(args)) / "traces.sqlite") as db:
+        _show_traces(args, db)
+
+
+def _show_traces(args: argparse.Namespace, db: TraceDB) -> None:
+    from rich.table import Table
+
     if args.traces_command == "export":
         n = db.export(args.out, args.format, args.thread_id or None)
         print(f"wrote {n} attempts to {args.out}")

@@ -116,6 +116,8 @@ class Session:
         self.writable = is_writable(folder)
         """A read-only workspace still answers `state` and `history`; running in it says why it cannot."""
         self.lessons_dir = str(lessons) if lessons is not None else self.workspace
+        self._traces_path = folder / "traces.sqlite"
+        self._holds_traces = False
         self._stack = contextlib.ExitStack()
         self._saver: Any = None
         self._store: Any = None
@@ -131,7 +133,9 @@ class Session:
     def close(self) -> None:
         self._stack.close()
         self._saver = self._store = None
-        TraceDB.release(Path(self.workspace) / "traces.sqlite")
+        if self._holds_traces:
+            self._holds_traces = False
+            TraceDB.release(self._traces_path)
 
     # -- the graph -----------------------------------------------------------
     def _checkpointer(self) -> Any:
@@ -209,6 +213,9 @@ class Session:
 
     def _drive(self, graph, payload: Any, thread_id: str, context: RunContext, observer: Observer | None,
                reviewer: Reviewer | None) -> EpisodeRun:
+        if not self._holds_traces:  # the nodes' connection, closed when the last session using it closes
+            TraceDB.hold(self._traces_path)
+            self._holds_traces = True
         config = _config(thread_id)
         while True:
             try:

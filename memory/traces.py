@@ -46,6 +46,7 @@ class TraceDB:
 
     _open: ClassVar[dict[tuple[int, str], TraceDB]] = {}
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
+    _holders: ClassVar[dict[tuple[int, str], int]] = {}
 
     def __init__(self, path: str | os.PathLike[str], read_only: bool = False) -> None:
         self.path = Path(path)
@@ -81,12 +82,37 @@ class TraceDB:
         return cls(path, read_only=not os.access(path.parent, os.W_OK))
 
     @classmethod
-    def release(cls, path: str | os.PathLike[str]) -> None:
-        """Close this process's connection to the database at `path` (a session ends with its workspace)."""
+    def hold(cls, path: str | os.PathLike[str]) -> TraceDB:
+        """`open`, for a user that will `release` it (a session): the connection stays open while anyone
+        holds it, so sessions in several threads of one process can end in any order."""
+        db = cls.open(path)
         with cls._open_lock:
-            db = cls._open.pop((os.getpid(), os.path.abspath(path)), None)
+            key = (os.getpid(), os.path.abspath(path))
+            cls._holders[key] = cls._holders.get(key, 0) + 1
+        return db
+
+    @classmethod
+    def release(cls, path: str | os.PathLike[str]) -> None:
+        """Let go of a `hold`; the last holder closes this process's connection to the database."""
+        key = (os.getpid(), os.path.abspath(path))
+        with cls._open_lock:
+            cls._holders[key] = cls._holders.get(key, 1) - 1
+            if cls._holders[key] > 0:
+                return
+            cls._holders.pop(key)
+            db = cls._open.pop(key, None)
         if db is not None:
-            db.db.conn.close()
+            db.close()
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.conn.close()
+
+    def __enter__(self) -> TraceDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- schema ------------------------------------------------------------
     def _migrate(self) -> None:

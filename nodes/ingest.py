@@ -10,6 +10,8 @@ checkpoint.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from langgraph.runtime import Runtime
 from PIL import Image
@@ -18,6 +20,7 @@ from ..graph.config import RunContext
 from ..graph.state import EpisodeState
 from ..memory.artifacts import REF_PATTERN, ArtifactStore
 from ..memory.traces import EpisodeRecord
+from ..tools.errors import InputError
 from ..tools.llm import require_api_key
 from ..tools.media import load_image
 from .context import NodeContext
@@ -32,6 +35,8 @@ def check_settings(settings: RunContext) -> None:
         require_api_key()
     if settings.prompts_dir:
         check_prompts_dir(settings.prompts_dir)
+    if settings.out_dir and Path(settings.out_dir).exists() and not Path(settings.out_dir).is_dir():
+        raise InputError(f"--out {settings.out_dir} is a file, not a folder")
 
 
 def load_start_frame(image: str, settings: RunContext, store: ArtifactStore | None = None) -> np.ndarray:

@@ -88,7 +88,7 @@ def _open_image(text: str) -> Image.Image:
         return Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
     path = _allowed_path(text)
     if not path.is_file():
-        raise InputError(f"start image not found: {text[:200]} (give a PNG/JPEG path, an http(s) URL or a base64 "
+        raise InputError(f"start image not found: {text[:200]!r} (give a PNG/JPEG path, an http(s) URL or a base64 "
                          "data URL)")
     return Image.open(path)
 

@@ -126,7 +126,7 @@ def check_stores(workspace: Path) -> list[str]:
             store.get_frame(attempt.last_frame)
         db = TraceDB(workspace / "traces.sqlite", read_only=True)
         assert db.episode(THREAD) is not None and db.attempts(THREAD)
-        db.db.conn.close()
+        db.close()
     except Exception as exc:  # noqa: BLE001 — any failure to read back is the finding
         problems.append(f"stores unreadable: {type(exc).__name__}: {exc}")
     return problems

@@ -1,0 +1,94 @@
+"""Property-based tests (hypothesis): whatever text or request arrives, the action grammar and the
+request models answer with a result or SPIRAL's own error, never another exception."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spiral.graph.config import RunContext
+from spiral.graph.events import ReviewDecision
+from spiral.nodes.grammar import parse_action
+from spiral.tools.errors import ActionParseError, SpiralError
+from spiral.tools.words import COLOR_WORDS, SHAPE_WORDS, SIZE_WORDS
+
+WORDS = sorted({"put", "the", "in", "on", "then", "stack", "swap", "and", "with", "all", "left", "of", "to",
+                "move", "bowl", "box", "plate", ",", ";", "by", "size", "line", "up", *COLOR_WORDS, *SHAPE_WORDS})
+CONTAINERS = ("bowl", "plate", "box")
+MOVABLE = sorted(w for w, shape in SHAPE_WORDS.items() if shape not in CONTAINERS and not w.endswith("s"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(st.sampled_from(WORDS), max_size=25).map(" ".join)))
+def test_any_text_parses_or_says_what_is_understood(text):
+    try:
+        clauses = parse_action(text)
+    except ActionParseError as exc:
+        assert "I understand" in str(exc)
+        return
+    assert clauses and all(c.subject is not None for c in clauses)
+
+
+object_phrase = st.tuples(st.sampled_from([None, *sorted(SIZE_WORDS)]), st.sampled_from([None, *sorted(COLOR_WORDS)]),
+                          st.sampled_from(MOVABLE)).map(lambda t: " ".join(w for w in ("the", *t) if w))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["put", "place", "stack"]), object_phrase,
+                          st.one_of(st.sampled_from(CONTAINERS).map(lambda c: f"the {c}"), object_phrase)),
+                min_size=1, max_size=4))
+def test_a_sentence_of_the_grammar_parses_clause_by_clause(steps):
+    """Clauses joined by 'then' parse one by one, keeping their subject's shape word."""
+    text = " then ".join(f"{verb} {subject} {'on' if verb == 'stack' else 'in'} {target}"
+                         for verb, subject, target in steps)
+    clauses = parse_action(text)
+    assert len(clauses) == len(steps)
+    for clause, (verb, subject, target) in zip(clauses, steps, strict=True):
+        assert clause.subject.shape == SHAPE_WORDS[subject.split()[-1]]
+        into_container = SHAPE_WORDS[target.split()[-1]] in CONTAINERS and verb != "stack"
+        assert clause.kind == ("put_in" if into_container else "stack")
+
+
+field_value = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30))
+run_context_fields = st.dictionaries(
+    st.sampled_from(sorted(n for n in RunContext.model_fields if n not in ("workspace", "out_dir", "prompts_dir"))),
+    field_value, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(run_context_fields)
+def test_any_run_context_is_accepted_or_refused_in_one_line(fields):
+    try:
+        context = RunContext.from_fields(fields)
+    except SpiralError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert 2 <= context.num_frames <= 257 and context.max_tries_per_segment >= 1 and 0 <= context.seed < 2**63
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.dictionaries(st.sampled_from(["decision", "feedback", "x"]), field_value),
+                 st.integers(), st.none()))
+def test_any_review_answer_parses_or_says_what_it_wants(answer):
+    try:
+        decision = ReviewDecision.parse(answer)
+    except ValueError as exc:
+        assert "approve" in str(exc) or "decision" in str(exc) or "answer" in str(exc)
+        return
+    assert decision.decision in ("approve", "reject")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.none(), st.dictionaries(st.sampled_from(["action", "image", "extra"]),
+                                            st.one_of(st.text(max_size=60), st.integers(), st.none()))),
+       run_context_fields)
+def test_any_server_request_is_accepted_or_refused_with_spirals_message(scene_png, episode_input, context):
+    """What the server's create-run check (graph/auth.py) does with any input and run context."""
+    from spiral.graph.session import check_start
+
+    if isinstance(episode_input, dict) and episode_input.get("image") == "scene":
+        episode_input["image"] = str(scene_png)
+    try:
+        check_start(episode_input, context)
+    except SpiralError as exc:
+        assert "\n" not in str(exc).strip()
