@@ -22,6 +22,10 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
         from .server import server_overhead, server_section
 
         text = server_section(server_overhead(size=size or 20, difficulty=difficulty), command)
+    elif suite == "memory":
+        from .resources import memory_profile, memory_section
+
+        text = memory_section(memory_profile(size=size or 20, difficulty=difficulty), command)
     elif suite == "checkpoint-growth":
         from .growth import checkpoint_growth, growth_section
 

@@ -19,6 +19,9 @@ still being written is read back from memory).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import io
 import os
@@ -42,7 +45,15 @@ from ..tools.errors import InputError, SpiralError
 M = TypeVar("M", bound=BaseModel)
 ARRAY_EXT = "npy.zst"
 """Frames and segments: zstd-compressed .npy (older workspaces hold `.npy.z` segments and `.png` frames, still read)."""
-_ZSTD = zstandard.ZstdCompressor(level=3)
+_ZSTD = threading.local()
+"""One compressor per thread: a ZstdCompressor must not be used by two threads at once (the server and a
+rollout collector run episodes in threads; sharing one crashed the process)."""
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    if not hasattr(_ZSTD, "compressor"):
+        _ZSTD.compressor = zstandard.ZstdCompressor(level=3)
+    return _ZSTD.compressor
 CACHE_BYTES = 256 * 2**20
 """What the in-process cache of decoded artifacts may hold (least recently used dropped first)."""
 
@@ -75,8 +86,29 @@ class _DecodedCache:
                 self.size -= old.nbytes if isinstance(old, np.ndarray) else len(old)
         return value
 
+    def drop_root(self, root: Path) -> None:
+        with self.lock:
+            for key in [k for k in self.items if k[0] == root]:
+                value = self.items.pop(key)
+                self.size -= value.nbytes if isinstance(value, np.ndarray) else len(value)
+
 
 _CACHE = _DecodedCache(CACHE_BYTES)
+
+
+def release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc's malloc_trim; nothing elsewhere). glibc keeps what a
+    finished episode freed for reuse, so a long-lived worker's RSS would show the largest episode so far
+    rather than what it holds; a few milliseconds once per episode."""
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 class _Writer:
@@ -207,6 +239,13 @@ class ArtifactStore:
             _write_file(target, data, durable)
         return ref
 
+    def drop_cache(self) -> None:
+        """Forget this store's decoded artifacts (an episode that finished will not read them again; a
+        long-lived process would otherwise hold up to CACHE_BYTES of them) and hand the freed memory back
+        to the OS. Reads go to the disk after."""
+        _CACHE.drop_root(self.root)
+        release_free_memory()
+
     def get_bytes(self, ref: str) -> bytes:
         path = self.path(ref)
         on_its_way = _WRITER.pending.get(path)
@@ -238,7 +277,7 @@ class ArtifactStore:
         faster than zlib level 1 on video frames and compresses them 6x better, and 6x faster than PNG."""
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
-        return self._put_decoded(_ZSTD.compress(buf.getvalue()), ARRAY_EXT, frames)
+        return self._put_decoded(_compressor().compress(buf.getvalue()), ARRAY_EXT, frames)
 
     @staticmethod
     def holds_pixels(ref: str) -> bool:

@@ -83,4 +83,5 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         ctx.traces.record_lessons(ctx.thread_id, lessons)
     ctx.traces.record_episode(episode_record(ctx.thread_id, state.action, settings).model_copy(update={
         "status": status, "generator_calls": state.generator_calls, "replans": state.replans, "out_dir": str(out)}))
+    ctx.artifacts.drop_cache()  # the episode is over: its decoded frames need not stay in memory
     return {"status": status, "video": str(out / "video.mp4"), "summary": str(out / "summary.json")}

@@ -64,27 +64,32 @@ def run(world, *extra: str, image: str | None = None, action: str = ACTION) -> l
             "--workspace", str(root / "ws"), *extra]
 
 
+OPTION_CASES: list[tuple[str, str]] = [  # run flags and the line they must give
+    ("--max-tries 0", "--max-tries: Input should be greater than or equal to 1"),
+    ("--max-calls 0", "--max-calls: Input should be greater than or equal to 1"),
+    ("--max-replans 11", "--max-replans: Input should be less than or equal"),
+    ("--temperature 5", "--temperature: Input should be less than or equal to 2"),
+    ("--llm-retries 99", "--llm-retries: Input should be less than or equal"),
+    ("--llm-timeout 0", "--llm-timeout: Input should be greater than 0"),
+    (f"--seed {2**64}", "--seed: Input should be less than"),
+    ("--seed -1", "--seed: Input should be greater than or equal to 0"),
+    ("--frames 1", "--frames must be between 2 and 257"),
+    ("--height 16", "--height/--width must be between 32 and 2048"),
+    ("--width 99999", "--height/--width must be between 32 and 2048"),
+    ("--fps 0", "--fps: Input should be greater than or equal to 1"),
+    ("--steps 0", "--steps: Input should be greater than or equal to 1"),
+    ("--guidance -1", "--guidance: Input should be greater than or equal to 0"),
+    ("--sde-noise-level 3", "--sde-noise-level: Input should be less than"),
+    ("--backbone nope", "unknown backbone 'nope'"),
+    ("--difficulty impossible", "unknown difficulty 'impossible'"),
+    ("--planner llm", "OPENAI_API_KEY is not set"),
+    ("--prompts-dir /nowhere/at/all", "is not a folder"),
+    ("--thread-id ../x", "is not a plain name"),
+    ("--thread-id a|b", "is not a plain name"),
+    ("--thread-id good", "already exists"),
+]
 CLI_CASES: list[tuple[str, object, str]] = [
-    # options and budgets
-    ("max-tries 0", lambda w: run(w, "--max-tries", "0"), "--max-tries: Input should be greater than or equal to 1"),
-    ("max-calls 0", lambda w: run(w, "--max-calls", "0"), "--max-calls: Input should be greater than or equal to 1"),
-    ("max-replans 11", lambda w: run(w, "--max-replans", "11"), "--max-replans: Input should be less than or equal"),
-    ("temperature 5", lambda w: run(w, "--temperature", "5"), "--temperature: Input should be less than or equal to 2"),
-    ("llm-retries 99", lambda w: run(w, "--llm-retries", "99"), "--llm-retries: Input should be less than or equal"),
-    ("llm-timeout 0", lambda w: run(w, "--llm-timeout", "0"), "--llm-timeout: Input should be greater than 0"),
-    ("seed 2**64", lambda w: run(w, "--seed", str(2**64)), "--seed: Input should be less than"),
-    ("seed -1", lambda w: run(w, "--seed", "-1"), "--seed: Input should be greater than or equal to 0"),
-    ("frames 1", lambda w: run(w, "--frames", "1"), "--frames must be between 2 and 257"),
-    ("height 16", lambda w: run(w, "--height", "16"), "--height/--width must be between 32 and 2048"),
-    ("width 99999", lambda w: run(w, "--width", "99999"), "--height/--width must be between 32 and 2048"),
-    ("fps 0", lambda w: run(w, "--fps", "0"), "--fps: Input should be greater than or equal to 1"),
-    ("steps 0", lambda w: run(w, "--steps", "0"), "--steps: Input should be greater than or equal to 1"),
-    ("guidance -1", lambda w: run(w, "--guidance", "-1"), "--guidance: Input should be greater than or equal to 0"),
-    ("sde noise 3", lambda w: run(w, "--sde-noise-level", "3"), "--sde-noise-level: Input should be less than"),
-    ("unknown backbone", lambda w: run(w, "--backbone", "nope"), "unknown backbone 'nope'"),
-    ("unknown difficulty", lambda w: run(w, "--difficulty", "impossible"), "impossible"),
-    ("llm planner without a key", lambda w: run(w, "--planner", "llm"), "OPENAI_API_KEY is not set"),
-    ("prompts dir missing", lambda w: run(w, "--prompts-dir", "/nowhere/at/all"), "is not a folder"),
+    *[(flags, lambda w, flags=flags: run(w, *flags.split()), expected) for flags, expected in OPTION_CASES],
     ("prompts dir empty", lambda w: run(w, "--prompts-dir", str(w[0] / "empty-prompts")), "holds none of"),
     # images
     ("image missing", lambda w: run(w, image="/no/such.png"), "start image not found"),
@@ -105,9 +110,6 @@ CLI_CASES: list[tuple[str, object, str]] = [
     ("action names a missing object", lambda w: run(w, action="put the purple whale in the bowl"), "purple"),
     # paths, threads, workspaces
     ("workspace is a file", lambda w: [*run(w)[:-2], "--workspace", str(w[0] / "a-file")], "is a file, not a folder"),
-    ("thread id climbs out", lambda w: run(w, "--thread-id", "../x"), "is not a plain name"),
-    ("thread id with a space", lambda w: run(w, "--thread-id", "a b"), "is not a plain name"),
-    ("thread id that exists", lambda w: run(w, "--thread-id", "good"), "already exists"),
     ("out is a file", lambda w: run(w, "--out", str(w[0] / "a-file")), "is a file, not a folder"),
     # resume, history, fork, traces
     ("resume unknown thread", lambda w: ["resume", "nope", "--workspace", str(w[0] / "ws")], "no thread 'nope'"),

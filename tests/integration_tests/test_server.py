@@ -124,20 +124,51 @@ def test_runs_cannot_choose_server_paths(server, scene_png):
     assert refused.value.response.status_code == 403 and "set by the server" in refused.value.response.text
 
 
-def test_start_image_paths_outside_the_input_root_fail_the_run(server, scene_png):
+def test_start_image_paths_outside_the_input_root_are_refused_before_the_run(server, scene_png):
     url, tmp = server
     alice = _client(url, ALICE)
     tid = alice.threads.create()["thread_id"]
-    errors, nodes = [], []
-    for part in alice.runs.stream(tid, "spiral", input={"action": ACTION, "image": str(scene_png)},
-                                  stream_mode="updates"):
-        if part.event == "error":
-            errors.append(part.data)
-        elif part.event == "updates":
-            nodes += list(part.data)
-    assert nodes == [] and len(errors) == 1  # the first step (ingest) refused it: nothing ran
-    assert errors[0]["error"] == "InputError"  # the server keeps the message to itself (issue 12)
-    assert alice.runs.list(tid)[0]["status"] == "error"
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        alice.runs.create(tid, "spiral", input={"action": ACTION, "image": str(scene_png)})
+    assert refused.value.response.status_code == 400
+    assert "start image paths must be inside" in refused.value.response.json()["detail"]
+    assert alice.runs.list(tid) == []  # no run was made, so no node ran
+
+
+@pytest.mark.parametrize("episode,context", [
+    ({"action": "do a barrel roll"}, {}),
+    ({"action": ACTION}, {"backbone": "nope"}),
+    ({"action": ACTION}, {"max_tries_per_segment": 0}),
+    ({"action": ACTION, "image": "data:image/png;base64"}, {}),
+], ids=["bad action", "unknown backbone", "budget out of range", "data URL without a comma"])
+def test_bad_runs_get_400_with_the_message_the_cli_prints(server, scene_png, episode, context):
+    """The same check as `spiral run` (graph/session.check_start), before any node runs."""
+    from spiral.graph.session import check_start
+    from spiral.tools.errors import SpiralError
+
+    url, _ = server
+    alice = _client(url, ALICE)
+    tid = alice.threads.create()["thread_id"]
+    episode = {"image": _image(scene_png), **episode}
+    with pytest.raises(SpiralError) as local:
+        check_start(episode, context)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        alice.runs.create(tid, "spiral", input=episode, context=context)
+    assert refused.value.response.status_code == 400
+    assert refused.value.response.json()["detail"] == str(local.value)
+
+
+def test_errors_raised_inside_a_run_reach_the_client_with_their_message():
+    """The server's serializer shows the message of RuntimeError subclasses (SpiralError is one) and
+    hides others as "An internal error occurred"."""
+    from langgraph_api.serde import default
+
+    from spiral.tools.errors import LLMUnavailableError
+
+    shown = default(LLMUnavailableError("the critic LLM at http://x failed after 2 retries"))
+    assert shown == {"error": "LLMUnavailableError", "message": "the critic LLM at http://x failed after 2 retries"}
+    assert default(KeyError("x"))["message"] != "An internal error occurred"  # builtins pass too
+    assert default(ZeroDivisionError("x"))["message"] == "An internal error occurred"
 
 
 def _get(url: str, token: str | None, path: str) -> httpx.Response:

@@ -210,3 +210,37 @@ def test_a_failed_artifact_write_is_raised_once_to_the_waiter(tmp_path, monkeypa
         with pytest.raises(OSError, match="No space"):
             artifacts.wait_for_disk()
         artifacts.wait_for_disk()  # raised once; the step that wrote it is redone on resume
+
+
+def test_a_finished_episode_leaves_no_decoded_artifacts_in_memory(tmp_path):
+    from spiral.memory import artifacts
+
+    store = ArtifactStore(tmp_path / "a")
+    other = ArtifactStore(tmp_path / "b")
+    ref = store.put_frames(np.zeros((4, 8, 8, 3), np.uint8))
+    kept = other.put_frames(np.ones((4, 8, 8, 3), np.uint8))
+    store.drop_cache()
+    assert artifacts._CACHE.get((store.root, ref)) is None and artifacts._CACHE.get((other.root, kept)) is not None
+    assert store.get_frames(ref).shape == (4, 8, 8, 3)  # read back from the disk
+
+
+def test_threads_compress_segments_at_the_same_time(tmp_path):
+    """A shared zstd compressor crashed the process (segfault) when episodes ran in threads."""
+    import threading
+
+    store = ArtifactStore(tmp_path / "a")
+    rng = np.random.default_rng(0)
+    segments = [rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8) for _ in range(8)]
+    refs: dict[int, list[str]] = {}
+
+    def work(i: int) -> None:
+        refs[i] = [store.put_frames(segments[i] + np.uint8(k)) for k in range(40)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.drop_cache()
+    for i in range(8):
+        assert np.array_equal(store.get_frames(refs[i][7]), segments[i] + np.uint8(7))
