@@ -145,7 +145,8 @@ def _served(tasks, workspace: Path, url: str, difficulty: str) -> list[dict]:
         t0 = time.perf_counter()
         first = None
         for part in client.runs.stream(thread, "spiral", input={"action": task.action, "image": data},
-                                       context={"difficulty": difficulty, "seed": 0}, stream_mode=["custom"]):
+                                       context={"difficulty": difficulty, "seed": 0}, stream_mode=["custom"],
+                                       durability="sync"):
             if first is None and part.event == "custom" and part.data.get("event") == "generator_progress":
                 first = time.perf_counter() - t0
         seconds = time.perf_counter() - t0

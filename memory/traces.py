@@ -60,7 +60,6 @@ class TraceDB:
             if read_only:
                 self._check_readable()
             else:
-                self.db.execute("PRAGMA synchronous=NORMAL")
                 self._migrate()
 
     @classmethod
