@@ -112,6 +112,20 @@ def test_video_writers(tmp_path):
     assert sheet.shape == (66, 47 * 2 * 2 + 4, 3)
 
 
+@pytest.mark.parametrize("fps", [8, 12, 24])
+def test_the_gif_plays_as_long_as_the_mp4_even_with_repeated_frames(tmp_path, fps):
+    """GIF delays are centiseconds: 125 ms rounded down every frame drifted from the mp4's length, and
+    the encoder merges equal consecutive frames (a segment that holds still)."""
+    frames = np.zeros((16, 8, 8, 3), np.uint8)
+    frames[5:9] = 255  # frames 0-4 and 9-15 repeat
+    image = Image.open(write_gif(frames, tmp_path / "v.gif", fps=fps))
+    total = 0
+    for index in range(image.n_frames):
+        image.seek(index)
+        total += image.info["duration"]
+    assert image.n_frames == 3 and total == round(16 * 1000 / fps, -1)
+
+
 def test_start_image_paths_stay_inside_the_input_root(tmp_path, monkeypatch):
     inside = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "inputs" / "a.png")
     outside = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "elsewhere" / "b.png")
