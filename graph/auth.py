@@ -21,7 +21,7 @@ import os
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import StudioUser
 
-from spiral.graph.session import check_start
+from spiral.nodes.preflight import check_start
 from spiral.tools.errors import SpiralError
 
 TOKENS_ENV = "SPIRAL_API_TOKENS"

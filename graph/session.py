@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
@@ -39,7 +39,7 @@ from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError, storage_error
 from .config import RunContext
 from .events import CritiqueEvent, GeneratorProgress, ReviewDecision, ReviewRequest, SegmentReady
-from .state import Attempt, EpisodeInput, EpisodeState, Plan
+from .state import Attempt, EpisodeState, Plan
 from .timetravel import CheckpointSummary, fork_state, history
 from .workflow import build_graph, checkpoint_serde
 
@@ -293,26 +293,6 @@ class Session:
                                                attempt.try_index))
             if record is not None:
                 traces.record_attempt(record.model_copy(update={"thread_id": fork}))
-
-
-def check_start(episode_input: dict | None, context: dict) -> RunContext:
-    """What a server checks before it accepts a run (graph/auth.py): the run context's fields and
-    bounds, the backbone's own checks, and for a new episode the input and everything preflight checks.
-    Raises InputError (or another SpiralError) with the same one line the CLI prints."""
-    unknown = sorted(set(context) - set(RunContext.model_fields))
-    if unknown:
-        raise InputError(f"unknown run-context field {unknown[0]!r}; the fields are {', '.join(RunContext.model_fields)}")
-    settings = RunContext.from_fields(context)
-    settings.check_backbone()
-    if episode_input is None:  # a resume or a review answer: the thread's saved settings apply
-        return settings
-    try:
-        given = EpisodeInput.model_validate(episode_input)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise InputError(f"input.{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
-    preflight(given.image, given.action, settings)
-    return settings
 
 
 def _started(values: dict) -> bool:

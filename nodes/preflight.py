@@ -6,13 +6,19 @@ outside the grammar or naming objects that are not there. It writes nothing,
 and hands back the start frame at the run's size: the session stores it and
 starts the thread with its artifact ref, so the first steps neither read the
 user's file again nor ground the action again (grounding is memoised).
+
+`check_start` is the same check from a server request's raw input and run
+context (graph/auth.py runs it when a run is created).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pydantic import ValidationError
 
 from ..graph.config import RunContext
+from ..graph.state import EpisodeInput
+from ..tools.errors import InputError
 from ..tools.perception import perceive
 from .ingest import check_settings, load_start_frame
 from .plan import require_objects
@@ -27,3 +33,23 @@ def preflight(image: str, action: str, settings: RunContext) -> np.ndarray:
     if settings.planner == "rule":
         ground_action(action, scene)
     return frame
+
+
+def check_start(episode_input: dict | None, context: dict) -> RunContext:
+    """What a server checks before it accepts a run (graph/auth.py): the run context's fields and
+    bounds, the backbone's own checks, and for a new episode the input and everything preflight checks.
+    Raises InputError (or another SpiralError) with the same one line the CLI prints."""
+    unknown = sorted(set(context) - set(RunContext.model_fields))
+    if unknown:
+        raise InputError(f"unknown run-context field {unknown[0]!r}; the fields are {', '.join(RunContext.model_fields)}")
+    settings = RunContext.from_fields(context)
+    settings.check_backbone()
+    if episode_input is None:  # a resume or a review answer: the thread's saved settings apply
+        return settings
+    try:
+        given = EpisodeInput.model_validate(episode_input)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InputError(f"input.{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+    preflight(given.image, given.action, settings)
+    return settings

@@ -19,7 +19,8 @@ import pytest
 
 from spiral.graph.cli import main
 from spiral.graph.config import RunContext
-from spiral.graph.session import Session, check_start
+from spiral.graph.session import Session
+from spiral.nodes.preflight import check_start
 from spiral.tools.errors import InputError, ResumeError, SpiralError, WorkspaceError
 from spiral.tools.media import save_png
 from spiral.tools.world.render import render_scene

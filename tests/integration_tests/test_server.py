@@ -142,8 +142,8 @@ def test_start_image_paths_outside_the_input_root_are_refused_before_the_run(ser
     ({"action": ACTION, "image": "data:image/png;base64"}, {}),
 ], ids=["bad action", "unknown backbone", "budget out of range", "data URL without a comma"])
 def test_bad_runs_get_400_with_the_message_the_cli_prints(server, scene_png, episode, context):
-    """The same check as `spiral run` (graph/session.check_start), before any node runs."""
-    from spiral.graph.session import check_start
+    """The same check as `spiral run` (nodes/preflight.check_start), before any node runs."""
+    from spiral.nodes.preflight import check_start
     from spiral.tools.errors import SpiralError
 
     url, _ = server

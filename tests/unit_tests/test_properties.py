@@ -84,7 +84,7 @@ def test_any_review_answer_parses_or_says_what_it_wants(answer):
        run_context_fields)
 def test_any_server_request_is_accepted_or_refused_with_spirals_message(scene_png, episode_input, context):
     """What the server's create-run check (graph/auth.py) does with any input and run context."""
-    from spiral.graph.session import check_start
+    from spiral.nodes.preflight import check_start
 
     if isinstance(episode_input, dict) and episode_input.get("image") == "scene":
         episode_input["image"] = str(scene_png)
