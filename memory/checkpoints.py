@@ -23,7 +23,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from ..tools.errors import SpiralError
 from .artifacts import wait_for_disk
-from .sqlite import retry_busy, connect
+from .sqlite import connect, retry_busy
 
 DATABASE_ENV = "SPIRAL_DATABASE_URI"
 """postgresql://user:password@host:5432/db — checkpoints and lessons go there instead of the workspace."""

@@ -5,7 +5,8 @@
 At the n-th event of `kind` (counted from 1) the process does `action`:
 
 * kinds: `checkpoint` (a checkpoint row is committed), `writes` (a step's pending writes are
-  committed), `trace` (a trace-DB transaction is committed), `artifact` (an artifact file is written);
+  committed), `trace` (a trace-DB transaction is committed), `lessons` (the reflective-memory store
+  commits a lesson), `artifact` (an artifact file is written);
 * actions: `kill` — SIGKILL in the middle of that write (SQLite: after its statements, at its COMMIT;
   artifact: half the bytes in the temp file); `after` — SIGKILL right after it (a node boundary, for
   `checkpoint`); `enospc` — the write fails as on a full disk; `slow` — the write first touches the
@@ -75,11 +76,12 @@ def install() -> None:
 
         def on_statement(sql: str) -> None:
             head = sql.lstrip().upper()
-            for table in ("CHECKPOINTS", "WRITES", *(t.upper() for t in TRACE_TABLES)):
+            for table in ("CHECKPOINTS", "WRITES", "STORE", *(t.upper() for t in TRACE_TABLES)):
                 if head.startswith(("INSERT", "UPDATE", "REPLACE")) and f" {table}" in head.replace('"', " "):
                     touched.add(table)
             if head.startswith("COMMIT") and touched:
-                kinds = {"checkpoint" if "CHECKPOINTS" in touched else "writes" if "WRITES" in touched else "trace"}
+                kinds = {"checkpoint" if "CHECKPOINTS" in touched else "writes" if "WRITES" in touched
+                         else "lessons" if "STORE" in touched else "trace"}
                 touched.clear()
                 for kind in kinds:
                     if event(kind) == "kill":

@@ -47,6 +47,8 @@ class Reference:
     summary: bytes
     frames: bytes
     rows: dict[str, int]
+    extra: tuple[str, ...] = ()
+    """Flags the run was made with (e.g. `--memory reflective`); recoveries use them too."""
 
 
 def harness(args: list[str], folder: Path, fault: str = "", log: Path | None = None, mark: Path | None = None,
@@ -63,8 +65,8 @@ def finish(process: subprocess.Popen, timeout: float = 180) -> tuple[int, str, s
     return process.returncode, out, err
 
 
-def demo_args(folder: Path) -> list[str]:
-    return [*DEMO, "--workspace", str(folder / "ws"), "--out", str(folder / "out")]
+def demo_args(folder: Path, *extra: str) -> list[str]:
+    return [*DEMO, "--workspace", str(folder / "ws"), "--out", str(folder / "out"), *extra]
 
 
 def read_log(path: Path) -> tuple[Counter, list[tuple[int, int, int]]]:
@@ -85,18 +87,25 @@ def trace_rows(workspace: Path) -> dict[str, int]:
 
     conn = sqlite3.connect(f"file:{workspace / 'traces.sqlite'}?mode=ro", uri=True)
     try:
-        return {t: conn.execute(f'select count(*) from "{t}"').fetchone()[0] for t in TRACE_TABLES}
+        rows = {t: conn.execute(f'select count(*) from "{t}"').fetchone()[0] for t in TRACE_TABLES}
     finally:
         conn.close()
+    if (workspace / "memory.sqlite").exists():  # the reflective-memory store's lessons
+        conn = sqlite3.connect(f"file:{workspace / 'memory.sqlite'}?mode=ro", uri=True)
+        try:
+            rows["store"] = conn.execute("select count(*) from store").fetchone()[0]
+        finally:
+            conn.close()
+    return rows
 
 
-def reference_run(folder: Path) -> Reference:
+def reference_run(folder: Path, *extra: str) -> Reference:
     folder.mkdir(parents=True, exist_ok=True)
-    code, out, err = finish(harness(demo_args(folder), folder, log=folder / "log.jsonl"))
+    code, out, err = finish(harness(demo_args(folder, *extra), folder, log=folder / "log.jsonl"))
     assert code == 0, err
     counts, calls = read_log(folder / "log.jsonl")
     return Reference(counts=counts, generator_calls=len(calls), summary=(folder / "out" / "summary.json").read_bytes(),
-                     frames=(folder / "out" / "frames.npy").read_bytes(), rows=trace_rows(folder / "ws"))
+                     frames=(folder / "out" / "frames.npy").read_bytes(), rows=trace_rows(folder / "ws"), extra=extra)
 
 
 def cursor_of(workspace: Path) -> int | None:
@@ -138,7 +147,8 @@ def recover(folder: Path, point: str, reference: Reference, killed_calls: int) -
     workspace = folder / "ws"
     cursor = cursor_of(workspace)
     log = folder / "resume.jsonl"
-    args = ["resume", THREAD, "--workspace", str(workspace)] if cursor is not None else demo_args(folder)
+    args = ["resume", THREAD, "--workspace", str(workspace)] if cursor is not None else \
+        demo_args(folder, *reference.extra)
     code, out, err = finish(harness(args, folder, log=log))
     if code != 0:
         outcome.problems.append(f"recovery exited {code}: {err.strip().splitlines()[-1:] or out[-200:]}")
@@ -166,7 +176,7 @@ def break_and_recover(root: Path, point: str, reference: Reference) -> Outcome:
     folder.mkdir(parents=True)
     action = point.split(":")[2]
     mark = folder / "in-slow-write"
-    process = harness(demo_args(folder), folder, fault=point, log=folder / "fault.jsonl", mark=mark)
+    process = harness(demo_args(folder, *reference.extra), folder, fault=point, log=folder / "fault.jsonl", mark=mark)
     if action == "slow":
         deadline = time.monotonic() + 120
         while not mark.exists() and process.poll() is None and time.monotonic() < deadline:

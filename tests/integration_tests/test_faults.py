@@ -68,6 +68,18 @@ def test_kill_9_during_a_slow_checkpoint_write(reference):
     run_points(root, ref, points, "kill -9 during a slow checkpoint write")
 
 
+def test_kill_9_while_lessons_are_written_with_reflective_memory(tmp_path_factory):
+    """With `--memory reflective` the episode also writes lessons to the store (memory.sqlite) at its end:
+    every one of those writes, and every trace write around them, is broken in turn."""
+    root = tmp_path_factory.mktemp("faults-reflective")
+    ref = reference_run(root / "reference", "--memory", "reflective")
+    assert ref.counts["lessons"] >= 1 and ref.rows["store"] >= 1
+    last_traces = range(max(1, ref.counts["trace"] - 3), ref.counts["trace"] + 1)
+    points = [*(f"lessons:{n}:kill" for n in range(1, ref.counts["lessons"] + 1)),
+              *(f"trace:{n}:kill" for n in last_traces), f"checkpoint:{ref.counts['checkpoint']}:after"]
+    run_points(root, ref, points, "kill -9 with reflective memory")
+
+
 def _mount_tmpfs(where: Path, size_kb: int) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
