@@ -4,12 +4,12 @@
 
 At the n-th event of `kind` (counted from 1) the process does `action`:
 
-* kinds: `checkpoint` (a checkpoint row is committed), `writes` (a step's pending writes are
+* kinds: `checkpoint` (a checkpoint row is committed in SQLite), `put` (a saver, SQLite or
+  PostgreSQL, returned from saving a checkpoint: a node boundary), `writes` (a step's pending writes are
   committed), `trace` (a trace-DB transaction is committed), `lessons` (the reflective-memory store
   commits a lesson), `artifact` (an artifact file is written);
 * actions: `kill` — SIGKILL in the middle of that write (SQLite: after its statements, at its COMMIT;
-  artifact: half the bytes in the temp file); `after` — SIGKILL right after it (a node boundary, for
-  `checkpoint`); `enospc` — the write fails as on a full disk; `slow` — the write first touches the
+  artifact: half the bytes in the temp file); `after` — SIGKILL right after it (for `put`); `enospc` — the write fails as on a full disk; `slow` — the write first touches the
   file $SPIRAL_FAULT_MARK, then sleeps (the test kills the process from outside meanwhile).
 
 With SPIRAL_FAULT_LOG=<file> it appends one JSON line per event (its kind and running count) and
@@ -95,7 +95,7 @@ def install() -> None:
     traces.connect = traced_connect
     store.connect = traced_connect
 
-    saver = checkpoints.SpiralSqliteSaver
+    saver = checkpoints.WaitsForArtifacts  # SPIRAL's savers, SQLite and PostgreSQL alike
     real_put, real_put_writes = saver.put, saver.put_writes
 
     def put(self, *args, **kwargs):
@@ -104,9 +104,8 @@ def install() -> None:
         if due("checkpoint", "slow"):
             Path(os.environ["SPIRAL_FAULT_MARK"]).touch()
             time.sleep(30)
-        after = due("checkpoint", "after")
         result = real_put(self, *args, **kwargs)
-        if after:
+        if event("put") == "after":  # a checkpoint was saved, in whichever database: a node boundary
             die()
         return result
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +54,8 @@ class Reference:
 
 
 def harness(args: list[str], folder: Path, fault: str = "", log: Path | None = None, mark: Path | None = None,
-            timeout: float = 120) -> subprocess.Popen:
-    env = {**os.environ, "SPIRAL_FAULT": fault, "SPIRAL_FAULT_LOG": str(log or ""),
+            env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(env or {}), "SPIRAL_FAULT": fault, "SPIRAL_FAULT_LOG": str(log or ""),
            "SPIRAL_FAULT_MARK": str(mark or ""), "PYTHONUNBUFFERED": "1"}
     env.pop("SPIRAL_HOME", None)
     return subprocess.Popen([sys.executable, str(HARNESS), *args], cwd=folder, env=env, stdout=subprocess.PIPE,
@@ -99,9 +101,9 @@ def trace_rows(workspace: Path) -> dict[str, int]:
     return rows
 
 
-def reference_run(folder: Path, *extra: str) -> Reference:
+def reference_run(folder: Path, *extra: str, env: dict[str, str] | None = None) -> Reference:
     folder.mkdir(parents=True, exist_ok=True)
-    code, out, err = finish(harness(demo_args(folder, *extra), folder, log=folder / "log.jsonl"))
+    code, out, err = finish(harness(demo_args(folder, *extra), folder, log=folder / "log.jsonl", env=env))
     assert code == 0, err
     counts, calls = read_log(folder / "log.jsonl")
     return Reference(counts=counts, generator_calls=len(calls), summary=(folder / "out" / "summary.json").read_bytes(),
@@ -141,15 +143,36 @@ def check_stores(workspace: Path) -> list[str]:
     return problems
 
 
-def recover(folder: Path, point: str, reference: Reference, killed_calls: int) -> Outcome:
+@contextmanager
+def environment(env: dict[str, str] | None) -> Iterator[None]:
+    """`env` in this process too, for the in-process reads (one kill point at a time when it is used)."""
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def recover(folder: Path, point: str, reference: Reference, killed_calls: int,
+            env: dict[str, str] | None = None) -> Outcome:
     """Resume as the CLI tells a user to (start again if nothing was saved), then compare."""
+    with environment(env):
+        return _recover(folder, point, reference, killed_calls, env)
+
+
+def _recover(folder: Path, point: str, reference: Reference, killed_calls: int, env: dict[str, str] | None) -> Outcome:
     outcome = Outcome(point)
     workspace = folder / "ws"
     cursor = cursor_of(workspace)
     log = folder / "resume.jsonl"
     args = ["resume", THREAD, "--workspace", str(workspace)] if cursor is not None else \
         demo_args(folder, *reference.extra)
-    code, out, err = finish(harness(args, folder, log=log))
+    code, out, err = finish(harness(args, folder, log=log, env=env))
     if code != 0:
         outcome.problems.append(f"recovery exited {code}: {err.strip().splitlines()[-1:] or out[-200:]}")
         return outcome
@@ -169,14 +192,16 @@ def recover(folder: Path, point: str, reference: Reference, killed_calls: int) -
     return outcome
 
 
-def break_and_recover(root: Path, point: str, reference: Reference) -> Outcome:
-    """`point` is `kind:n:action` (see harness.py); `slow` is killed from outside during the write."""
+def break_and_recover(root: Path, point: str, reference: Reference, env: dict[str, str] | None = None) -> Outcome:
+    """`point` is `kind:n:action` (see harness.py); `slow` is killed from outside during the write.
+    `env` (a PostgreSQL database for this point) goes to every process, this one included."""
     folder = root / point.replace(":", "-")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     action = point.split(":")[2]
     mark = folder / "in-slow-write"
-    process = harness(demo_args(folder, *reference.extra), folder, fault=point, log=folder / "fault.jsonl", mark=mark)
+    process = harness(demo_args(folder, *reference.extra), folder, fault=point, log=folder / "fault.jsonl", mark=mark,
+                      env=env)
     if action == "slow":
         deadline = time.monotonic() + 120
         while not mark.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -190,7 +215,7 @@ def break_and_recover(root: Path, point: str, reference: Reference) -> Outcome:
     elif code != -signal.SIGKILL:
         return Outcome(point, [f"expected the fault to kill the run; it exited {code}: {lines[-2:]}"])
     _, killed_calls = read_log(folder / "fault.jsonl")
-    return recover(folder, point, reference, len(killed_calls))
+    return recover(folder, point, reference, len(killed_calls), env)
 
 
 def report(title: str, outcomes: list[Outcome]) -> str:

@@ -51,8 +51,8 @@ def test_kill_9_in_the_middle_of_every_write(reference):
 def test_kill_9_at_every_node_boundary(reference):
     """Right after each checkpoint is committed: between one node and the next."""
     root, ref = reference
-    run_points(root, ref, [f"checkpoint:{n}:after" for n in range(1, ref.counts["checkpoint"] + 1)],
-               "kill -9 at node boundaries")
+    assert ref.counts["put"] == ref.counts["checkpoint"]
+    run_points(root, ref, [f"put:{n}:after" for n in range(1, ref.counts["put"] + 1)], "kill -9 at node boundaries")
 
 
 def test_a_full_disk_at_each_kind_of_write_is_one_line_and_resumes(reference):
@@ -76,7 +76,7 @@ def test_kill_9_while_lessons_are_written_with_reflective_memory(tmp_path_factor
     assert ref.counts["lessons"] >= 1 and ref.rows["store"] >= 1
     last_traces = range(max(1, ref.counts["trace"] - 3), ref.counts["trace"] + 1)
     points = [*(f"lessons:{n}:kill" for n in range(1, ref.counts["lessons"] + 1)),
-              *(f"trace:{n}:kill" for n in last_traces), f"checkpoint:{ref.counts['checkpoint']}:after"]
+              *(f"trace:{n}:kill" for n in last_traces), f"put:{ref.counts['put']}:after"]
     run_points(root, ref, points, "kill -9 with reflective memory")
 
 

@@ -208,3 +208,29 @@ def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, t
     # the CLI opens the same thread in the same database
     hist = _spiral("history", tid, "--workspace", str(tmp_path / "ws"), env={**os.environ, **env})
     assert hist.returncode == 0 and ("done" in hist.stdout or "partial" in hist.stdout), hist.stderr
+
+
+def _fresh_database(uri: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return uri.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_kill_9_at_every_node_boundary_and_artifact_on_postgres(postgres_uri, tmp_path):
+    """The fault suite's node-boundary and mid-artifact kills with the checkpoints in PostgreSQL (a fresh
+    database per kill point): the same byte-identical recovery as on SQLite (tests/faults/)."""
+    from tests.faults.suite import break_and_recover, reference_run, report
+
+    env = {"SPIRAL_DATABASE_URI": _fresh_database(postgres_uri, "fault_reference")}
+    ref = reference_run(tmp_path / "reference", env=env)
+    assert ref.counts["put"] >= 15 and ref.counts["checkpoint"] == 0  # no SQLite checkpoints were written
+    points = [f"put:{n}:after" for n in range(1, ref.counts["put"] + 1)]
+    points += [f"artifact:{n}:kill" for n in range(1, ref.counts["artifact"] + 1, 3)]
+    outcomes = [break_and_recover(tmp_path, point, ref,
+                                  {"SPIRAL_DATABASE_URI": _fresh_database(postgres_uri, f"fault_{i}")})
+                for i, point in enumerate(points)]
+    text = report("kill -9 on PostgreSQL", outcomes)
+    print(text)
+    assert all(o.survived for o in outcomes), text
