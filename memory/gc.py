@@ -8,14 +8,13 @@ artifacts). Anything referenced is kept, whatever its age.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from ..tools.errors import SpiralError
 from .artifacts import REF_PATTERN, ArtifactStore
 from .sqlite import connect
-from .workspace import prepare_for_writing
+from .workspace import is_writable, prepare_for_writing
 
 REF = re.compile(REF_PATTERN.pattern.encode())
 """The store's own reference pattern, over bytes: gc keeps exactly what the store can resolve."""
@@ -34,7 +33,7 @@ def _refs_in_sqlite(path: Path) -> set[str]:
     refs: set[str] = set()
     if not path.exists():
         return refs
-    conn = connect(path, read_only=not os.access(path.parent, os.W_OK))
+    conn = connect(path, read_only=not is_writable(path.parent))
     try:
         for (table,) in conn.execute("select name from sqlite_master where type='table'").fetchall():
             for row in conn.execute(f'select * from "{table}"'):

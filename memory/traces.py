@@ -28,6 +28,7 @@ import sqlite_utils
 
 from ..tools.errors import InputError, ResumeError
 from .sqlite import connect, immediate
+from .workspace import is_writable
 from .trace_records import (RECORDS, AttemptKey, AttemptRecord, CriticKind, EpisodeRecord, Judgement, Lesson,
                             LessonRecord, PlanRecord, Record, SubActionRecord, Verdict)
 
@@ -50,7 +51,6 @@ class TraceDB:
 
     def __init__(self, path: str | os.PathLike[str], read_only: bool = False) -> None:
         self.path = Path(path)
-        self.read_only = read_only
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path, read_only=read_only)
@@ -78,7 +78,7 @@ class TraceDB:
         path = Path(path)
         if not path.exists():
             raise ResumeError(f"no trace database in {path.parent}; pass the --workspace the runs used")
-        return cls(path, read_only=not os.access(path.parent, os.W_OK))
+        return cls(path, read_only=not is_writable(path.parent))
 
     @classmethod
     def hold(cls, path: str | os.PathLike[str]) -> TraceDB:

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from ..tools.errors import InputError, WorkspaceError, storage_error
+from ..tools.errors import InputError, WorkspaceError, read_only_error, storage_error
 
 THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters
@@ -48,8 +48,7 @@ def prepare_for_writing(workspace: Path) -> None:
     """Create the folder if needed; one line when it is a file, read-only, or cannot be made."""
     refuse_file(workspace)
     if not is_writable(workspace):
-        raise WorkspaceError(f"the workspace {workspace} is read-only for this user: writing commands need a "
-                             "writable --workspace (reading ones, `traces` and `history`, work on it as it is)")
+        raise read_only_error(f"the workspace {workspace}")
     try:
         workspace.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

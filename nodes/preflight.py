@@ -43,8 +43,8 @@ def check_start(episode_input: dict | None, context: dict) -> RunContext:
     if unknown:
         raise InputError(f"unknown run-context field {unknown[0]!r}; the fields are {', '.join(RunContext.model_fields)}")
     settings = RunContext.from_fields(context)
-    settings.check_backbone()
     if episode_input is None:  # a resume or a review answer: the thread's saved settings apply
+        settings.check_backbone()
         return settings
     try:
         given = EpisodeInput.model_validate(episode_input)

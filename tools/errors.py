@@ -58,6 +58,10 @@ def storage_error(exc: BaseException, where: str) -> WorkspaceError | None:
                               "(`spiral resume THREAD_ID`): every step saved so far is kept")
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) or \
             isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-        return WorkspaceError(f"{where} is read-only for this user: writing commands need a writable "
-                              "--workspace (reading ones, `traces` and `history`, work on it as it is)")
+        return read_only_error(where)
     return None
+
+
+def read_only_error(where: str) -> WorkspaceError:
+    return WorkspaceError(f"{where} is read-only for this user: writing commands need a writable "
+                          "--workspace (reading ones, `traces` and `history`, work on it as it is)")
