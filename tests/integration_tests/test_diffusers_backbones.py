@@ -257,3 +257,44 @@ def test_progress_reports_every_denoising_step(tiny_dir, trajectory):
     request = _request(seed=1).model_copy(update={"num_inference_steps": 4, "trajectory": trajectory})
     gen.generate(request, progress=lambda i, n: steps.append((i, n)))
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_a_pipeline_built_in_code_is_wrapped_and_a_wrong_class_refused():
+    from spiral.tools.video.tiny import tiny_cogvideox_pipeline, tiny_wan_pipeline
+
+    gen = DiffusersBackbone.from_pipeline("tiny-wan", tiny_wan_pipeline(), device="cpu")
+    a, b = gen.generate(_request(seed=2)).frames, gen.generate(_request(seed=2)).frames
+    assert a.shape == (5, 32, 32, 3) and np.array_equal(a, b)
+    with pytest.raises(InputError, match="tiny-wan needs a WanImageToVideoPipeline; got CogVideoXImageToVideoPipeline"):
+        DiffusersBackbone.from_pipeline("tiny-wan", tiny_cogvideox_pipeline(), device="cpu")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_frames_scaled_on_the_device_equal_diffusers_numpy_output(dtype):
+    import torch
+
+    from spiral.tools.video.diffusers_backbone import _uint8_frames
+
+    video = torch.rand((7, 3, 16, 24), generator=torch.Generator().manual_seed(0)).to(getattr(torch, dtype))
+    video[0, 0, 0, :4] = torch.tensor([0.0, 1.0, 0.5 / 255, 254.5 / 255])  # the edges and the rounding ties
+    numpy_path = video.cpu().permute(0, 2, 3, 1).float().numpy()  # what output_type="np" gives
+    expected = np.clip(np.round(numpy_path * 255.0), 0, 255).astype(np.uint8)
+    assert np.array_equal(_uint8_frames(video), expected)
+
+
+def test_gpu_bench_runs_its_plan_on_tiny_configs(tmp_path):
+    """The GPU bench's code (full-size builders at tiny scale, every measurement) on the CPU."""
+    import json
+
+    from spiral.bench.gpu import TINY_PLAN, run
+
+    report = run(TINY_PLAN, "cpu", "tiny", budget_s=600, out=tmp_path / "gpu.json")
+    assert json.loads((tmp_path / "gpu.json").read_text()) == report
+    rows = {(r["backbone"], r["what"]): r for r in report["results"]}
+    assert [r.get("error") for r in report["results"]] == [None] * len(TINY_PLAN)
+    assert rows[("wan2.2-ti2v", "generate")]["tool_repeat_diff"] == 0
+    assert rows[("wan2.2-ti2v", "generate")]["frames_shape"] == [5, 64, 64, 3]
+    assert rows[("wan2.2-ti2v", "trajectory")]["trajectory_mb"] > 0
+    lora = rows[("wan2.2-ti2v", "lora_step")]
+    assert lora["lora_params_m"] > 0 and lora["tokens"] == 2 * 2 * 2  # 2 latent frames x 4x4 latents / (2x2 patches)
+    assert set(report["built"]["wan2.1-i2v"]["params_b"]) == {"vae", "text_encoder", "image_encoder", "transformer"}

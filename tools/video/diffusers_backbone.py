@@ -42,16 +42,39 @@ class DiffusersBackbone:
                  cpu_offload: bool = False, vae_tiling: bool = False) -> None:
         import diffusers
 
-        self.name, self.spec = name, SPECS[name]
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
         source = resolve_model(name, model)
-        cls = getattr(diffusers, self.spec.pipeline)
+        cls = getattr(diffusers, SPECS[name].pipeline)
         t0 = time.perf_counter()
         try:
-            pipe = cls.from_pretrained(source, dtype=self.dtype)
+            pipe = cls.from_pretrained(source, dtype=torch_dtype)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot load {name} from {source}: {str(exc).splitlines()[0][:200]}") from None
+        self._adopt(name, pipe, device, torch_dtype, cpu_offload, vae_tiling)
+        self.load_s = time.perf_counter() - t0
+        log.info("loaded %s from %s in %.1fs on %s (%s)", name, source, self.load_s, self.device, self.dtype)
+
+    @classmethod
+    def from_pipeline(cls, name: str, pipe: Any, device: str = "auto", cpu_offload: bool = False,
+                      vae_tiling: bool = False) -> DiffusersBackbone:
+        """Wrap a pipeline object already built (quantized, with adapters, or from configs in code).
+
+        `pipe` must be an instance of the backbone's pipeline class; its dtype is kept as built.
+        """
+        import diffusers
+
+        expected = getattr(diffusers, SPECS[name].pipeline)
+        if not isinstance(pipe, expected):
+            raise InputError(f"{name} needs a {expected.__name__}; got {type(pipe).__name__}")
+        self = cls.__new__(cls)
+        self._adopt(name, pipe, resolve_device(device), pipe.transformer.dtype, cpu_offload, vae_tiling)
+        self.load_s = 0.0
+        return self
+
+    def _adopt(self, name: str, pipe: Any, device: str, dtype: Any, cpu_offload: bool, vae_tiling: bool) -> None:
+        """Place the pipeline and apply the memory options (refusing those that cannot apply, with a reason)."""
+        self.name, self.spec, self.device, self.dtype = name, SPECS[name], device, dtype
         self.refused: dict[str, str] = {}
         """Memory options asked for but not applied, with the reason (also logged as a warning)."""
         if cpu_offload and self.device == "cpu":
@@ -69,10 +92,8 @@ class DiffusersBackbone:
             log.warning("%s: %s has no effect: %s", name, option, reason)
         pipe.set_progress_bar_config(disable=True)
         self.pipe, self.cpu_offload = pipe, cpu_offload
-        self.load_s = time.perf_counter() - t0
         self._embeds: OrderedDict[tuple[str, str], tuple] = OrderedDict()
         self._lock = threading.Lock()
-        log.info("loaded %s from %s in %.1fs on %s (%s)", name, source, self.load_s, self.device, self.dtype)
 
     def _prompt_kwargs(self, prompt: str, negative: str, guidance: float) -> dict[str, Any]:
         """Prompt embeddings, computed once per (prompt, negative prompt)."""
@@ -123,7 +144,7 @@ class DiffusersBackbone:
             with recorder if recorder is not None else contextlib.nullcontext():
                 out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
                                 width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
-                                guidance_scale=guidance, generator=generator, output_type="np",
+                                guidance_scale=guidance, generator=generator, output_type="pt",
                                 max_sequence_length=self.spec.max_sequence_length,
                                 **_progress_callback(progress, steps), **kwargs)
         except torch.cuda.OutOfMemoryError:
@@ -131,13 +152,26 @@ class DiffusersBackbone:
             raise SpiralError(f"{self.name} ran out of GPU memory at {request.width}x{request.height}, "
                               f"{request.num_frames} frames: enable --cpu-offload (and --vae-tiling), or lower "
                               "the resolution or the frame count") from None
-        frames = np.clip(np.round(np.asarray(out.frames[0]) * 255.0), 0, 255).astype(np.uint8)
+        frames = _uint8_frames(out.frames[0])
         trajectory = None
         if recorder is not None:
             trajectory = recorder.trajectory
             trajectory.prompt_embeds = kwargs["prompt_embeds"].detach().float().cpu()
         return Segment(frames=frames, fps=self.spec.fps, seed=request.seed, backbone=self.name,
                        timings={"generate_s": time.perf_counter() - t0}, trajectory=trajectory)
+
+
+def _uint8_frames(video) -> np.ndarray:
+    """(F, C, H, W) floats in [0, 1] on the pipeline's device to (F, H, W, 3) uint8 on the host.
+
+    Scaled and rounded where the frames are (the GPU): done on the host with numpy it cost
+    1.1-1.4 s per 121-frame 704x1280 segment on an H200 machine (docs/benchmarks.md). float32
+    first, as diffusers' numpy output does, so the values are those of `output_type="np"`.
+    """
+    import torch
+
+    scaled = (video.float() * 255.0).round().clamp(0, 255).to("cpu", dtype=torch.uint8)
+    return scaled.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def _progress_callback(progress: ProgressFn | None, steps: int) -> dict:
