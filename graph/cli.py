@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from ..tools.errors import SpiralError, storage_error
-from . import cli_run, cli_tools
+from . import cli_run, cli_tools, cli_train
 from .cli_options import add_context_options
 from .config import default_workspace
 
@@ -21,7 +21,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "demo": cli_run.cmd_demo, "run": cli_run.cmd_run, "resume": cli_run.cmd_resume,
     "backbones": cli_run.cmd_backbones, "bench": cli_tools.cmd_bench, "dataset": cli_tools.cmd_dataset,
     "traces": cli_tools.cmd_traces, "history": cli_tools.cmd_history, "graph": cli_tools.cmd_graph,
-    "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc}
+    "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc, "train": cli_train.cmd_train}
 
 
 def _workspace_option(p: argparse.ArgumentParser) -> None:
@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
                         help="answer a pending review: reject the segment, saying what is wrong")
     sub.add_parser("backbones", help="list the registered video generators")
     cli_tools.add_parsers(sub, _workspace_option)
+    cli_train.add_parsers(sub)
     return top
 
 

@@ -119,7 +119,8 @@ def _show_traces(args: argparse.Namespace, db: TraceDB) -> None:
         table.add_column(col)
     for a in attempts:
         result = "–" if a.passed is None else "pass" if a.passed else (a.failure or "fail")
-        table.add_row(str(a.sub_action_index + 1), str(a.try_index + 1), str(a.plan_version), str(a.seed),
+        attempt = f"{a.try_index + 1}" if a.group_size == 1 else f"{a.try_index + 1}.{a.sample + 1}{'*' if a.chosen else ''}"
+        table.add_row(str(a.sub_action_index + 1), attempt, str(a.plan_version), str(a.seed),
                       a.critic or "–", result, a.prompt, a.feedback[:80])
     console().print(table)
 

@@ -47,6 +47,13 @@ class RunContext(BaseModel):
     trajectory: bool = Field(False, description="Record per-step latents and SDE log-probs of every segment for RL "
                              "(diffusers backbones; the sim has no latents).")
     sde_noise_level: float = Field(0.7, ge=0, le=2, description="SDE noise level when recording trajectories.")
+    trajectory_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="How trajectory latents are stored (bfloat16 halves them; log-probs stay exact).")
+    group_size: int = Field(1, ge=1, le=16, description="Segments sampled per try from the same frame and instruction "
+                            "(a GRPO group): all are judged and recorded, the best passing one is kept (best-of-G).",
+                            json_schema_extra={"flag": "--group"})
+    lora: str = Field("", description="Diffusers backbones: a LoRA adapter folder written by `spiral train` "
+                      "(refused when it was trained for another backbone).", json_schema_extra={"path": True})
     difficulty: str = Field("medium", description="Error-model preset of the `sim` backbone: easy, medium, hard.")
     seed: int = Field(0, ge=0, lt=2**63, description="Episode seed; every generator seed derives from it.")
     num_frames: int = Field(16, description="Frames per segment.", json_schema_extra={"flag": "--frames"})
@@ -104,6 +111,8 @@ class RunContext(BaseModel):
 
     def check_backbone(self) -> None:
         """The backbone's own checks of these settings (unknown name, sizes, options), before any work."""
+        if self.lora and "lora" not in backbone_info(self.backbone).settings:
+            raise InputError(f"--lora: backbone {self.backbone} takes no adapters (it has no weights to adapt)")
         backbone_info(self.backbone).check(num_frames=self.num_frames, height=self.height, width=self.width,
                                            **self.generator_options())
 

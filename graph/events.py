@@ -37,12 +37,15 @@ class SegmentReady(BaseModel):
     """The last frame as a small JPEG data URL."""
     prompt: str
     seed: int
+    sample: int = 0
+    """Which of the try's `group_size` samples."""
 
 
 class CritiqueEvent(BaseModel):
     event: Literal["critique"] = "critique"
     sub_action: int
     try_index: int
+    sample: int = 0
     passed: bool
     failure: FailureKind | None
     scores: CritiqueScores

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
-from ..memory.traces import AttemptKey, TraceDB
+from ..memory.traces import TraceDB
 from ..memory.workspace import check_thread_id, is_writable, prepare_for_writing, refuse_file
 from ..nodes.context import artifact_store
 from ..nodes.preflight import preflight
@@ -288,10 +288,9 @@ class Session:
         """The forked state's attempts were made in the source thread: the fork's traces get their records
         too, so judging or reviewing them in the fork has a row to update."""
         traces = TraceDB.open(Path(self.workspace) / "traces.sqlite")
-        for attempt in state.attempts:
-            record = traces.attempt(AttemptKey(source, attempt.plan_version, attempt.sub_action_index,
-                                               attempt.try_index))
-            if record is not None:
+        tries = {(a.plan_version, a.sub_action_index, a.try_index) for a in state.attempts}
+        for record in traces.attempts(source):  # every sample of each try (group rollouts record several)
+            if (record.plan_version, record.sub_action_index, record.try_index) in tries:
                 traces.record_attempt(record.model_copy(update={"thread_id": fork}))
 
 

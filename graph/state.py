@@ -77,8 +77,19 @@ class Critique(BaseModel):
     evidence: dict[str, float | str] = Field(default_factory=dict)
 
 
+class Candidate(BaseModel):
+    """One of a try's `group_size` samples, until the critic has chosen among them."""
+
+    sample: int
+    seed: int
+    segment: str
+    last_frame: str
+    thumbnail: str = ""
+    trajectory: str = ""
+
+
 class Attempt(BaseModel):
-    """One generator call at the current sub-action, as the next steps need it. Its full record
+    """One try at the current sub-action, as the next steps need it. Its full record
     (conditioning frame, evidence, timings, token usage) is in the trace database."""
 
     sub_action_index: int
@@ -97,6 +108,10 @@ class Attempt(BaseModel):
     """The verdict, without its evidence (that is in the trace database)."""
     review: Review = ""
     """A person's verdict when the run pauses for review (`RunContext.review`)."""
+    sample: int = 0
+    """Which of the try's samples this is (the one the critic chose when `group_size` > 1)."""
+    candidates: list[Candidate] = Field(default_factory=list)
+    """All samples of the try between generate and critique (group_size > 1); emptied once one is chosen."""
 
 
 def merge_attempts(current: list[Attempt], update: Attempt | list[Attempt]) -> list[Attempt]:

@@ -114,6 +114,8 @@ class AttemptKey(NamedTuple):
     plan_version: int
     sub_action_index: int
     try_index: int
+    sample: int = 0
+    """Which of the try's `group_size` samples (0 when one segment is generated per try)."""
 
 
 class Verdict(BaseModel):
@@ -140,12 +142,17 @@ class Judgement(Verdict):
 
 class AttemptRecord(Verdict, Record):
     table: ClassVar[str] = "attempts"
-    key: ClassVar[tuple[str, ...]] = ("thread_id", "plan_version", "sub_action_index", "try_index")
+    key: ClassVar[tuple[str, ...]] = ("thread_id", "plan_version", "sub_action_index", "try_index", "sample")
 
     thread_id: str
     plan_version: int
     sub_action_index: int
     try_index: int
+    sample: int = 0
+    """A try makes `group_size` samples from the same frame and instruction (a GRPO group); 0 to G-1."""
+    group_size: int = 1
+    chosen: bool = True
+    """The sample the loop went on with (the best passing one of its group; the only one when G = 1)."""
     sub_action_id: str
     verb: str
     movers: list[str]
@@ -170,7 +177,7 @@ class AttemptRecord(Verdict, Record):
 
     @property
     def key_of(self) -> AttemptKey:
-        return AttemptKey(self.thread_id, self.plan_version, self.sub_action_index, self.try_index)
+        return AttemptKey(self.thread_id, self.plan_version, self.sub_action_index, self.try_index, self.sample)
 
 
 class Lesson(BaseModel):

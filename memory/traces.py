@@ -34,7 +34,7 @@ from .trace_records import (RECORDS, AttemptKey, AttemptRecord, CriticKind, Epis
 
 __all__ = ["SCHEMA_VERSION", "AttemptKey", "AttemptRecord", "CriticKind", "EpisodeRecord", "Judgement", "Lesson",
            "LessonRecord", "PlanRecord", "Record", "SubActionRecord", "TraceDB", "Verdict"]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 R = TypeVar("R", bound=Record)
 
 def _q(name: str) -> str:
@@ -127,12 +127,24 @@ class TraceDB:
             if version == 1:  # untyped tables from before: keep them aside, start the typed ones
                 for name in sorted(tables & {r.table for r in RECORDS}):
                     self.db.conn.execute(f"ALTER TABLE {_q(name)} RENAME TO {_q(name + '_v1')}")
+            if version == 2:  # attempts gain a sample index in their key (group rollouts): copy them over
+                self._attempts_v2_to_v3()
             for record in RECORDS:
                 if not self.db[record.table].exists():
                     self.db[record.table].create(record.columns(), pk=record.key, if_not_exists=True)
             self.db.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                                  [str(SCHEMA_VERSION)])
+
+    def _attempts_v2_to_v3(self) -> None:
+        conn = self.db.conn
+        conn.execute("ALTER TABLE attempts RENAME TO attempts_v2")
+        self.db["attempts"].create(AttemptRecord.columns(), pk=AttemptRecord.key)
+        old = [row[1] for row in conn.execute("PRAGMA table_info(attempts_v2)")]
+        shared = ", ".join(_q(c) for c in old if c in AttemptRecord.model_fields)
+        conn.execute(f"INSERT INTO attempts ({shared}, sample, group_size, chosen) "
+                     f"SELECT {shared}, 0, 1, 1 FROM attempts_v2")
+        conn.execute("DROP TABLE attempts_v2")
 
     def _check_readable(self) -> None:
         version = self._version() if "meta" in self.db.table_names() else 1
@@ -178,6 +190,14 @@ class TraceDB:
             self._update("attempts", key, {**verdict.model_dump(exclude={"critique_s", "evidence"}),
                                            "review": decision, "review_feedback": feedback,
                                            "critic_passed": critic_passed})
+
+    def record_choice(self, key: AttemptKey) -> None:
+        """Mark `key`'s sample as the one its try went on with, and its group's other samples as not."""
+        key = AttemptKey(*key)
+        with self.lock, self.db.conn:
+            self.db.conn.execute("UPDATE attempts SET chosen = (sample = ?) WHERE thread_id = ? AND plan_version = ? "
+                                 "AND sub_action_index = ? AND try_index = ?",
+                                 [key.sample, key.thread_id, key.plan_version, key.sub_action_index, key.try_index])
 
     def add_usage(self, key: AttemptKey, usage: dict[str, float | str]) -> None:
         """Token usage and latency of an LLM call made for this attempt (critic, refiner)."""
@@ -228,7 +248,7 @@ class TraceDB:
 
     def attempt(self, key: AttemptKey) -> AttemptRecord | None:
         found = self._read(AttemptRecord, "thread_id = ? and plan_version = ? and sub_action_index = ? "
-                           "and try_index = ?", list(key))
+                           "and try_index = ? and sample = ?", list(AttemptKey(*key)))
         return found[0] if found else None
 
     def lessons(self, thread_id: str) -> list[LessonRecord]:

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from ..graph.config import RunContext
 from ..graph.events import CritiqueEvent
-from ..graph.state import Critique, CritiqueScores, EpisodeState
+from ..graph.state import Attempt, Candidate, Critique, CritiqueScores, EpisodeState
 from ..memory.traces import AttemptKey, Judgement
 from .context import NodeContext
 from .critic import PerceptionCritic
@@ -28,9 +28,26 @@ NOT_JUDGED = Critique(
 
 
 def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
+    """Judge every sample of the latest try; the best passing one (else the best scored) goes on."""
     ctx = NodeContext.of(state, runtime)
-    settings = ctx.settings
     attempt = state.attempts[-1]
+    candidates = attempt.candidates or [Candidate(sample=attempt.sample, seed=attempt.seed, segment=attempt.segment,
+                                                  last_frame=attempt.last_frame, thumbnail=attempt.thumbnail,
+                                                  trajectory=attempt.trajectory)]
+    judged = [(candidate, _judge(ctx, state, attempt, candidate)) for candidate in candidates]
+    chosen, verdict = max(judged, key=lambda cv: (cv[1].passed, cv[1].scores.mean, -cv[0].sample))
+    if len(candidates) > 1:
+        ctx.traces.record_choice(AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index,
+                                            attempt.try_index, chosen.sample))
+    return {"attempts": attempt.model_copy(update={
+        "sample": chosen.sample, "seed": chosen.seed, "segment": chosen.segment, "last_frame": chosen.last_frame,
+        "thumbnail": chosen.thumbnail, "trajectory": chosen.trajectory, "candidates": [],
+        "critique": verdict.model_copy(update={"evidence": {}})})}
+
+
+def _judge(ctx: NodeContext, state: EpisodeState, attempt: Attempt, candidate: Candidate) -> Critique:
+    """One sample's verdict, by the configured critic; recorded in the trace database with its evidence."""
+    settings = ctx.settings
     t0 = time.perf_counter()
     usage: dict[str, float | str] = {}
     judged_by = settings.critic
@@ -39,7 +56,7 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     else:
         step, ledger = ctx.step(state), ctx.ledger(state)
         conditioning = ctx.artifacts.get_frame(ledger.last_frame)
-        frames = ctx.artifacts.get_frames(attempt.segment)
+        frames = ctx.artifacts.get_frames(candidate.segment)
         if settings.memory == "off":
             ledger = memoryless_ledger(ledger, conditioning)
         perception = None
@@ -56,10 +73,10 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
                 judged_by = "perception"
             verdict = judged
     assert verdict is not None
-    ctx.emit(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index, passed=verdict.passed,
-                           failure=verdict.failure, scores=verdict.scores, feedback=verdict.feedback,
-                           suggestion=verdict.suggestion))
-    key = AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index, attempt.try_index)
+    ctx.emit(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index, sample=candidate.sample,
+                           passed=verdict.passed, failure=verdict.failure, scores=verdict.scores,
+                           feedback=verdict.feedback, suggestion=verdict.suggestion))
+    key = AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index, attempt.try_index, candidate.sample)
     judged_at_all = settings.critic != "none"
     ctx.traces.record_judgement(key, Judgement(
         critic=judged_by, judged=judged_at_all, passed=verdict.passed if judged_at_all else None,
@@ -68,4 +85,4 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         critique_s=round(time.perf_counter() - t0, 4)))
     if usage:
         ctx.traces.add_usage(key, usage)
-    return {"attempts": attempt.model_copy(update={"critique": verdict.model_copy(update={"evidence": {}})})}
+    return verdict

@@ -73,7 +73,7 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     save_png(video[-1], out / "last_frame.png")
     save_npy(video, out / "frames.npy")
     status = status_of(state, ledger)
-    attempts = ctx.traces.attempts(ctx.thread_id)
+    attempts = [a for a in ctx.traces.attempts(ctx.thread_id) if a.chosen]  # a group's other samples: traces only
     summary = summary_of(state, ctx.plan(state), ledger, attempts, status, len(video))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if ctx.lesson_store is not None and settings.memory_write:

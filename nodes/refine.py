@@ -54,7 +54,7 @@ def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         from .llm_agents import LLMRefiner
 
         rewritten, call = LLMRefiner(settings).revise(step, last.critique, state.instruction)
-        ctx.traces.add_usage(AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index),
+        ctx.traces.add_usage(AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index, last.sample),
                              call.evidence())
         if rewritten is not None:
             text = rewritten

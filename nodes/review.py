@@ -56,7 +56,7 @@ def review(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     verdict = reviewed.critique
     assert verdict is not None
     ctx.traces.record_review(
-        AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index), decision.decision,
+        AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index, last.sample), decision.decision,
         decision.feedback, Judgement(critic="person", judged=True, passed=decision.decision == "approve",
                                      failure=verdict.failure, scores=verdict.scores.model_dump(),
                                      feedback=verdict.feedback, suggestion=verdict.suggestion))

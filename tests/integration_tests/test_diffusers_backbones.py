@@ -140,49 +140,86 @@ def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
     assert not (tmp_path / "ws2" / "checkpoints.sqlite").exists()  # nothing left behind
 
 
-def test_trajectory_capture_and_rescoring(tiny_dir, tmp_path):
-    """Per-step latents and SDE log-probs are recorded, saved as safetensors, and re-scoring a
-    stored step with its prev_sample reproduces the recorded log-prob; so does torch's own Normal
-    density over the step's closed-form mean and std."""
+def _replay(pipe, tensors, conditioning, noise_level, steps):
+    """Re-score every stored transition by recomputing the guided model output (never read back)."""
     import copy
+
+    import torch
+
+    from spiral.tools.video.policy import guided_output
+    from spiral.tools.video.trajectory import sde_step_with_logprob
+
+    scheduler = copy.deepcopy(pipe.scheduler)
+    scheduler.set_timesteps(steps)
+    out = []
+    with torch.no_grad():
+        for i in range(steps):
+            latents = tensors["latents"][i].float()
+            output = guided_output(pipe.transformer, latents, tensors["timesteps"][i], conditioning)
+            out.append(sde_step_with_logprob(scheduler, output, tensors["timesteps"][i], latents, noise_level,
+                                             prev_sample=tensors["latents"][i + 1].float()))
+    return out
+
+
+@pytest.mark.parametrize("shape,guidance,storage", [("wan2.2", 1.0, "float32"), ("wan2.2", 4.0, "float32"),
+                                                     ("wan2.1", 4.0, "float32"), ("wan2.2", 4.0, "bfloat16")])
+def test_trajectory_replays_with_ratio_one_by_recomputing_the_policy(shape, guidance, storage, tmp_path):
+    """A stored trajectory holds S+1 latents, log-probs and the conditioning; recomputing the model's
+    guided output from them with unchanged weights gives ratio exp(new - old) = 1 +- 1e-5 at every step,
+    and the log-prob equals torch's own Normal density over the step's closed-form mean and std."""
     import math
 
     import torch
 
     from spiral.memory.artifacts import ArtifactStore
     from spiral.nodes.generate import save_trajectory
-    from spiral.tools.video.trajectory import sde_step_with_logprob
+    from spiral.tools.video.policy import WanConditioning
+    from spiral.tools.video.tiny import tiny_wan21_pipeline, tiny_wan_pipeline
 
-    gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
-    request = _request(seed=2).model_copy(update={"trajectory": True, "num_inference_steps": 3})
+    pipe = tiny_wan_pipeline() if shape == "wan2.2" else tiny_wan21_pipeline()
+    gen = DiffusersBackbone.from_pipeline("tiny-wan" if shape == "wan2.2" else "wan2.1-i2v", pipe, device="cpu")
+    request = _request(seed=2).model_copy(update={"trajectory": True, "num_inference_steps": 3,
+                                                  "guidance_scale": guidance, "trajectory_dtype": storage})
     seg = gen.generate(request)
     store = ArtifactStore(tmp_path)
-    ref = save_trajectory(store, seg.trajectory)
-    tensors, meta = store.get_tensors(ref)
-    assert tensors["latents"].shape[0] == 3 and tensors["log_probs"].shape == (3, 1)
-    assert tensors["latents"].shape == tensors["next_latents"].shape
-    assert torch.isfinite(tensors["log_probs"]).all()
-    embeds, _ = store.get_tensors(meta["prompt_embeds"])
-    assert embeds["prompt_embeds"].shape[-1] == 32
-    scheduler = copy.deepcopy(gen.pipe.scheduler)
-    scheduler.set_timesteps(3)
-    noise_level = float(meta["noise_level"])
-    for i in range(3):
-        again = sde_step_with_logprob(scheduler, tensors["model_outputs"][i], tensors["timesteps"][i],
-                                      tensors["latents"][i], noise_level, prev_sample=tensors["next_latents"][i])
-        assert torch.allclose(again.log_prob, tensors["log_probs"][i], atol=1e-5)
-        # independently, in float64: the SDE step's Gaussian written out from the flow-matching formulas
-        x, v, nxt = (tensors[k][i].double() for k in ("latents", "model_outputs", "next_latents"))
-        sigma, sigma_next = (float(scheduler.sigmas[i + j]) for j in (0, 1))
-        dt = sigma_next - sigma
-        std = noise_level * math.sqrt(sigma / (1 - (sigma if sigma < 1 else float(scheduler.sigmas[1]))))
-        mean = x * (1 + std**2 / (2 * sigma) * dt) + v * (1 + std**2 * (1 - sigma) / (2 * sigma)) * dt
-        scale = std * math.sqrt(-dt)
-        density = torch.distributions.Normal(mean, torch.full_like(mean, scale)).log_prob(nxt)
+    tensors, meta = store.get_tensors(save_trajectory(store, seg.trajectory))
+    assert tensors["latents"].shape[0] == 4 and tensors["log_probs"].shape == (3, 1)
+    assert tensors["latents"].dtype == getattr(torch, storage) and "model_outputs" not in tensors
+    assert meta["backbone"] == gen.name and meta["guidance"] == repr(guidance) and meta["steps"] == "3"
+    cond_tensors, cond_meta = store.get_tensors(meta["conditioning"])
+    conditioning = WanConditioning.from_tensors(cond_tensors, cond_meta)
+    assert (conditioning.negative_embeds is not None) == (guidance > 1.0)
+    assert (conditioning.image_embeds is not None) == (shape == "wan2.1")
+    steps = _replay(pipe, tensors, conditioning, float(meta["noise_level"]), 3)
+    for i, step in enumerate(steps):
+        ratio = torch.exp(step.log_prob - tensors["log_probs"][i])
+        assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-5), (i, ratio)
+        nxt = tensors["latents"][i + 1].double()
+        scale = float(step.std_dev_t.flatten()[0]) * math.sqrt(float(pipe.scheduler.sigmas[i])
+                                                                - float(pipe.scheduler.sigmas[i + 1]))
+        density = torch.distributions.Normal(step.prev_sample_mean.double(), scale).log_prob(nxt)
         assert math.isclose(float(density.mean()), float(tensors["log_probs"][i]), rel_tol=1e-4, abs_tol=1e-4)
     assert np.array_equal(gen.generate(request).frames, seg.frames)  # SDE sampling is seeded too
-    plain = gen.generate(request.model_copy(update={"trajectory": False}))
-    assert plain.trajectory is None
+    assert gen.generate(request.model_copy(update={"trajectory": False})).trajectory is None
+
+
+def test_changed_weights_change_the_ratio(tmp_path):
+    """The ratio test above can fail: nudging the transformer's weights moves the recomputed log-probs."""
+    import torch
+
+    from spiral.tools.video.tiny import tiny_wan_pipeline
+
+    pipe = tiny_wan_pipeline()
+    gen = DiffusersBackbone.from_pipeline("tiny-wan", pipe, device="cpu")
+    seg = gen.generate(_request(seed=2).model_copy(update={"trajectory": True, "num_inference_steps": 3,
+                                                           "guidance_scale": 4.0}))
+    tensors = seg.trajectory.tensors()
+    with torch.no_grad():
+        for p in pipe.transformer.proj_out.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    steps = _replay(pipe, tensors, seg.trajectory.conditioning, seg.trajectory.noise_level, 3)
+    drift = max(float((s.log_prob - tensors["log_probs"][i]).abs().max()) for i, s in enumerate(steps))
+    assert drift > 1e-3
 
 
 @pytest.mark.parametrize("name,side,frames,bad_frames,rule", [
@@ -205,12 +242,13 @@ def test_each_backbone_through_the_user_path(name, side, frames, bad_frames, rul
     assert a.shape == (frames, side, side, 3) and np.array_equal(a, b)
     with pytest.raises(InputError, match=rule):
         gen.generate(request.model_copy(update={"num_frames": bad_frames}))
-    if name == "cogvideox-i2v":
-        with pytest.raises(InputError, match="not a flow-matching scheduler"):
+    if name in ("cogvideox-i2v", "ltx-i2v"):
+        with pytest.raises(InputError, match=f"{name} cannot record trajectories for training: SPIRAL recomputes "
+                                             "the policy of wan2.1-i2v, wan2.2-ti2v, tiny-wan only"):
             gen.generate(request.model_copy(update={"trajectory": True}))
     else:
         traj = gen.generate(request.model_copy(update={"trajectory": True})).trajectory
-        assert len(traj.log_probs) == 2 and traj.latents[0].shape == traj.next_latents[0].shape
+        assert len(traj.log_probs) == 2 and len(traj.latents) == 3 and traj.latents[0].shape == traj.latents[2].shape
 
 
 def test_a_graph_run_loads_the_pipeline_once(tmp_path, scene_png, monkeypatch):

@@ -83,3 +83,24 @@ def test_one_connection_per_database_per_process(tmp_path):
     assert TraceDB.open(tmp_path / "." / "t.sqlite") is a
     TraceDB.release(tmp_path / "t.sqlite")
     assert TraceDB.open(tmp_path / "t.sqlite") is not a
+
+
+def test_schema_2_attempts_gain_a_sample_key_and_keep_every_row(tmp_path):
+    """A trace DB from before group rollouts (attempts keyed by try) migrates: rows kept, sample 0, chosen."""
+    path = tmp_path / "t.sqlite"
+    old_columns = {k: v for k, v in AttemptRecord.columns().items() if k not in ("sample", "group_size", "chosen")}
+    with sqlite3.connect(path) as conn:
+        cols = ", ".join(f'"{k}" {"INTEGER" if t is int else "REAL" if t is float else "TEXT"}'
+                         for k, t in old_columns.items())
+        conn.execute(f"create table attempts ({cols}, primary key (thread_id, plan_version, sub_action_index, try_index))")
+        row = {k: v for k, v in _attempt(try_index=2).row().items() if k in old_columns}
+        conn.execute(f"insert into attempts ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+        conn.execute("create table meta (key text primary key, value text)")
+        conn.execute("insert into meta values ('schema_version', '2')")
+    db = TraceDB(path)
+    [migrated] = db.attempts("th")
+    assert (migrated.try_index, migrated.sample, migrated.group_size, migrated.chosen) == (2, 0, 1, True)
+    assert migrated.prompt == "Put the red ball in the bowl."
+    db.record_attempt(_attempt(try_index=2).model_copy(update={"sample": 1, "group_size": 2, "chosen": False}))
+    db.record_choice(AttemptKey("th", 0, 1, 2, 1))
+    assert [(a.sample, a.chosen) for a in TraceDB(path).attempts("th")] == [(0, False), (1, True)]

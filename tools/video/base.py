@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,8 @@ class SegmentRequest(BaseModel):
     trajectory: bool = False
     """Sample with SDE steps and record per-step latents and log-probs (diffusers backbones)."""
     sde_noise_level: float = 0.7
+    trajectory_dtype: Literal["float32", "bfloat16"] = "float32"
+    """How trajectory latents are stored (bfloat16 halves them; the log-probs stay exact for what is stored)."""
 
     @field_validator("image")
     @classmethod

@@ -39,7 +39,7 @@ class DiffusersBackbone:
     """A diffusers TI2V pipeline used as SPIRAL's video generator."""
 
     def __init__(self, name: str, model: str = "", dtype: str = "auto", device: str = "auto",
-                 cpu_offload: bool = False, vae_tiling: bool = False) -> None:
+                 cpu_offload: bool = False, vae_tiling: bool = False, lora: str = "") -> None:
         import diffusers
 
         device = resolve_device(device)
@@ -52,6 +52,9 @@ class DiffusersBackbone:
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot load {name} from {source}: {str(exc).splitlines()[0][:200]}") from None
         self._adopt(name, pipe, device, torch_dtype, cpu_offload, vae_tiling)
+        self.source = source
+        if lora:
+            self.use_adapter(lora)
         self.load_s = time.perf_counter() - t0
         log.info("loaded %s from %s in %.1fs on %s (%s)", name, source, self.load_s, self.device, self.dtype)
 
@@ -69,7 +72,7 @@ class DiffusersBackbone:
             raise InputError(f"{name} needs a {expected.__name__}; got {type(pipe).__name__}")
         self = cls.__new__(cls)
         self._adopt(name, pipe, resolve_device(device), pipe.transformer.dtype, cpu_offload, vae_tiling)
-        self.load_s = 0.0
+        self.source, self.load_s = f"<{type(pipe).__name__} built in code>", 0.0
         return self
 
     def _adopt(self, name: str, pipe: Any, device: str, dtype: Any, cpu_offload: bool, vae_tiling: bool) -> None:
@@ -94,6 +97,8 @@ class DiffusersBackbone:
         self.pipe, self.cpu_offload = pipe, cpu_offload
         self._embeds: OrderedDict[tuple[str, str], tuple] = OrderedDict()
         self._lock = threading.Lock()
+        self.adapter = ""
+        """The LoRA adapter loaded on the transformer, as `path@sha256-prefix` (empty: the base weights)."""
 
     def _prompt_kwargs(self, prompt: str, negative: str, guidance: float) -> dict[str, Any]:
         """Prompt embeddings, computed once per (prompt, negative prompt)."""
@@ -118,6 +123,41 @@ class DiffusersBackbone:
         pe, npe = out
         return {"prompt_embeds": pe, "negative_prompt_embeds": npe}
 
+    def use_adapter(self, directory: str) -> None:
+        """Sample with a LoRA trained by `spiral train` (checked against this backbone first)."""
+        from .adapters import check_adapter, load_adapter
+
+        check_adapter(directory, self.name)
+        self.adapter = load_adapter(self.pipe, directory)
+        log.info("%s: sampling with adapter %s", self.name, self.adapter)
+
+    def _trajectory_tools(self, request: SegmentRequest, guidance: float, gen_device: str):
+        """The SDE recorder and the conditioning capture, or one clear error when this pipeline cannot replay."""
+        import torch
+
+        from .policy import REPLAYABLE_PIPELINES, ConditioningCapture
+
+        if type(self.pipe).__name__ not in REPLAYABLE_PIPELINES or getattr(self.pipe, "transformer_2", None):
+            replayable = ", ".join(n for n, s in SPECS.items() if s.pipeline in REPLAYABLE_PIPELINES)
+            raise InputError(f"{self.name} cannot record trajectories for training: SPIRAL recomputes the policy of "
+                             f"{replayable} only")
+        if not hasattr(self.pipe.scheduler, "index_for_timestep") or not hasattr(self.pipe.scheduler, "sigmas"):
+            raise InputError(f"{self.name}'s scheduler ({type(self.pipe.scheduler).__name__}) is not a "
+                             "flow-matching scheduler; trajectory capture needs one")
+        sde = torch.Generator(device=gen_device).manual_seed(request.seed + 1)
+        recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde, request.trajectory_dtype)
+        return recorder, ConditioningCapture(self.pipe, guidance)
+
+    def policy_metadata(self, request: SegmentRequest, steps: int, guidance: float) -> dict[str, str]:
+        """Who sampled (weights, dtype, adapter) and how (settings): what a trainer checks before replaying."""
+        scheduler = self.pipe.scheduler.config
+        return {"backbone": self.name, "model": self.source, "dtype": str(self.dtype).removeprefix("torch."),
+                "adapter": self.adapter, "steps": str(steps), "guidance": repr(guidance),
+                "shift": repr(scheduler.get("shift", scheduler.get("flow_shift", ""))),
+                "scheduler": type(self.pipe.scheduler).__name__, "height": str(request.height),
+                "width": str(request.width), "frames": str(request.num_frames), "seed": str(request.seed),
+                "noise_level": repr(request.sde_noise_level)}
+
     def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
         """One segment; callers sharing this pipeline wait their turn."""
         with self._lock:
@@ -133,15 +173,11 @@ class DiffusersBackbone:
         kwargs = self._prompt_kwargs(request.prompt, request.negative_prompt, guidance)
         gen_device = "cpu" if self.cpu_offload else self.device
         generator = torch.Generator(device=gen_device).manual_seed(request.seed)
-        recorder = None
+        recorder, capture = None, None
         if request.trajectory:
-            if not hasattr(self.pipe.scheduler, "index_for_timestep") or not hasattr(self.pipe.scheduler, "sigmas"):
-                raise InputError(f"{self.name}'s scheduler ({type(self.pipe.scheduler).__name__}) is not a "
-                                 "flow-matching scheduler; trajectory capture needs one")
-            sde = torch.Generator(device=gen_device).manual_seed(request.seed + 1)
-            recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde)
+            recorder, capture = self._trajectory_tools(request, guidance, gen_device)
         try:
-            with recorder if recorder is not None else contextlib.nullcontext():
+            with recorder or contextlib.nullcontext(), capture or contextlib.nullcontext():
                 out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
                                 width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
                                 guidance_scale=guidance, generator=generator, output_type="pt",
@@ -156,7 +192,8 @@ class DiffusersBackbone:
         trajectory = None
         if recorder is not None:
             trajectory = recorder.trajectory
-            trajectory.prompt_embeds = kwargs["prompt_embeds"].detach().float().cpu()
+            trajectory.conditioning = capture.conditioning()
+            trajectory.metadata = self.policy_metadata(request, steps, guidance)
         return Segment(frames=frames, fps=self.spec.fps, seed=request.seed, backbone=self.name,
                        timings={"generate_s": time.perf_counter() - t0}, trajectory=trajectory)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-OPTIONS = ("model", "dtype", "device", "cpu_offload", "vae_tiling")
+OPTIONS = ("model", "dtype", "device", "cpu_offload", "vae_tiling", "lora")
 """Run-context fields every diffusers backbone takes."""
 
 
@@ -43,7 +43,7 @@ class BackboneSpec:
 
     def rules(self) -> str:
         return (f"frames {self.frame_multiple}k+1, sides multiple of {self.size_multiple}, {self.steps} steps, "
-                f"guidance {self.guidance}; options: --model --dtype --device --cpu-offload --vae-tiling")
+                f"guidance {self.guidance}; options: --model --dtype --device --cpu-offload --vae-tiling --lora")
 
 
 def _build_tiny_wan(directory: Path) -> Path:
@@ -127,9 +127,13 @@ def built_weights(name: str) -> Path:
 
 
 def validate(name: str, *, num_frames: int, height: int, width: int, model: str = "", dtype: str = "auto",
-             device: str = "auto", cpu_offload: bool = False, vae_tiling: bool = False) -> None:
+             device: str = "auto", cpu_offload: bool = False, vae_tiling: bool = False, lora: str = "") -> None:
     """Every check that needs no weights: run before any work so bad input leaves nothing behind."""
     check_sizes(name, num_frames, height, width)
+    if lora:
+        from .adapters import check_adapter
+
+        check_adapter(lora, name)
     require_torch(name)
     resolve_dtype(dtype, resolve_device(device))
     if model or SPECS[name].build is None:

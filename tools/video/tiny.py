@@ -29,7 +29,7 @@ def tiny_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def _tiny_wan_parts(seed: int, in_channels: int, image_dim: int | None) -> dict:
+def _tiny_wan_parts(seed: int, in_channels: int, image_dim: int | None, vae_base_dim: int = 3) -> dict:
     """Tokenizer, UMT5 text encoder, Wan VAE, 2-layer transformer and scheduler shared by both Wan shapes."""
     import torch
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
@@ -40,7 +40,7 @@ def _tiny_wan_parts(seed: int, in_channels: int, image_dim: int | None) -> dict:
     text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2,
                                                num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
                                                eos_token_id=1, decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+    vae = AutoencoderKLWan(base_dim=vae_base_dim, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])
     transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
                                         in_channels=in_channels, out_channels=16, text_dim=32, freq_dim=256,
@@ -50,12 +50,16 @@ def _tiny_wan_parts(seed: int, in_channels: int, image_dim: int | None) -> dict:
             "scheduler": FlowMatchEulerDiscreteScheduler(shift=5.0)}
 
 
-def tiny_wan_pipeline(seed: int = 0):
+def tiny_wan_pipeline(seed: int = 0, vae_base_dim: int = 3):
     """A Wan2.2-TI2V-style `WanImageToVideoPipeline` (first frame as latent condition, no image
-    encoder) with a 2-layer transformer and a 3-channel VAE base."""
+    encoder) with a 2-layer transformer and a 3-channel VAE base.
+
+    At base 3 the random VAE maps every latent to nearly the same picture (brightness moves by 2e-5
+    per unit of latent); training tests that reward pixels use `vae_base_dim=16`, whose pixels respond."""
     from diffusers import WanImageToVideoPipeline
 
-    return WanImageToVideoPipeline(**_tiny_wan_parts(seed, in_channels=16, image_dim=None), expand_timesteps=True)
+    return WanImageToVideoPipeline(**_tiny_wan_parts(seed, in_channels=16, image_dim=None, vae_base_dim=vae_base_dim),
+                                   expand_timesteps=True)
 
 
 def tiny_wan21_pipeline(seed: int = 0):

@@ -65,31 +65,47 @@ def sde_step_with_logprob(scheduler, model_output: torch.Tensor, timestep: torch
 
 @dataclass
 class Trajectory:
-    """What one sampled segment's denoising did, step by step (CPU, float32)."""
+    """What one sampled segment's denoising did, step by step (CPU).
+
+    `latents` holds S+1 states (the initial noise, then each step's result): transition i goes from
+    latents[i] to latents[i+1] at timesteps[i] with log-probability log_probs[i]. Model outputs are
+    not kept: training recomputes them from the latents and `conditioning` (tools/video/policy.py).
+    """
 
     latents: list[torch.Tensor] = field(default_factory=list)
-    next_latents: list[torch.Tensor] = field(default_factory=list)
     timesteps: list[torch.Tensor] = field(default_factory=list)
     sigmas: list[torch.Tensor] = field(default_factory=list)
     log_probs: list[torch.Tensor] = field(default_factory=list)
-    model_outputs: list[torch.Tensor] = field(default_factory=list)
-    """Kept so a replay with unchanged weights can check its re-scoring; the trainer recomputes them."""
-    prompt_embeds: torch.Tensor | None = None
+    conditioning: Any = None
+    """A `policy.WanConditioning`: what the transformer saw besides the latents and the timestep."""
     noise_level: float = 0.7
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The policy's identity and the sampling settings (backbone, model, dtype, adapter, steps, guidance,
+    shift, sizes, seed): what a trainer checks before replaying."""
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Stacked tensors for safetensors: (steps, ...) each."""
-        out = {name: torch.stack(getattr(self, name)).contiguous()
-               for name in ("latents", "next_latents", "timesteps", "sigmas", "log_probs", "model_outputs")}
-        return out
+        """Stacked tensors for safetensors: latents (S+1, ...), the rest (S, ...)."""
+        return {name: torch.stack(getattr(self, name)).contiguous()
+                for name in ("latents", "timesteps", "sigmas", "log_probs")}
+
+
+STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class TrajectoryRecorder:
-    """Stands in for `scheduler.step` during one pipeline call: samples SDE steps and records them."""
+    """Stands in for `scheduler.step` during one pipeline call: samples SDE steps and records them.
 
-    def __init__(self, scheduler, noise_level: float, generator: torch.Generator) -> None:
+    With `storage="bfloat16"` each sampled latent is rounded to bf16 before it is recorded, scored
+    and used as the next step's input, so the stored trajectory re-scores exactly at half the bytes.
+    """
+
+    def __init__(self, scheduler, noise_level: float, generator: torch.Generator, storage: str = "float32") -> None:
         self.scheduler, self.noise_level, self.generator = scheduler, noise_level, generator
+        self.storage = STORAGE_DTYPES[storage]
         self.trajectory = Trajectory(noise_level=noise_level)
+
+    def _keep(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.detach().to("cpu", self.storage)
 
     def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args, return_dict: bool = True,
              **kwargs):
@@ -97,14 +113,18 @@ class TrajectoryRecorder:
         if sched.step_index is None:
             sched._init_step_index(timestep)
         t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep)
-        result = sde_step_with_logprob(sched, model_output, t, sample, self.noise_level, generator=self.generator)
         traj = self.trajectory
-        traj.latents.append(sample.detach().float().cpu())
-        traj.next_latents.append(result.prev_sample.detach().cpu())
+        if not traj.latents:
+            traj.latents.append(self._keep(sample))
+        start = traj.latents[-1].to(sample.device, torch.float32)
+        drawn = sde_step_with_logprob(sched, model_output, t, start, self.noise_level, generator=self.generator)
+        stored = self._keep(drawn.prev_sample)
+        result = sde_step_with_logprob(sched, model_output, t, start, self.noise_level,
+                                       prev_sample=stored.to(sample.device, torch.float32))
+        traj.latents.append(stored)
         traj.timesteps.append(t.detach().float().reshape(-1)[:1].cpu())
         traj.sigmas.append(sched.sigmas[sched.step_index].detach().float().reshape(1).cpu())
-        traj.log_probs.append(result.log_prob.detach().cpu())
-        traj.model_outputs.append(model_output.detach().float().cpu())
+        traj.log_probs.append(result.log_prob.detach().float().cpu())
         sched._step_index += 1
         prev = result.prev_sample.to(model_output.dtype)
         if not return_dict:

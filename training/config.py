@@ -1,0 +1,82 @@
+"""Training settings: pydantic defaults, plus named recipes that set what differs per machine.
+
+Defaults follow flow_grpo's (clip range 1e-4 is theirs for large models; the
+tiny recipe uses a wider one) and its habit of training on a fraction of each
+trajectory's timesteps. A recipe is a partial override; `config_for` applies it
+and then the user's own overrides, and pydantic refuses unknown names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .rewards import RewardWeights
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(32, ge=1, le=1024)
+    alpha: float = Field(32.0, gt=0)
+    targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+    """Module names in the transformer's attention blocks (diffusers' Wan attention names)."""
+
+
+class TrainerSettings(BaseModel):
+    """What every trainer takes: the optimizer, the LoRA, precision, checkpoints, rewards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(1e-4, ge=0)
+    """0 is allowed: the control run a statistical test compares against."""
+    weight_decay: float = Field(1e-4, ge=0)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    gradient_accumulation: int = Field(1, ge=1)
+    """Samples (or pairs) per optimizer step, per process."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = True
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: int = 0
+    save_every: int = Field(1, ge=1)
+    """Optimizer steps between saved training states (accelerate's save_state), for resuming."""
+    rewards: RewardWeights = Field(default_factory=RewardWeights)
+
+
+class GRPOConfig(TrainerSettings):
+    """Flow-GRPO on recorded groups: clipped ratio loss on re-scored SDE steps, KL to the base policy."""
+
+    clip_range: float = Field(1e-4, gt=0)
+    adv_clip_max: float = Field(5.0, gt=0)
+    kl_beta: float = Field(0.04, ge=0)
+    """Weight of the KL term to the reference policy (the base model: the adapter disabled); 0 skips it."""
+    timestep_fraction: float = Field(1.0, gt=0, le=1)
+    """Share of each trajectory's denoising steps trained on (a seeded choice per sample)."""
+    inner_epochs: int = Field(1, ge=1)
+
+
+class DPOConfig(TrainerSettings):
+    """Diffusion-DPO on same-condition pairs (the best and worst sample of a group)."""
+
+    beta: float = Field(500.0, gt=0)
+    """Diffusion-DPO's beta (its paper uses thousands for SD; the implicit reward is scaled by it)."""
+
+
+RECIPES: dict[str, dict] = {
+    "tiny-cpu": {"learning_rate": 3e-2, "clip_range": 0.2, "kl_beta": 0.0, "gradient_checkpointing": False,
+                 "lora": {"rank": 4, "alpha": 4.0, "targets": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj",
+                                                               "ffn.net.2", "proj_out"]}},
+    "wan-1gpu": {"learning_rate": 3e-4, "clip_range": 1e-4, "kl_beta": 0.04, "timestep_fraction": 0.6,
+                 "lora": {"rank": 32, "alpha": 64.0}, "mixed_precision": "bf16", "gradient_accumulation": 4},
+}
+"""`tiny-cpu`: tiny-wan on a CPU in minutes. `wan-1gpu`: a Wan2.1-I2V-1.3B-class or Wan2.2-TI2V-5B LoRA at
+low resolution on one GPU (docs/training.md)."""
+
+
+def config_for(kind: type[BaseModel], recipe: str = "", **overrides) -> BaseModel:
+    """`kind` (GRPOConfig or DPOConfig) from a named recipe, then `overrides`."""
+    if recipe and recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+    values = {k: v for k, v in (RECIPES.get(recipe, {})).items() if k in kind.model_fields}
+    return kind(**{**values, **overrides})

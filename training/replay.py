@@ -1,0 +1,145 @@
+"""Groups and preference pairs read back from a workspace's typed trace DB and artifact store.
+
+A group is one try's `group_size` samples: same conditioning frame, same
+instruction, different seeds (`spiral train collect` records them with
+trajectories). Each sample's reward comes from its trace record
+(training/rewards.py); GRPO takes every sample of a group whose rewards differ,
+DPO its best and worst. Bad input stops here with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ..memory.artifacts import ArtifactStore
+from ..memory.traces import AttemptRecord, TraceDB
+from ..tools.errors import InputError
+from ..tools.video.policy import WanConditioning
+from .dpo import PreferencePair
+from .flow_grpo import ReplaySample
+from .rewards import Advantages, RewardInputs, RewardWeights, brightness, group_advantages, reward
+
+
+class Group(BaseModel):
+    thread_id: str
+    plan_version: int
+    sub_action_index: int
+    try_index: int
+    samples: list[AttemptRecord]
+
+
+class ReplayStats(BaseModel):
+    groups: int = 0
+    samples: int = 0
+    unscored: int = 0
+    """Samples without a reward (nobody judged them, or a weighted term was missing)."""
+    skipped_equal: int = 0
+    skipped_small: int = 0
+    backbone: str = ""
+    model: str = ""
+
+
+def load_groups(workspace: str | Path) -> tuple[list[Group], str]:
+    """Every recorded group of size > 1 with trajectories, and the backbone that sampled them."""
+    path = Path(workspace) / "traces.sqlite"
+    if not path.exists():
+        raise InputError(f"no trace database in {workspace}: collect rollouts first (spiral train collect "
+                         f"--workspace {workspace})")
+    with TraceDB.for_reading(path) as db:
+        attempts = db.attempts()
+    if not attempts:
+        raise InputError(f"{path} holds no attempts: collect rollouts first (spiral train collect)")
+    if not any(a.trajectory for a in attempts):
+        raise InputError(f"{path} holds no trajectories: collect with trajectories on (spiral train collect records "
+                         "them; spiral run needs --trajectory)")
+    groups: dict[tuple, Group] = {}
+    for a in attempts:
+        if a.trajectory:
+            key = (a.thread_id, a.plan_version, a.sub_action_index, a.try_index)
+            groups.setdefault(key, Group(thread_id=a.thread_id, plan_version=a.plan_version,
+                                         sub_action_index=a.sub_action_index, try_index=a.try_index, samples=[]))
+            groups[key].samples.append(a)
+    usable = [g for g in groups.values() if len(g.samples) > 1]
+    if not usable:
+        raise InputError(f"every group in {path} has one sample, and GRPO learns from differences within a group: "
+                         "collect with --group 2 or more")
+    backbones = {s.backbone for g in usable for s in g.samples}
+    if len(backbones) > 1:
+        raise InputError(f"{path} mixes backbones ({', '.join(sorted(backbones))}): train on one workspace per backbone")
+    return usable, backbones.pop()
+
+
+def _rewards(group: Group, store: ArtifactStore, weights: RewardWeights) -> list[float | None]:
+    out = []
+    for s in group.samples:
+        mean = brightness(store.get_frame(s.last_frame)) if weights.needs_pixels() else None
+        out.append(reward(RewardInputs(judged=s.judged, passed=s.passed, scores=s.scores, evidence=s.evidence,
+                                       last_frame_mean=mean), weights))
+    return out
+
+
+def _scored(groups: list[Group], store: ArtifactStore, weights: RewardWeights,
+            stats: ReplayStats) -> tuple[list[list[AttemptRecord]], list[list[float]]]:
+    kept_samples, kept_rewards = [], []
+    for group in groups:
+        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group, store, weights), strict=True) if r is not None]
+        stats.unscored += len(group.samples) - len(pairs)
+        kept_samples.append([s for s, _ in pairs])
+        kept_rewards.append([r for _, r in pairs])
+    return kept_samples, kept_rewards
+
+
+def _conditioning(store: ArtifactStore, ref: str) -> WanConditioning:
+    tensors, metadata = store.get_tensors(ref)
+    return WanConditioning.from_tensors(tensors, metadata)
+
+
+def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[ReplaySample], ReplayStats]:
+    """Replay samples with group-normalised advantages; groups whose rewards are all equal are counted out."""
+    groups, backbone = load_groups(workspace)
+    store = ArtifactStore(Path(workspace) / "artifacts")
+    stats = ReplayStats(groups=len(groups), backbone=backbone)
+    samples_by_group, rewards = _scored(groups, store, weights, stats)
+    advantages: Advantages = group_advantages(rewards)
+    stats.skipped_equal, stats.skipped_small = advantages.skipped_equal, advantages.skipped_small
+    out = []
+    for index, values in zip(advantages.kept, advantages.values, strict=True):
+        for record, advantage in zip(samples_by_group[index], values, strict=True):
+            tensors, metadata = store.get_tensors(record.trajectory)
+            stats.model = metadata.get("model", "")
+            out.append(ReplaySample.from_artifacts(tensors, metadata, _conditioning(store, metadata["conditioning"]),
+                                                   advantage))
+    stats.samples = len(out)
+    if not out:
+        raise InputError(f"no group in {workspace} has samples with different rewards ({stats.skipped_equal} groups "
+                         f"all equal, {stats.unscored} samples unscored): collect more, or larger groups")
+    return out, stats
+
+
+def dpo_pairs(workspace: str | Path, weights: RewardWeights) -> tuple[list[PreferencePair], ReplayStats]:
+    """The best and the worst sample of every group whose rewards differ."""
+    groups, backbone = load_groups(workspace)
+    store = ArtifactStore(Path(workspace) / "artifacts")
+    stats = ReplayStats(groups=len(groups), backbone=backbone)
+    samples_by_group, rewards = _scored(groups, store, weights, stats)
+    pairs = []
+    for samples, values in zip(samples_by_group, rewards, strict=True):
+        if len(samples) < 2:
+            stats.skipped_small += 1
+            continue
+        best = max(range(len(values)), key=lambda i: (values[i], -i))
+        worst = min(range(len(values)), key=lambda i: (values[i], i))
+        if values[best] == values[worst]:
+            stats.skipped_equal += 1
+            continue
+        tensors_w, meta_w = store.get_tensors(samples[best].trajectory)
+        tensors_l, _ = store.get_tensors(samples[worst].trajectory)
+        stats.model = meta_w.get("model", "")
+        pairs.append(PreferencePair(tensors_w["latents"][-1].float(), tensors_l["latents"][-1].float(),
+                                    _conditioning(store, meta_w["conditioning"]), values[best] - values[worst]))
+    stats.samples = 2 * len(pairs)
+    if not pairs:
+        raise InputError(f"no group in {workspace} has samples with different rewards: collect more, or larger groups")
+    return pairs, stats

@@ -1,0 +1,123 @@
+"""Named rewards, combined by weights, and group-relative advantages (GRPO).
+
+A sample's reward is a weighted sum of named terms read from its trace record:
+`success` (the judged verdict: 1 pass, 0 fail), `score:NAME` (the critic's
+scores: action_completion, object_fidelity, temporal_consistency,
+physical_plausibility, in [0, 1]) and `evidence:NAME` (the critic's dense
+measurements, e.g. `evidence:max_jump`; give those a negative weight). An
+attempt nobody judged has no reward: it is left out and counted, never scored
+as a pass. `brightness` (the mean of the last frame, in [0, 1]) is computed from
+pixels, for recipes that check the trainer itself.
+
+Advantages are normalised per group (same conditioning frame and instruction):
+(r - mean) / (std + eps). A group whose rewards are all equal teaches nothing
+and is skipped (and counted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCORES = ("action_completion", "object_fidelity", "temporal_consistency", "physical_plausibility")
+
+
+class RewardWeights(BaseModel):
+    """Weights of named reward terms; unknown names are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: dict[str, float] = Field(default_factory=lambda: {"success": 1.0, "score:action_completion": 0.5})
+
+    @field_validator("weights")
+    @classmethod
+    def _known(cls, weights: dict[str, float]) -> dict[str, float]:
+        for name in weights:
+            kind, _, rest = name.partition(":")
+            ok = name in ("success", "brightness") or (kind == "score" and rest in SCORES) or (kind == "evidence" and rest)
+            if not ok:
+                raise ValueError(f"unknown reward {name!r}: use success, brightness, score:<{'|'.join(SCORES)}> "
+                                 "or evidence:<name>")
+        if not weights:
+            raise ValueError("no reward terms: give at least one weight")
+        return weights
+
+    def needs_pixels(self) -> bool:
+        return "brightness" in self.weights
+
+    def needs_verdict(self) -> bool:
+        return any(name != "brightness" for name in self.weights)
+
+
+class RewardInputs(BaseModel):
+    """What a reward is computed from: one attempt's verdict and, when asked, its last frame."""
+
+    judged: bool
+    passed: bool | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    evidence: dict[str, float | str] = Field(default_factory=dict)
+    last_frame_mean: float | None = None
+    """Mean pixel of the last frame in [0, 1] (only when a weight asks for brightness)."""
+
+
+def reward(inputs: RewardInputs, weights: RewardWeights) -> float | None:
+    """The weighted sum, or None when the sample cannot be scored (unjudged, a term missing)."""
+    total = 0.0
+    for name, weight in weights.weights.items():
+        kind, _, rest = name.partition(":")
+        if name == "brightness":
+            value = inputs.last_frame_mean
+        elif not inputs.judged:
+            return None
+        elif name == "success":
+            value = 1.0 if inputs.passed else 0.0
+        elif kind == "score":
+            value = inputs.scores.get(rest)
+        else:
+            raw = inputs.evidence.get(rest)
+            value = raw if isinstance(raw, float | int) else None
+        if value is None:
+            return None
+        total += weight * float(value)
+    return total
+
+
+def brightness(frame: np.ndarray) -> float:
+    return float(np.asarray(frame, dtype=np.float64).mean() / 255.0)
+
+
+class Advantages(BaseModel):
+    """Per-sample advantages of the groups that teach something, and what was skipped."""
+
+    values: list[list[float]]
+    """One list per kept group, aligned with its samples."""
+    kept: list[int]
+    """Indices of the kept groups."""
+    skipped_equal: int = 0
+    """Groups whose rewards were all equal."""
+    skipped_small: int = 0
+    """Groups with fewer than two scored samples."""
+
+
+def group_advantages(groups: Sequence[Sequence[float]], eps: float = 1e-4) -> Advantages:
+    """(r - mean) / (std + eps) within each group; equal-reward and one-sample groups skipped."""
+    out = Advantages(values=[], kept=[])
+    for index, rewards in enumerate(groups):
+        if len(rewards) < 2:
+            out.skipped_small += 1
+            continue
+        arr = np.asarray(rewards, dtype=np.float64)
+        std = float(arr.std())
+        if std == 0.0 or math.isclose(float(arr.max()), float(arr.min())):
+            out.skipped_equal += 1
+            continue
+        out.values.append([float(v) for v in (arr - arr.mean()) / (std + eps)])
+        out.kept.append(index)
+    return out
+
+
+RewardFn = Callable[[np.ndarray], float]
+"""A reward computed from a segment's frames (T, H, W, 3) uint8: for online training without a critic."""
