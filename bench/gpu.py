@@ -33,14 +33,14 @@ PROMPT = "put the red ball in the bowl and keep every other object still"
 PLAN = [
     # (backbone, what, height, width, frames, denoising steps)
     ("wan2.2-ti2v", "generate", 256, 416, 33, 8),
-    ("wan2.2-ti2v", "lora_step", 256, 416, 33, 0),
+    ("wan2.2-ti2v", "grpo_step", 256, 416, 33, 10),
     ("wan2.2-ti2v", "trajectory", 256, 416, 33, 8),
     ("wan2.2-ti2v", "generate", 704, 1280, 121, 4),
     ("wan2.1-i2v", "generate", 480, 832, 81, 2),
 ]
 """Settings: the one-GPU training recipe's size (multiple of 32 for Wan2.2), then native sizes."""
 
-TINY_PLAN = [("wan2.2-ti2v", "generate", 64, 64, 5, 2), ("wan2.2-ti2v", "lora_step", 64, 64, 5, 0),
+TINY_PLAN = [("wan2.2-ti2v", "generate", 64, 64, 5, 2), ("wan2.2-ti2v", "grpo_step", 64, 64, 5, 3),
              ("wan2.2-ti2v", "trajectory", 64, 64, 5, 2), ("wan2.1-i2v", "generate", 32, 32, 5, 2)]
 
 
@@ -111,7 +111,7 @@ def tool_call(backbone: Any, clock: Clock, h: int, w: int, f: int, steps: int, s
     clock.reset_peak()
     t0 = clock.now()
     segment = backbone.generate(request)
-    out = {"s": clock.now() - t0, "peak_gb": clock.peak_gb(), "frames": segment.frames}
+    out = {"s": clock.now() - t0, "peak_gb": clock.peak_gb(), "frames": segment.frames, "trajectory": segment.trajectory}
     if segment.trajectory is not None:
         tensors = segment.trajectory.tensors()
         out["trajectory_mb"] = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
@@ -150,75 +150,46 @@ def measure_trajectory(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f
             "trajectory_mb": traced["trajectory_mb"]}
 
 
-def measure_lora_step(pipe: Any, clock: Clock, h: int, w: int, f: int, repeats: int = 5) -> dict:
-    """One Flow-GRPO transition step with a LoRA on the attention projections (see module doc)."""
-    import torch
+def measure_grpo_step(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f: int, steps: int,
+                      group: int = 4) -> dict:
+    """The one-GPU recipe (`wan-1gpu`) for real: a group sampled through the tool with trajectories, then
+    `FlowGRPO.train` on it (LoRA, bf16 autocast, gradient checkpointing, guidance as sampled, KL to the base
+    policy, a fraction of the steps): one optimizer step over the group, timed twice (the second warm)."""
+    import tempfile
+
     from diffusers import FlowMatchEulerDiscreteScheduler
-    from peft import LoraConfig
 
-    from ..tools.video.trajectory import sde_step_with_logprob
+    from ..training.config import GRPOConfig, config_for
+    from ..training.flow_grpo import FlowGRPO, ReplaySample
+    from ..training.rewards import brightness, group_advantages
 
-    device, dtype = clock.device, pipe.transformer.dtype
-    tr = pipe.transformer
-    tr.requires_grad_(False)
-    tr.add_adapter(LoraConfig(r=32, lora_alpha=32, init_lora_weights="gaussian",
-                              target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name="grpo")
-    tr.enable_gradient_checkpointing()
-    params = [p for p in tr.parameters() if p.requires_grad]
-    for p in params:
-        p.data = p.data.float()
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    sched = FlowMatchEulerDiscreteScheduler(shift=5.0)
-    sched.set_timesteps(10, device=device)
-    t = sched.timesteps[3]
-    vae = pipe.vae.config
-    shape = (1, tr.config.in_channels, (f - 1) // vae.scale_factor_temporal + 1, h // vae.scale_factor_spatial,
-             w // vae.scale_factor_spatial)
-    gen = torch.Generator(device=device).manual_seed(0)
-    latents, condition = (torch.randn(shape, generator=gen, device=device, dtype=dtype) for _ in range(2))
-    mask = torch.ones_like(latents)
-    mask[:, :, 0] = 0
-    model_in = (1 - mask) * condition + mask * latents
-    timestep = (mask[0][0][:, ::2, ::2] * t).flatten().unsqueeze(0)
-    text = tr.config.text_dim
-    embeds = torch.randn((2, 512, text), generator=gen, device=device, dtype=dtype)
-    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device != "cpu")
-
-    def guided() -> torch.Tensor:
-        with autocast:
-            cond = tr(hidden_states=model_in, timestep=timestep, encoder_hidden_states=embeds[:1], return_dict=False)[0]
-            uncond = tr(hidden_states=model_in, timestep=timestep, encoder_hidden_states=embeds[1:],
-                        return_dict=False)[0]
-        return uncond + 5.0 * (cond - uncond)
-
-    with torch.no_grad():
-        first = sde_step_with_logprob(sched, guided(), t, latents, generator=gen)
-    times, losses = [], []
-    tr.train()
-    for _ in range(repeats + 1):
-        clock.reset_peak()
+    original = pipe.scheduler
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=original.config.get("flow_shift", 5.0))
+    try:
         t0 = clock.now()
-        step = sde_step_with_logprob(sched, guided(), t, latents, prev_sample=first.prev_sample)
-        with torch.no_grad():
-            tr.disable_adapters()
-            reference = sde_step_with_logprob(sched, guided(), t, latents, prev_sample=first.prev_sample)
-            tr.enable_adapters()
-        ratio = torch.exp(step.log_prob - first.log_prob)
-        advantage = torch.ones_like(ratio)
-        policy = torch.maximum(-advantage * ratio, -advantage * torch.clamp(ratio, 0.8, 1.2)).mean()
-        kl = ((step.prev_sample_mean - reference.prev_sample_mean) ** 2).mean() / (2 * step.std_dev_t.mean() ** 2)
-        loss = policy + 0.04 * kl
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        times.append(clock.now() - t0)
-        losses.append(float(loss.detach()))
-    tr.eval()
-    tr.disable_gradient_checkpointing()
-    tr.delete_adapters("grpo")
-    return {"s_per_step": statistics.median(times[1:]), "peak_gb": clock.peak_gb(),
-            "lora_params_m": sum(p.numel() for p in params) / 1e6, "tokens": int(timestep.shape[1]),
-            "loss_first_last": [losses[1], losses[-1]]}
+        segments = [tool_call(backbone, clock, h, w, f, steps, seed=k, trajectory=True) for k in range(group)]
+        sample_s = (clock.now() - t0) / group
+        advantages = group_advantages([[brightness(s["frames"][-1]) for s in segments]]).values[0]
+        samples = [ReplaySample.from_trajectory(s["trajectory"], a) for s, a in zip(segments, advantages, strict=True)]
+        config = config_for(GRPOConfig, "wan-1gpu", gradient_accumulation=group, save_every=10**6)
+        trainer = FlowGRPO(pipe, backbone.name, backbone.source, config, tempfile.mkdtemp())
+        times, peaks, metrics = [], [], {}
+        for _ in range(2):
+            clock.reset_peak()
+            t0 = clock.now()
+            metrics = trainer.train(samples)
+            times.append(clock.now() - t0)
+            peaks.append(clock.peak_gb())
+        transitions = sum(len(trainer.chosen_steps(s, key=i)) for i, s in enumerate(samples))
+        out = {"group": group, "sample_s": sample_s, "optimizer_step_s": times[-1], "first_step_s": times[0],
+               "transitions": transitions, "s_per_transition": times[-1] / transitions, "peak_gb": peaks[-1],
+               "lora_params_m": sum(p.numel() for p in trainer.params) / 1e6, "ratio": metrics.get("ratio"),
+               "kl": metrics.get("kl"), "tokens": ((f - 1) // 4 + 1) * (h // 32) * (w // 32)}
+        trainer.unwrapped.delete_adapters("spiral")
+        trainer.unwrapped.disable_gradient_checkpointing()
+        return out
+    finally:
+        pipe.scheduler = original
 
 
 def run(plan: list, device: str, scale: str, budget_s: float, out: Path) -> dict:
@@ -253,7 +224,7 @@ def run(plan: list, device: str, scale: str, budget_s: float, out: Path) -> dict
             elif what == "trajectory":
                 row.update(measure_trajectory(pipe, backbone, clock, h, w, f, steps))
             else:
-                row.update(measure_lora_step(pipe, clock, h, w, f))
+                row.update(measure_grpo_step(pipe, backbone, clock, h, w, f, steps))
         except torch.cuda.OutOfMemoryError as exc:
             row["error"] = f"out of memory: {str(exc).splitlines()[0][:160]}"
             torch.cuda.empty_cache()
@@ -300,14 +271,16 @@ def render(report: dict, command: str) -> str:
                       f"{r['width']}x{r['height']}x{r['frames']}, {r['steps']} steps: {r['trajectory_s']:.2f} s against "
                       f"{r['plain_s']:.2f} s without, {_gb(r['trajectory_peak_gb'])} GB peak, "
                       f"{r['trajectory_mb']:.1f} MB recorded per segment (float32)."]
-        if r["what"] == "lora_step" and "error" not in r and "skipped" not in r:
-            lines += ["", f"A Flow-GRPO-shaped LoRA step on `{r['backbone']}`'s transformer at {r['width']}x{r['height']}"
-                      f"x{r['frames']} ({r['tokens']} tokens; rank 32 on every attention projection, "
-                      f"{r['lora_params_m']:.1f} M trainable parameters, gradient checkpointing, bf16 autocast, "
-                      "AdamW): one stored transition re-scored with guidance (2 forwards), the adapter-free "
-                      "reference for the KL term (2 forwards, no grad), backward: "
-                      f"{r['s_per_step']:.2f} s per transition, {_gb(r['peak_gb'])} GB peak (the text encoder and "
-                      "VAE stay resident)."]
+        if r["what"] == "grpo_step" and "error" not in r and "skipped" not in r:
+            lines += ["", f"The one-GPU GRPO recipe (`wan-1gpu`) on `{r['backbone']}` at {r['width']}x{r['height']}"
+                      f"x{r['frames']} ({r['tokens']} tokens), through the trainer itself (`FlowGRPO.train`): a group "
+                      f"of {r['group']} sampled with trajectories ({r['steps']} steps, guidance 5) at "
+                      f"{r['sample_s']:.2f} s a sample, then one optimizer step over the group: "
+                      f"{r['transitions']} transitions (60 % of the steps), each the guided output recomputed "
+                      "(one batched forward for both halves), the KL reference (adapter off), backward with "
+                      f"gradient checkpointing under bf16 autocast: {r['optimizer_step_s']:.1f} s a step "
+                      f"({r['s_per_transition']:.2f} s a transition; the first step {r['first_step_s']:.1f} s), "
+                      f"{_gb(r['peak_gb'])} GB peak, {r['lora_params_m']:.1f} M trainable parameters (rank 32)."]
     for r in report["results"]:
         if "error" in r or "skipped" in r:
             lines.append(f"\nNot measured: `{r['backbone']}` {r['what']}: {r.get('error') or r.get('skipped')}.")

@@ -26,6 +26,10 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
         from .resources import memory_profile, memory_section
 
         text = memory_section(memory_profile(size=size or 20, difficulty=difficulty), command)
+    elif suite == "training":
+        from .training import training_cost, training_section
+
+        text = training_section(training_cost(size=size or 4), command)
     elif suite == "checkpoint-growth":
         from .growth import checkpoint_growth, growth_section
 

@@ -18,7 +18,7 @@ from .session import Session
 if TYPE_CHECKING:
     from ..memory.traces import TraceDB
 
-SUITES = ("actwm-sim", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory")
+SUITES = ("actwm-sim", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory", "training")
 
 
 def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -11,6 +11,7 @@ in `OUT/adapter`, for `spiral run --lora OUT/adapter`.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from ..tools.errors import InputError
@@ -127,7 +128,8 @@ def _train(args: argparse.Namespace) -> None:
         raise InputError(_reason(exc)) from None
     data, stats = (replay.grpo_samples if grpo else replay.dpo_pairs)(args.workspace, weights)
     generator = load_generator(stats.backbone, model="" if stats.model.startswith("<") else stats.model,
-                               dtype=args.dtype, device=args.device, cpu_offload=False, vae_tiling=False, lora="")
+                               dtype=args.dtype, device=_device(args.device), cpu_offload=False, vae_tiling=False,
+                               lora="")
     trainer = _trainer(grpo, generator, stats, config, out)
     done = trainer.resume()
     per_pass = trainer.steps_per_pass(len(data))
@@ -136,12 +138,26 @@ def _train(args: argparse.Namespace) -> None:
     for epoch in track(range(done // per_pass, args.epochs), description=f"{args.train_command} on {len(data)} "
                        f"{'samples' if grpo else 'pairs'}", console=console()):
         skip = done - epoch * per_pass if epoch == done // per_pass else 0
+        t0 = time.perf_counter()
         metrics = trainer.train(data, skip_steps=skip) if grpo else trainer.train(data, epoch, skip_steps=skip)
-        trainer.log({**metrics, **counts, "epoch": float(epoch)})
+        step_s = (time.perf_counter() - t0) / max(per_pass - skip, 1)
+        trainer.log({**metrics, **counts, "epoch": float(epoch), "step_s": step_s})
     adapter = trainer.save_adapter(notes=f"{args.train_command} on {args.workspace}: {stats.groups} groups")
     trainer.finish()
     console().print(f"{args.train_command}: {trainer.steps} optimizer steps; adapter in {adapter} "
                     f"(use: spiral run --backbone {stats.backbone} --lora {adapter}); metrics in {out / 'metrics.csv'}")
+
+
+def _device(device: str) -> str:
+    """`auto` under a multi-process launcher is this process's own GPU (LOCAL_RANK), not every process's cuda:0."""
+    import os
+
+    import torch
+
+    rank = os.environ.get("LOCAL_RANK")
+    if device == "auto" and rank is not None and torch.cuda.is_available():
+        return f"cuda:{rank}"
+    return device
 
 
 def _trainer(grpo: bool, generator, stats, config, out: Path):

@@ -65,10 +65,12 @@ class DPOConfig(TrainerSettings):
 
 RECIPES: dict[str, dict] = {
     "tiny-cpu": {"learning_rate": 3e-2, "clip_range": 0.2, "kl_beta": 0.0, "gradient_checkpointing": False,
+                 "save_every": 10,
                  "lora": {"rank": 4, "alpha": 4.0, "targets": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj",
                                                                "ffn.net.2", "proj_out"]}},
     "wan-1gpu": {"learning_rate": 3e-4, "clip_range": 1e-4, "kl_beta": 0.04, "timestep_fraction": 0.6,
-                 "lora": {"rank": 32, "alpha": 64.0}, "mixed_precision": "bf16", "gradient_accumulation": 4},
+                 "lora": {"rank": 32, "alpha": 64.0}, "mixed_precision": "bf16", "gradient_accumulation": 4,
+                 "save_every": 10},
 }
 """`tiny-cpu`: tiny-wan on a CPU in minutes. `wan-1gpu`: a Wan2.1-I2V-1.3B-class or Wan2.2-TI2V-5B LoRA at
 low resolution on one GPU (docs/training.md)."""

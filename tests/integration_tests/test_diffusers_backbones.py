@@ -333,6 +333,7 @@ def test_gpu_bench_runs_its_plan_on_tiny_configs(tmp_path):
     assert rows[("wan2.2-ti2v", "generate")]["tool_repeat_diff"] == 0
     assert rows[("wan2.2-ti2v", "generate")]["frames_shape"] == [5, 64, 64, 3]
     assert rows[("wan2.2-ti2v", "trajectory")]["trajectory_mb"] > 0
-    lora = rows[("wan2.2-ti2v", "lora_step")]
-    assert lora["lora_params_m"] > 0 and lora["tokens"] == 2 * 2 * 2  # 2 latent frames x 4x4 latents / (2x2 patches)
+    grpo = rows[("wan2.2-ti2v", "grpo_step")]
+    assert grpo["lora_params_m"] > 0 and grpo["tokens"] == 2 * 2 * 2  # 2 latent frames x 4x4 latents / (2x2 patches)
+    assert grpo["transitions"] == 4 * 2 and abs(grpo["ratio"] - 1) < 1e-3  # 60 % of 3 steps, on-policy
     assert set(report["built"]["wan2.1-i2v"]["params_b"]) == {"vae", "text_encoder", "image_encoder", "transformer"}
