@@ -11,7 +11,6 @@ in `OUT/adapter`, for `spiral run --lora OUT/adapter`.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from ..tools.errors import InputError
@@ -26,19 +25,30 @@ def add_parsers(sub) -> None:
     collect.add_argument("--split", default="train", help="ActWM-Sim split the tasks come from")
     collect.add_argument("--size", type=int, default=8, help="number of tasks")
     add_context_options(collect)
+    loop = tsub.add_parser("loop", help="rounds of collect (with the current adapter), train, evaluate on held-out "
+                                        "tasks; warns when training reward rises while held-out reward falls")
+    loop.add_argument("--rounds", type=int, default=3)
+    loop.add_argument("--size", type=int, default=8, help="train tasks collected per round")
+    loop.add_argument("--eval-size", type=int, default=4, help="held-out test tasks evaluated per round")
+    loop.add_argument("--method", choices=("grpo", "dpo"), default="grpo")
+    _training_options(loop)
+    add_context_options(loop)
     for method in ("grpo", "dpo"):
         p = tsub.add_parser(method, help=f"train a LoRA with {'Flow-GRPO' if method == 'grpo' else 'Diffusion-DPO'} "
                                          "on a workspace's groups")
         p.add_argument("--workspace", required=True, help="where `spiral train collect` recorded the rollouts")
         p.add_argument("--out", required=True, help="training folder: state/, metrics.csv, curves.png, adapter/")
-        p.add_argument("--recipe", default="", help="named defaults: tiny-cpu, wan-1gpu (docs/training.md)")
-        p.add_argument("--epochs", type=int, default=4, help="passes over the samples")
-        p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
-        p.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT",
-                       help="a reward term and its weight, repeatable (default: success=1, "
-                            "score:action_completion=0.5)")
+        _training_options(p)
         p.add_argument("--device", default="auto")
         p.add_argument("--dtype", default="auto")
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default="", help="named defaults: tiny-cpu, wan-1gpu (docs/training.md)")
+    p.add_argument("--epochs", type=int, default=4, help="passes over the samples")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
+    p.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT",
+                   help="a reward term and its weight, repeatable (default: success=1, score:action_completion=0.5)")
 
 
 def _weights(pairs: list[str]):
@@ -66,30 +76,40 @@ def _reason(exc: ValueError) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    {"collect": _collect, "grpo": _train, "dpo": _train}[args.train_command](args)
+    {"collect": _collect, "grpo": _train, "dpo": _train, "loop": _loop}[args.train_command](args)
+
+
+def _rollout_context(args: argparse.Namespace):
+    """The run context of rollouts (trajectories on), refused for the simulator, which has no latents."""
+    context = context_from_args(args, trajectory=True)
+    if context.backbone == "sim":
+        raise InputError("the sim backbone has no latents to record or weights to train: use a diffusers backbone "
+                         "(--backbone tiny-wan on a CPU)")
+    context.check_backbone()
+    return context
 
 
 def _collect(args: argparse.Namespace) -> None:
-    from rich.progress import track
+    context = _rollout_context(args)
+    if not _run_tasks(context, args.split, args.size, "collect"):
+        raise InputError("no episode could be collected (see above); larger frames help the planner see the scene")
 
+
+def _run_tasks(context, split: str, size: int, prefix: str) -> int:
+    """ActWM-Sim tasks through the session driver into `context.workspace`; finished episodes are skipped,
+    a task the planner cannot read is reported and skipped. Returns the episodes there now."""
     from ..bench.tasks import build_suite
     from ..tools.media import save_png
     from ..tools.world.render import render_scene
     from .session import Session
 
-    context = context_from_args(args, trajectory=True)
-    if context.backbone == "sim":
-        raise InputError("the sim backbone has no latents to record: collect with a diffusers backbone "
-                         "(--backbone tiny-wan on a CPU)")
-    context.check_backbone()
-    tasks = build_suite(args.split, args.size)
+    tasks = build_suite(split, size)
     workspace = Path(context.workspace)
     done = skipped = 0
     failed: list[str] = []
     with Session(workspace) as session:
-        for task in track(tasks, description=f"collecting {len(tasks)} tasks (G={context.group_size})",
-                          console=console()):
-            thread = f"collect-{task.id}-s{context.seed}"
+        for task in _progress(tasks, f"{prefix}: {len(tasks)} tasks (G={context.group_size})"):
+            thread = f"{prefix}-{task.id}-s{context.seed}"
             state = session.state(thread)
             if state is not None and state.summary:
                 skipped += 1
@@ -103,66 +123,85 @@ def _collect(args: argparse.Namespace) -> None:
                 failed.append(f"{task.id}: {exc}")
     for line in failed:
         console().print(f"skipped {line}")
-    console().print(f"collected {done} episodes ({skipped} already there, {len(failed)} failed) in {workspace} "
+    console().print(f"{prefix}: {done} episodes ({skipped} already there, {len(failed)} failed) in {workspace} "
                     f"with {context.backbone}, groups of {context.group_size}")
-    if not done and not skipped:
-        raise InputError("no episode could be collected (see above); larger frames help the planner see the scene")
+    return done + skipped
+
+
+def overfitting_warning(previous: dict | None, row: dict) -> str:
+    """What to say when the training reward rose while the held-out reward fell (empty: nothing)."""
+    if previous is None or None in (row["train_reward"], row["heldout_reward"], previous["train_reward"],
+                                    previous["heldout_reward"]):
+        return ""
+    if row["train_reward"] > previous["train_reward"] and row["heldout_reward"] < previous["heldout_reward"]:
+        return (f"the training reward rose ({previous['train_reward']:.4f} -> {row['train_reward']:.4f}) while the "
+                f"held-out reward fell ({previous['heldout_reward']:.4f} -> {row['heldout_reward']:.4f}): is the "
+                "generator learning the critic or the training tasks rather than the skill?")
+    return ""
+
+
+def _loop(args: argparse.Namespace) -> None:
+    """Rounds of: collect with the current adapter, continue training it, evaluate on held-out tasks."""
+    import csv
+
+    from ..tools.video import clear_cache
+    from ..training.fit import fit
+    from ..training.replay import mean_reward
+
+    base = _rollout_context(args)
+    config = _config(args, args.method)
+    root = Path(base.workspace)
+    adapter: Path | None = None
+    history: list[dict[str, float]] = []
+    for r in range(args.rounds):
+        folder = root / f"round-{r}"
+        rollouts = base.model_copy(update={"workspace": str(folder / "rollouts"), "seed": base.seed + r,
+                                           "lora": str(adapter or "")})
+        _run_tasks(rollouts, "train", args.size, "collect")
+        result = fit(args.method, folder / "rollouts", folder / args.method, config, args.epochs,
+                     init_adapter=adapter, progress=_progress)
+        adapter = result.adapter
+        held_out = base.model_copy(update={"workspace": str(folder / "eval"), "lora": str(adapter),
+                                           "group_size": 1, "trajectory": False, "seed": base.seed})
+        _run_tasks(held_out, "test", args.eval_size, "eval")
+        clear_cache()  # each round's adapter loaded its own pipeline: free them before the next round's
+        row = {"round": float(r), "optimizer_steps": float(result.optimizer_steps),
+               "train_reward": mean_reward(folder / "rollouts", config.rewards, chosen_only=False),
+               "heldout_reward": mean_reward(folder / "eval", config.rewards, chosen_only=True)}
+        warning = overfitting_warning(history[-1] if history else None, row)
+        if warning:
+            console().print(f"warning: round {r}: {warning}")
+        history.append(row)
+        with (root / "loop.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerows(history)
+        console().print(f"round {r}: train reward {row['train_reward']}, held-out {row['heldout_reward']}; "
+                        f"adapter {adapter}")
+
+
+def _config(args: argparse.Namespace, method: str):
+    from ..training.config import DPOConfig, GRPOConfig, config_for
+
+    overrides = {"rewards": _weights(args.reward)} | ({"learning_rate": args.lr} if args.lr is not None else {})
+    try:
+        return config_for(GRPOConfig if method == "grpo" else DPOConfig, args.recipe, **overrides)
+    except ValueError as exc:
+        raise InputError(_reason(exc)) from None
+
+
+def _progress(items, label: str):
+    from rich.progress import track
+
+    return track(items, description=label, console=console())
 
 
 def _train(args: argparse.Namespace) -> None:
-    from rich.progress import track
+    from ..training.fit import fit
 
-    from ..tools.video import load_generator
-    from ..training import replay
-    from ..training.config import DPOConfig, GRPOConfig, config_for
-
-    out = Path(args.out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a folder for the training run")
-    weights = _weights(args.reward)
-    grpo = args.train_command == "grpo"
-    overrides = {"rewards": weights} | ({"learning_rate": args.lr} if args.lr is not None else {})
-    try:
-        config = config_for(GRPOConfig if grpo else DPOConfig, args.recipe, **overrides)
-    except ValueError as exc:
-        raise InputError(_reason(exc)) from None
-    data, stats = (replay.grpo_samples if grpo else replay.dpo_pairs)(args.workspace, weights)
-    generator = load_generator(stats.backbone, model="" if stats.model.startswith("<") else stats.model,
-                               dtype=args.dtype, device=_device(args.device), cpu_offload=False, vae_tiling=False,
-                               lora="")
-    trainer = _trainer(grpo, generator, stats, config, out)
-    done = trainer.resume()
-    per_pass = trainer.steps_per_pass(len(data))
-    counts = {"groups": float(stats.groups), "samples": float(stats.samples),
-              "groups_skipped_equal": float(stats.skipped_equal), "unscored": float(stats.unscored)}
-    for epoch in track(range(done // per_pass, args.epochs), description=f"{args.train_command} on {len(data)} "
-                       f"{'samples' if grpo else 'pairs'}", console=console()):
-        skip = done - epoch * per_pass if epoch == done // per_pass else 0
-        t0 = time.perf_counter()
-        metrics = trainer.train(data, skip_steps=skip) if grpo else trainer.train(data, epoch, skip_steps=skip)
-        step_s = (time.perf_counter() - t0) / max(per_pass - skip, 1)
-        trainer.log({**metrics, **counts, "epoch": float(epoch), "step_s": step_s})
-    adapter = trainer.save_adapter(notes=f"{args.train_command} on {args.workspace}: {stats.groups} groups")
-    trainer.finish()
-    console().print(f"{args.train_command}: {trainer.steps} optimizer steps; adapter in {adapter} "
-                    f"(use: spiral run --backbone {stats.backbone} --lora {adapter}); metrics in {out / 'metrics.csv'}")
-
-
-def _device(device: str) -> str:
-    """`auto` under a multi-process launcher is this process's own GPU (LOCAL_RANK), not every process's cuda:0."""
-    import os
-
-    import torch
-
-    rank = os.environ.get("LOCAL_RANK")
-    if device == "auto" and rank is not None and torch.cuda.is_available():
-        return f"cuda:{rank}"
-    return device
-
-
-def _trainer(grpo: bool, generator, stats, config, out: Path):
-    from ..training.dpo import DiffusionDPO
-    from ..training.flow_grpo import FlowGRPO
-
-    base = stats.model or generator.source
-    return (FlowGRPO if grpo else DiffusionDPO)(generator.pipe, stats.backbone, base, config, out)
+    method = args.train_command
+    result = fit(method, args.workspace, args.out, _config(args, method), args.epochs, args.device, args.dtype,
+                 progress=_progress)
+    console().print(f"{method}: {result.optimizer_steps} optimizer steps; adapter in {result.adapter} (use: spiral run "
+                    f"--backbone {result.stats.backbone} --lora {result.adapter}); metrics in "
+                    f"{result.adapter.parent / 'metrics.csv'}")

@@ -37,7 +37,8 @@ class TrainerSettings(BaseModel):
     """Samples (or pairs) per optimizer step, per process."""
     max_grad_norm: float = Field(1.0, gt=0)
     gradient_checkpointing: bool = True
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["no", "bf16"] = "no"
+    """bf16 autocast on CUDA (the LoRA's weights and optimizer stay float32); ignored on the CPU."""
     seed: int = 0
     save_every: int = Field(1, ge=1)
     """Optimizer steps between saved training states (accelerate's save_state), for resuming."""

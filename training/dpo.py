@@ -43,8 +43,9 @@ class PreferencePair:
 class DiffusionDPO(TrainingRun):
     method = "dpo"
 
-    def __init__(self, pipe: Any, backbone: str, base_model: str, config: DPOConfig, output_dir) -> None:
-        super().__init__(pipe, backbone, base_model, config, output_dir)
+    def __init__(self, pipe: Any, backbone: str, base_model: str, config: DPOConfig, output_dir,
+                 init_adapter=None) -> None:
+        super().__init__(pipe, backbone, base_model, config, output_dir, init_adapter)
 
     def _errors(self, pair: PreferencePair, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Velocity errors of the current model on (preferred, other): shape (2,)."""

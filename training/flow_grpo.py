@@ -61,8 +61,9 @@ class FlowGRPO(TrainingRun):
 
     method = "grpo"
 
-    def __init__(self, pipe: Any, backbone: str, base_model: str, config: GRPOConfig, output_dir: str | Path) -> None:
-        super().__init__(pipe, backbone, base_model, config, output_dir)
+    def __init__(self, pipe: Any, backbone: str, base_model: str, config: GRPOConfig, output_dir: str | Path,
+                 init_adapter: str | Path | None = None) -> None:
+        super().__init__(pipe, backbone, base_model, config, output_dir, init_adapter)
         self._schedulers: dict[int, Any] = {}
 
     def _scheduler(self, steps: int) -> Any:

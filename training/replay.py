@@ -71,9 +71,9 @@ def load_groups(workspace: str | Path) -> tuple[list[Group], str]:
     return usable, backbones.pop()
 
 
-def _rewards(group: Group, store: ArtifactStore, weights: RewardWeights) -> list[float | None]:
+def _rewards(samples: list[AttemptRecord], store: ArtifactStore, weights: RewardWeights) -> list[float | None]:
     out = []
-    for s in group.samples:
+    for s in samples:
         mean = brightness(store.get_frame(s.last_frame)) if weights.needs_pixels() else None
         out.append(reward(RewardInputs(judged=s.judged, passed=s.passed, scores=s.scores, evidence=s.evidence,
                                        last_frame_mean=mean), weights))
@@ -84,11 +84,23 @@ def _scored(groups: list[Group], store: ArtifactStore, weights: RewardWeights,
             stats: ReplayStats) -> tuple[list[list[AttemptRecord]], list[list[float]]]:
     kept_samples, kept_rewards = [], []
     for group in groups:
-        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group, store, weights), strict=True) if r is not None]
+        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group.samples, store, weights), strict=True)
+                 if r is not None]
         stats.unscored += len(group.samples) - len(pairs)
         kept_samples.append([s for s, _ in pairs])
         kept_rewards.append([r for _, r in pairs])
     return kept_samples, kept_rewards
+
+
+def mean_reward(workspace: str | Path, weights: RewardWeights, chosen_only: bool) -> float | None:
+    """Mean reward of a workspace's scored attempts (the ones each try went on with, or every sample)."""
+    path = Path(workspace) / "traces.sqlite"
+    if not path.exists():
+        return None
+    with TraceDB.for_reading(path) as db:
+        records = [a for a in db.attempts() if a.chosen or not chosen_only]
+    values = [r for r in _rewards(records, ArtifactStore(Path(workspace) / "artifacts"), weights) if r is not None]
+    return sum(values) / len(values) if values else None
 
 
 def _conditioning(store: ArtifactStore, ref: str) -> WanConditioning:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..tools.video.adapters import AdapterCard, add_lora, save_adapter
+from ..tools.video.adapters import AdapterCard, add_lora, load_adapter_weights, save_adapter
 
 log = logging.getLogger(__name__)
 KEEP_STATES = 2
@@ -56,7 +56,8 @@ class TrainingRun:
 
     method = ""
 
-    def __init__(self, pipe: Any, backbone: str, base_model: str, config: Any, output_dir: str | Path) -> None:
+    def __init__(self, pipe: Any, backbone: str, base_model: str, config: Any, output_dir: str | Path,
+                 init_adapter: str | Path | None = None) -> None:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration
 
@@ -64,13 +65,19 @@ class TrainingRun:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         trackers = _trackers()
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=trackers or None,
+        # mixed precision is this class's own bf16 autocast (`autocast`), not accelerate's: accelerate keeps it
+        # in process-wide state that a second trainer with another setting may not change
+        self.accelerator = Accelerator(mixed_precision="no", log_with=trackers or None,
                                        project_config=ProjectConfiguration(project_dir=str(self.output_dir),
                                                                            logging_dir=str(self.output_dir / "logs")))
         if trackers:
             self.accelerator.init_trackers(f"spiral-{self.method}")
         transformer = pipe.transformer
         self.params = add_lora(transformer, config.lora.rank, config.lora.alpha, config.lora.targets, config.seed)
+        if init_adapter is not None:  # continue an adapter (the next round of a training loop)
+            load_adapter_weights(transformer, init_adapter)
+            for p in self.params:
+                p.data = p.data.float()
         if config.gradient_checkpointing and hasattr(transformer, "enable_gradient_checkpointing"):
             transformer.enable_gradient_checkpointing()
         optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -107,9 +114,8 @@ class TrainingRun:
         return self.counter.steps
 
     def autocast(self):
-        enabled = self.config.mixed_precision != "no" and self.device.type == "cuda"
-        dtype = torch.bfloat16 if self.config.mixed_precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=enabled)
+        enabled = self.config.mixed_precision == "bf16" and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     @contextlib.contextmanager
     def adapter_disabled(self):
@@ -242,6 +248,11 @@ class TrainingRun:
         self.accelerator.wait_for_everyone()
         return directory
 
-    def finish(self) -> None:
+    def close(self) -> None:
+        """End the trackers and take the adapter off the pipeline (which may be shared in this process)."""
         if self.accelerator.trackers:
             self.accelerator.end_training()
+        if hasattr(self.unwrapped, "disable_gradient_checkpointing"):
+            self.unwrapped.disable_gradient_checkpointing()
+        self.unwrapped.delete_adapters("spiral")
+        self.unwrapped.eval()

@@ -143,9 +143,9 @@ def install() -> None:
 
     real_seed = generate.derive_seed
 
-    def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int) -> int:
+    def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int, sample: int = 0) -> int:
         log({"generate": [sub_action, try_index, plan_version]})
-        return real_seed(seed, sub_action, try_index, plan_version)
+        return real_seed(seed, sub_action, try_index, plan_version, sample)
 
     generate.derive_seed = derive_seed
 

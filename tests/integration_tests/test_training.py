@@ -234,3 +234,38 @@ def _adapter(tmp_path: Path) -> Path:
                                                                     alpha=4.0, targets=["to_q"], method="grpo"))
     return directory
 
+
+
+def test_loop_collects_with_the_adapter_it_trains_and_evaluates_held_out(tmp_path, capsys):
+    import csv
+
+    from safetensors.torch import load_file
+
+    from spiral.memory.artifacts import ArtifactStore
+    from spiral.memory.traces import TraceDB
+
+    root = tmp_path / "loop"
+    assert main(["train", "loop", "--backbone", "tiny-wan", "--rounds", "2", "--size", "1", "--eval-size", "1",
+                 "--group", "3", "--frames", "5", "--steps", "2", "--max-calls", "3", "--workspace", str(root),
+                 "--recipe", "tiny-cpu", "--epochs", "1", "--reward", "brightness=1"]) == 0
+    rows = list(csv.DictReader((root / "loop.csv").open()))
+    assert [r["round"] for r in rows] == ["0.0", "1.0"] and all(float(r["heldout_reward"]) > 0 for r in rows)
+    second = TraceDB.open(root / "round-1" / "rollouts" / "traces.sqlite").attempts()
+    _, meta = ArtifactStore(root / "round-1" / "rollouts" / "artifacts").get_tensors(second[0].trajectory)
+    assert meta["adapter"].startswith(str((root / "round-0" / "grpo" / "adapter").resolve()) + "@")
+    first_eval = TraceDB.open(root / "round-0" / "eval" / "traces.sqlite").attempts()
+    assert first_eval and {a.group_size for a in first_eval} == {1} and not any(a.trajectory for a in first_eval)
+    a = load_file(root / "round-0" / "grpo" / "adapter" / "pytorch_lora_weights.safetensors")
+    b = load_file(root / "round-1" / "grpo" / "adapter" / "pytorch_lora_weights.safetensors")
+    assert any(not bool((a[k] == b[k]).all()) for k in a)  # round 1 went on training round 0's adapter
+
+
+def test_the_loop_warns_when_training_reward_rises_while_held_out_falls():
+    from spiral.graph.cli_train import overfitting_warning
+
+    before = {"train_reward": 0.5, "heldout_reward": 0.6}
+    assert "held-out reward fell (0.6000 -> 0.5000)" in overfitting_warning(
+        before, {"train_reward": 0.7, "heldout_reward": 0.5})
+    assert overfitting_warning(before, {"train_reward": 0.7, "heldout_reward": 0.7}) == ""
+    assert overfitting_warning(None, {"train_reward": 0.7, "heldout_reward": 0.5}) == ""
+    assert overfitting_warning(before, {"train_reward": None, "heldout_reward": 0.5}) == ""

@@ -61,6 +61,19 @@ def save_adapter(pipe: Any, transformer: Any, directory: str | Path, card: Adapt
     return directory
 
 
+def load_adapter_weights(transformer: Any, directory: str | Path) -> None:
+    """Start a new trainable adapter from a saved one's weights (a training loop's next round)."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = {k.removeprefix("transformer."): v for k, v in load_file(Path(directory) / WEIGHTS).items()}
+    result = set_peft_model_state_dict(transformer, state, adapter_name=ADAPTER_NAME)
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise InputError(f"the adapter in {directory} does not fit this LoRA ({len(unexpected)} unexpected weights, "
+                         f"e.g. {unexpected[0]}): train it again with the same rank and targets")
+
+
 def read_card(directory: str | Path) -> AdapterCard:
     directory = Path(directory)
     if not (directory / CARD).is_file() or not (directory / WEIGHTS).is_file():
