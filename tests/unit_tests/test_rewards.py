@@ -1,0 +1,54 @@
+"""Named rewards and group-relative advantages (training/rewards.py)."""
+
+import pytest
+from pydantic import ValidationError
+
+from spiral.training.config import GRPOConfig, config_for
+from spiral.training.rewards import RewardInputs, RewardWeights, group_advantages, reward
+
+
+def test_a_weighted_sum_of_named_terms():
+    weights = RewardWeights(weights={"success": 1.0, "score:action_completion": 0.5, "evidence:max_jump": -0.1})
+    inputs = RewardInputs(judged=True, passed=True, scores={"action_completion": 0.8}, evidence={"max_jump": 20.0})
+    assert reward(inputs, weights) == pytest.approx(1.0 + 0.4 - 2.0)
+    failed = inputs.model_copy(update={"passed": False})
+    assert reward(failed, weights) == pytest.approx(0.4 - 2.0)
+
+
+def test_an_unjudged_sample_has_no_reward_rather_than_a_pass():
+    weights = RewardWeights(weights={"success": 1.0})
+    assert reward(RewardInputs(judged=False, passed=None), weights) is None
+    pixels_only = RewardWeights(weights={"brightness": 1.0})
+    assert reward(RewardInputs(judged=False, last_frame_mean=0.25), pixels_only) == 0.25
+
+
+def test_a_missing_or_non_numeric_term_leaves_the_sample_unscored():
+    weights = RewardWeights(weights={"evidence:shift:bowl": 1.0})
+    assert reward(RewardInputs(judged=True, passed=True, evidence={"shift:bowl": "missing"}), weights) is None
+    assert reward(RewardInputs(judged=True, passed=True), RewardWeights(weights={"score:object_fidelity": 1})) is None
+
+
+@pytest.mark.parametrize("weights,message", [({"beauty": 1.0}, "unknown reward 'beauty'"),
+                                             ({"score:speed": 1.0}, "unknown reward 'score:speed'"),
+                                             ({}, "no reward terms")])
+def test_unknown_terms_are_refused(weights, message):
+    with pytest.raises(ValidationError, match=message):
+        RewardWeights(weights=weights)
+
+
+def test_advantages_are_normalised_per_group_and_flat_or_single_groups_skipped():
+    result = group_advantages([[1.0, 0.0, 1.0, 0.0], [0.5, 0.5, 0.5], [0.3], [2.0, 4.0]])
+    assert result.kept == [0, 3] and result.skipped_equal == 1 and result.skipped_small == 1
+    assert result.values[0] == pytest.approx([1.0, -1.0, 1.0, -1.0], abs=1e-3)
+    assert result.values[1] == pytest.approx([-1.0, 1.0], abs=1e-3)
+    assert sum(result.values[0]) == pytest.approx(0.0)
+
+
+def test_recipes_set_defaults_and_refuse_unknown_names():
+    tiny = config_for(GRPOConfig, "tiny-cpu", learning_rate=0.0)
+    assert tiny.learning_rate == 0.0 and tiny.lora.rank == 4 and tiny.clip_range == 0.2
+    assert "proj_out" in tiny.lora.targets and GRPOConfig().lora.targets == ["to_q", "to_k", "to_v", "to_out.0"]
+    with pytest.raises(ValueError, match="unknown recipe 'huge'; known: tiny-cpu, wan-1gpu"):
+        config_for(GRPOConfig, "huge")
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        GRPOConfig(learning_rte=1e-3)
