@@ -34,6 +34,7 @@ PLAN = [
     # (backbone, what, height, width, frames, denoising steps)
     ("wan2.2-ti2v", "generate", 256, 416, 33, 8),
     ("wan2.2-ti2v", "grpo_step", 256, 416, 33, 10),
+    ("wan2.2-ti2v", "group", 256, 416, 33, 10),
     ("wan2.2-ti2v", "trajectory", 256, 416, 33, 8),
     ("wan2.2-ti2v", "generate", 704, 1280, 121, 4),
     ("wan2.1-i2v", "generate", 480, 832, 81, 2),
@@ -41,6 +42,7 @@ PLAN = [
 """Settings: the one-GPU training recipe's size (multiple of 32 for Wan2.2), then native sizes."""
 
 TINY_PLAN = [("wan2.2-ti2v", "generate", 64, 64, 5, 2), ("wan2.2-ti2v", "grpo_step", 64, 64, 5, 3),
+             ("wan2.2-ti2v", "group", 64, 64, 5, 2),
              ("wan2.2-ti2v", "trajectory", 64, 64, 5, 2), ("wan2.1-i2v", "generate", 32, 32, 5, 2)]
 
 
@@ -192,6 +194,35 @@ def measure_grpo_step(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f:
         pipe.scheduler = original
 
 
+def measure_group(backbone: Any, clock: Clock, h: int, w: int, f: int, steps: int, group: int = 4) -> dict:
+    """A GRPO group with trajectories: one sample after another against one batched call (`generate_group`)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from ..tools.video.base import SegmentRequest
+
+    pipe = backbone.pipe
+    original = pipe.scheduler
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=original.config.get("flow_shift", 5.0))
+    request = SegmentRequest(image=start_image(h, w), prompt=PROMPT, num_frames=f, height=h, width=w,
+                             num_inference_steps=steps, guidance_scale=5.0, trajectory=True)
+    try:
+        backbone.generate_group(request, [100, 101])  # warm-up at batch size > 1
+        clock.reset_peak()
+        t0 = clock.now()
+        for k in range(group):
+            backbone.generate(request.model_copy(update={"seed": k}))
+        alone = (clock.now() - t0) / group
+        alone_peak = clock.peak_gb()
+        clock.reset_peak()
+        t0 = clock.now()
+        backbone.generate_group(request, list(range(group)))
+        batched = (clock.now() - t0) / group
+        return {"group": group, "alone_s": alone, "batched_s": batched, "alone_peak_gb": alone_peak,
+                "batched_peak_gb": clock.peak_gb()}
+    finally:
+        pipe.scheduler = original
+
+
 def run(plan: list, device: str, scale: str, budget_s: float, out: Path) -> dict:
     import diffusers
     import torch
@@ -221,6 +252,8 @@ def run(plan: list, device: str, scale: str, budget_s: float, out: Path) -> dict
         try:
             if what == "generate":
                 row.update(measure_generate(pipe, backbone, clock, h, w, f, steps, repeat_bare=h * w * f < 2**22))
+            elif what == "group":
+                row.update(measure_group(backbone, clock, h, w, f, steps))
             elif what == "trajectory":
                 row.update(measure_trajectory(pipe, backbone, clock, h, w, f, steps))
             else:
@@ -238,6 +271,16 @@ def run(plan: list, device: str, scale: str, budget_s: float, out: Path) -> dict
     return report
 
 
+def merge(reports: list[dict]) -> dict:
+    """Several runs' reports as one (a later run that measured what an earlier one did not)."""
+    merged = dict(reports[0], results=[r for report in reports for r in report["results"]],
+                  built={k: v for report in reports for k, v in report.get("built", {}).items()},
+                  wall_s=sum(report.get("wall_s", 0.0) for report in reports), runs=len(reports))
+    if len({report["device"] for report in reports}) > 1:
+        raise ValueError("these reports come from different cards; render them separately")
+    return merged
+
+
 def _gb(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
@@ -249,7 +292,8 @@ def render(report: dict, command: str) -> str:
              f"torch {report['torch']}, diffusers {report['diffusers']}, bf16 (float32 norms and time embedding, as "
              "`from_pretrained` keeps them), no offload, guidance 5.0, one segment per call. Each pipeline is built "
              "from its published configs with random weights (`bench/gpu_models.py`): real shapes and compute, "
-             "noise for frames. Whole run: " f"{report['wall_s']:.0f} s.", "",
+             "noise for frames. " + (f"{report['runs']} runs, {report['wall_s']:.0f} s in all." if report.get("runs", 1) > 1
+                                   else f"Whole run: {report['wall_s']:.0f} s."), "",
              "| backbone | parameters (B) | built in s |", "| --- | --- | --- |"]
     for name, b in built.items():
         parts = ", ".join(f"{k} {v:.2f}" for k, v in b["params_b"].items())
@@ -266,6 +310,11 @@ def render(report: dict, command: str) -> str:
                      f"{_gb(r['bare_peak_gb'])} / {_gb(r['tool_peak_gb'])} | {r['max_frame_diff']} | "
                      f"{r.get('bare_repeat_diff', '–')} |")
     for r in report["results"]:
+        if r["what"] == "group" and "error" not in r and "skipped" not in r:
+            lines += ["", f"A group of {r['group']} with trajectories on `{r['backbone']}` at {r['width']}x"
+                      f"{r['height']}x{r['frames']}, {r['steps']} steps: {r['alone_s']:.2f} s a sample one after "
+                      f"another ({_gb(r['alone_peak_gb'])} GB), {r['batched_s']:.2f} s a sample in one batched call "
+                      f"(`generate_group`, {_gb(r['batched_peak_gb'])} GB)."]
         if r["what"] == "trajectory" and "error" not in r and "skipped" not in r:
             lines += ["", f"Trajectory capture (`--trajectory`, Euler SDE steps with log-probs) on `{r['backbone']}` at "
                       f"{r['width']}x{r['height']}x{r['frames']}, {r['steps']} steps: {r['trajectory_s']:.2f} s against "
@@ -290,22 +339,27 @@ def render(report: dict, command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="where the measurements go (JSON)")
-    parser.add_argument("--render", type=Path, help="a report written by --out: write its section into --doc")
+    parser.add_argument("--render", type=Path, nargs="+", help="reports written by --out (runs on the same kind of "
+                        "card): write their section into --doc")
     parser.add_argument("--doc", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--scale", choices=("full", "tiny"), default="full")
     parser.add_argument("--budget-s", type=float, default=420.0)
+    parser.add_argument("--only", default="", help="comma-separated measurements to run (generate, grpo_step, "
+                        "group, trajectory); default: all")
     args = parser.parse_args(argv)
     if args.render:
         from .report import write_section
 
-        report = json.loads(args.render.read_text())
+        report = merge([json.loads(path.read_text()) for path in args.render])
         command = "python -m spiral.bench.gpu --out gpu.json   # on the GPU machine, then --render gpu.json here"
         write_section(args.doc, "bench:gpu", render(report, command))
         return
     if not args.out:
         parser.error("--out is required to measure")
-    run(PLAN if args.scale == "full" else TINY_PLAN, args.device, args.scale, args.budget_s, args.out)
+    plan = PLAN if args.scale == "full" else TINY_PLAN
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    run([row for row in plan if not only or row[1] in only], args.device, args.scale, args.budget_s, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from ..graph.state import Attempt, Candidate, EpisodeState
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord
 from ..tools.media import data_url, thumbnail_jpeg
-from ..tools.video import SegmentRequest, load_generator
+from ..tools.video import SegmentRequest, generate_group, load_generator
 from .context import NodeContext
 
 
@@ -32,44 +32,43 @@ def save_trajectory(store: ArtifactStore, trajectory) -> str:
 
 
 def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
-    """`group_size` segments from the last accepted frame with the current instruction (one by one), each
-    recorded; the state carries them as candidates until the critic chooses one (one: the attempt itself)."""
+    """`group_size` segments from the last accepted frame with the current instruction (batched where the
+    backbone can), each recorded; the state carries them as candidates until the critic chooses one."""
     ctx = NodeContext.of(state, runtime)
     settings, store = ctx.settings, ctx.artifacts
     step, ledger = ctx.step(state), ctx.ledger(state)
     generator = load_generator(settings.backbone, **settings.generator_options())
     try_index = len(state.attempts)
     group = settings.group_size
+    seeds = [derive_seed(settings.seed, state.cursor, try_index, state.plan_version, k) for k in range(group)]
+    request = SegmentRequest(image=store.get_frame(ledger.last_frame), prompt=state.instruction,
+                             num_frames=settings.num_frames, height=settings.height, width=settings.width,
+                             num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,
+                             seed=seeds[0], trajectory=settings.trajectory, sde_noise_level=settings.sde_noise_level,
+                             trajectory_dtype=settings.trajectory_dtype)
+
+    def progress(done: int, steps: int) -> None:
+        ctx.emit(GeneratorProgress(sub_action=state.cursor, try_index=try_index, step=done, steps=steps,
+                                   backbone=settings.backbone))
+
     candidates = []
-    for sample in range(group):
-        seed = derive_seed(settings.seed, state.cursor, try_index, state.plan_version, sample)
-        request = SegmentRequest(image=store.get_frame(ledger.last_frame), prompt=state.instruction,
-                                 num_frames=settings.num_frames, height=settings.height, width=settings.width,
-                                 num_inference_steps=settings.num_inference_steps,
-                                 guidance_scale=settings.guidance_scale, seed=seed, trajectory=settings.trajectory,
-                                 sde_noise_level=settings.sde_noise_level, trajectory_dtype=settings.trajectory_dtype)
-
-        def progress(done: int, steps: int) -> None:
-            ctx.emit(GeneratorProgress(sub_action=state.cursor, try_index=try_index, step=done, steps=steps,
-                                       backbone=settings.backbone))
-
-        segment = generator.generate(request, progress=progress)
+    for sample, segment in enumerate(generate_group(generator, request, seeds, progress)):
         thumbnail = thumbnail_jpeg(segment.frames[-1])
-        candidate = Candidate(sample=sample, seed=seed, segment=store.put_frames(segment.frames),
+        candidate = Candidate(sample=sample, seed=segment.seed, segment=store.put_frames(segment.frames),
                               last_frame=store.put_frame(segment.frames[-1]),
                               thumbnail=store.put_bytes(thumbnail, "jpg", durable=False),
                               trajectory=save_trajectory(store, segment.trajectory) if segment.trajectory else "")
         candidates.append(candidate)
         ctx.emit(SegmentReady(sub_action=state.cursor, try_index=try_index, segment=candidate.segment,
-                              thumbnail=data_url(thumbnail, "image/jpeg"), prompt=state.instruction, seed=seed,
-                              sample=sample))
+                              thumbnail=data_url(thumbnail, "image/jpeg"), prompt=state.instruction,
+                              seed=segment.seed, sample=sample))
         ctx.traces.record_attempt(AttemptRecord(
             thread_id=ctx.thread_id, plan_version=state.plan_version, sub_action_index=state.cursor,
             try_index=try_index, sample=sample, group_size=group, chosen=sample == 0, sub_action_id=step.id,
             verb=step.verb, movers=[m for m in (step.subject, step.partner) if m], postconditions=step.postconditions,
-            prompt=state.instruction, flags=list(state.instruction_flags), seed=seed, backbone=settings.backbone,
-            conditioning_frame=ledger.last_frame, segment=candidate.segment, last_frame=candidate.last_frame,
-            thumbnail=candidate.thumbnail, trajectory=candidate.trajectory,
+            prompt=state.instruction, flags=list(state.instruction_flags), seed=segment.seed,
+            backbone=settings.backbone, conditioning_frame=ledger.last_frame, segment=candidate.segment,
+            last_frame=candidate.last_frame, thumbnail=candidate.thumbnail, trajectory=candidate.trajectory,
             generate_s=round(segment.timings.get("generate_s", 0.0), 4)))
     first = candidates[0]
     attempt = Attempt(sub_action_index=state.cursor, try_index=try_index, plan_version=state.plan_version,

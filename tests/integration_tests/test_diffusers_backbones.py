@@ -333,7 +333,37 @@ def test_gpu_bench_runs_its_plan_on_tiny_configs(tmp_path):
     assert rows[("wan2.2-ti2v", "generate")]["tool_repeat_diff"] == 0
     assert rows[("wan2.2-ti2v", "generate")]["frames_shape"] == [5, 64, 64, 3]
     assert rows[("wan2.2-ti2v", "trajectory")]["trajectory_mb"] > 0
+    assert rows[("wan2.2-ti2v", "group")]["batched_s"] > 0 and rows[("wan2.2-ti2v", "group")]["group"] == 4
     grpo = rows[("wan2.2-ti2v", "grpo_step")]
     assert grpo["lora_params_m"] > 0 and grpo["tokens"] == 2 * 2 * 2  # 2 latent frames x 4x4 latents / (2x2 patches)
     assert grpo["transitions"] == 4 * 2 and abs(grpo["ratio"] - 1) < 1e-3  # 60 % of 3 steps, on-policy
     assert set(report["built"]["wan2.1-i2v"]["params_b"]) == {"vae", "text_encoder", "image_encoder", "transformer"}
+
+
+def test_a_group_is_one_batched_call_whose_samples_match_alone_and_replay(monkeypatch):
+    """`generate_group` samples G seeds in one pipeline call: without trajectories each sample is the one its
+    seed gives alone; with them, every sample's transitions re-score to ratio 1 when recomputed alone."""
+    import torch
+
+    from spiral.tools.video.tiny import tiny_wan_pipeline
+
+    pipe = tiny_wan_pipeline()
+    gen = DiffusersBackbone.from_pipeline("tiny-wan", pipe, device="cpu")
+    calls = []
+    real_call = type(pipe).__call__
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, *a, **kw: calls.append(1) or real_call(self, *a, **kw))
+    request = _request(seed=0).model_copy(update={"num_inference_steps": 3, "guidance_scale": 4.0})
+    group = gen.generate_group(request, [11, 12, 13])
+    assert len(calls) == 1 and [s.seed for s in group] == [11, 12, 13]
+    for segment in group:
+        alone = gen.generate(request.model_copy(update={"seed": segment.seed})).frames
+        assert int(np.abs(alone.astype(int) - segment.frames.astype(int)).max()) <= 1
+    assert not np.array_equal(group[0].frames, group[1].frames)
+    traced = gen.generate_group(request.model_copy(update={"trajectory": True}), [11, 12, 13])
+    for segment in traced:
+        tensors = segment.trajectory.tensors()
+        assert tensors["latents"].shape[1] == 1 and segment.trajectory.metadata["seed"] == str(segment.seed)
+        steps = _replay(pipe, tensors, segment.trajectory.conditioning, segment.trajectory.noise_level, 3)
+        for i, step in enumerate(steps):
+            ratio = torch.exp(step.log_prob - tensors["log_probs"][i])
+            assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-5), (segment.seed, i, ratio)

@@ -97,3 +97,13 @@ class VideoGenerator(Protocol):
     def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
         """Render one segment; call `progress(step, steps)` after each denoising step."""
         ...
+
+
+def generate_group(generator: VideoGenerator, request: SegmentRequest, seeds: list[int],
+                   progress: ProgressFn | None = None) -> list[Segment]:
+    """One segment per seed: in one batched call where the generator has `generate_group` (diffusers
+    backbones), else one after another."""
+    batched = getattr(generator, "generate_group", None)
+    if batched is not None and len(seeds) > 1:
+        return batched(request, seeds, progress)
+    return [generator.generate(request.model_copy(update={"seed": seed}), progress=progress) for seed in seeds]

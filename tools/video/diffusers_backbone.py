@@ -161,9 +161,17 @@ class DiffusersBackbone:
     def generate(self, request: SegmentRequest, progress: ProgressFn | None = None) -> Segment:
         """One segment; callers sharing this pipeline wait their turn."""
         with self._lock:
-            return self._generate(request, progress)
+            return self._generate(request, progress, [request.seed])[0]
 
-    def _generate(self, request: SegmentRequest, progress: ProgressFn | None) -> Segment:
+    def generate_group(self, request: SegmentRequest, seeds: list[int],
+                       progress: ProgressFn | None = None) -> list[Segment]:
+        """`len(seeds)` samples of one request in one batched pipeline call (a GRPO group). Each sample
+        starts from its own seed's noise, as it would alone; with trajectories the SDE noise of the steps
+        is drawn for the batch (from the first seed), so a sample differs from the one made alone."""
+        with self._lock:
+            return self._generate(request, progress, list(seeds))
+
+    def _generate(self, request: SegmentRequest, progress: ProgressFn | None, seeds: list[int]) -> list[Segment]:
         import torch
 
         check_sizes(self.name, request.num_frames, request.height, request.width)
@@ -171,11 +179,15 @@ class DiffusersBackbone:
         guidance = request.guidance_scale if request.guidance_scale is not None else self.spec.guidance
         t0 = time.perf_counter()
         kwargs = self._prompt_kwargs(request.prompt, request.negative_prompt, guidance)
+        if len(seeds) > 1:  # the cached embeddings are for one sample: one copy per sample of the batch
+            kwargs = {k: v.repeat(len(seeds), *([1] * (v.ndim - 1))) for k, v in kwargs.items()}
         gen_device = "cpu" if self.cpu_offload else self.device
-        generator = torch.Generator(device=gen_device).manual_seed(request.seed)
+        generator = torch.Generator(device=gen_device).manual_seed(seeds[0]) if len(seeds) == 1 else \
+            [torch.Generator(device=gen_device).manual_seed(seed) for seed in seeds]
         recorder, capture = None, None
         if request.trajectory:
-            recorder, capture = self._trajectory_tools(request, guidance, gen_device)
+            recorder, capture = self._trajectory_tools(request.model_copy(update={"seed": seeds[0]}), guidance,
+                                                       gen_device)
         try:
             with recorder or contextlib.nullcontext(), capture or contextlib.nullcontext():
                 out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
@@ -186,16 +198,18 @@ class DiffusersBackbone:
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise SpiralError(f"{self.name} ran out of GPU memory at {request.width}x{request.height}, "
-                              f"{request.num_frames} frames: enable --cpu-offload (and --vae-tiling), or lower "
-                              "the resolution or the frame count") from None
-        frames = _uint8_frames(out.frames[0])
-        trajectory = None
-        if recorder is not None:
-            trajectory = recorder.trajectory
-            trajectory.conditioning = capture.conditioning()
-            trajectory.metadata = self.policy_metadata(request, steps, guidance)
-        return Segment(frames=frames, fps=self.spec.fps, seed=request.seed, backbone=self.name,
-                       timings={"generate_s": time.perf_counter() - t0}, trajectory=trajectory)
+                              f"{request.num_frames} frames, {len(seeds)} at once: enable --cpu-offload (and "
+                              "--vae-tiling), or lower the resolution, the frame count or the group size") from None
+        each_s = (time.perf_counter() - t0) / len(seeds)
+        segments = []
+        for k, seed in enumerate(seeds):
+            trajectory = None
+            if recorder is not None:
+                trajectory = recorder.trajectory.sample(k, capture.conditioning())
+                trajectory.metadata = self.policy_metadata(request.model_copy(update={"seed": seed}), steps, guidance)
+            segments.append(Segment(frames=_uint8_frames(out.frames[k]), fps=self.spec.fps, seed=seed,
+                                    backbone=self.name, timings={"generate_s": each_s}, trajectory=trajectory))
+        return segments
 
 
 def _uint8_frames(video) -> np.ndarray:

@@ -51,6 +51,12 @@ class WanConditioning:
                    image_embeds=tensors.get("image_embeds"), condition=tensors["condition"],
                    expand_timesteps=metadata["expand_timesteps"] == "True", guidance=float(metadata["guidance"]))
 
+    def sample(self, k: int) -> WanConditioning:
+        """Sample k's conditioning from a batch's (batch size 1; a tensor shared by the batch stays as is)."""
+        pick = (lambda t: None if t is None else t[k:k + 1] if t.shape[0] > 1 else t)
+        return WanConditioning(pick(self.prompt_embeds), pick(self.negative_embeds), pick(self.image_embeds),
+                               pick(self.condition), self.expand_timesteps, self.guidance)
+
     def to(self, device: Any) -> WanConditioning:
         move = (lambda t: None if t is None else t.to(device))
         return WanConditioning(move(self.prompt_embeds), move(self.negative_embeds), move(self.image_embeds),

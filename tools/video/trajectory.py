@@ -83,6 +83,12 @@ class Trajectory:
     """The policy's identity and the sampling settings (backbone, model, dtype, adapter, steps, guidance,
     shift, sizes, seed): what a trainer checks before replaying."""
 
+    def sample(self, k: int, conditioning: Any) -> Trajectory:
+        """Sample k of a batched trajectory (batch size 1), with its slice of the batch's conditioning."""
+        return Trajectory(latents=[t[k:k + 1] for t in self.latents], timesteps=list(self.timesteps),
+                          sigmas=list(self.sigmas), log_probs=[t[k:k + 1] for t in self.log_probs],
+                          conditioning=conditioning.sample(k), noise_level=self.noise_level, metadata=dict(self.metadata))
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """Stacked tensors for safetensors: latents (S+1, ...), the rest (S, ...)."""
         return {name: torch.stack(getattr(self, name)).contiguous()
