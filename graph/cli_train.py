@@ -23,11 +23,11 @@ def add_parsers(sub) -> None:
     tsub = train.add_subparsers(dest="train_command", required=True)
     collect = tsub.add_parser("collect", help="rollouts with trajectories and groups, through the graph")
     collect.add_argument("--split", default="train", help="ActWM-Sim split the tasks come from")
-    collect.add_argument("--size", type=int, default=8, help="number of tasks")
+    collect.add_argument("--size", type=int, default=8, help="number of tasks (default: 8)")
     add_context_options(collect)
     loop = tsub.add_parser("loop", help="rounds of collect (with the current adapter), train, evaluate on held-out "
                                         "tasks; warns when training reward rises while held-out reward falls")
-    loop.add_argument("--rounds", type=int, default=3)
+    loop.add_argument("--rounds", type=int, default=3, help="collect-train-evaluate rounds (default: 3)")
     loop.add_argument("--size", type=int, default=8, help="train tasks collected per round")
     loop.add_argument("--eval-size", type=int, default=4, help="held-out test tasks evaluated per round")
     loop.add_argument("--method", choices=("grpo", "dpo"), default="grpo")
@@ -39,13 +39,13 @@ def add_parsers(sub) -> None:
         p.add_argument("--workspace", required=True, help="where `spiral train collect` recorded the rollouts")
         p.add_argument("--out", required=True, help="training folder: state/, metrics.csv, curves.png, adapter/")
         _training_options(p)
-        p.add_argument("--device", default="auto")
-        p.add_argument("--dtype", default="auto")
+        p.add_argument("--device", default="auto", help="auto (each process's own GPU under a launcher), cpu, cuda:N")
+        p.add_argument("--dtype", default="auto", help="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="", help="named defaults: tiny-cpu, wan-1gpu (docs/training.md)")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the samples")
+    p.add_argument("--epochs", type=int, default=4, help="passes over the samples (default: 4)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT",
                    help="a reward term and its weight, repeatable (default: success=1, score:action_completion=0.5)")
