@@ -80,23 +80,25 @@ def test_one_call_at_a_time_on_a_shared_pipeline(tiny_dir, monkeypatch):
     inside, overlaps = [], []
     real = gen._generate
 
-    def watched(request, progress):
+    def watched(request, progress, seeds):
         if inside:
             overlaps.append(True)
         inside.append(1)
         time.sleep(0.05)
         try:
-            return real(request, progress)
+            return real(request, progress, seeds)
         finally:
             inside.pop()
 
     monkeypatch.setattr(gen, "_generate", watched)
-    threads = [threading.Thread(target=gen.generate, args=(_request(seed=i),)) for i in range(3)]
+    done = []
+    threads = [threading.Thread(target=lambda i=i: done.append(gen.generate(_request(seed=i)).seed)) for i in range(2)]
+    threads.append(threading.Thread(target=lambda: done.extend(s.seed for s in gen.generate_group(_request(), [7, 8]))))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert overlaps == []
+    assert overlaps == [] and sorted(done) == [0, 1, 7, 8]  # every call finished, none overlapped another
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -352,6 +354,9 @@ def test_a_group_is_one_batched_call_whose_samples_match_alone_and_replay(monkey
     calls = []
     real_call = type(pipe).__call__
     monkeypatch.setattr(type(pipe), "__call__", lambda self, *a, **kw: calls.append(1) or real_call(self, *a, **kw))
+    unguided = gen.generate_group(_request().model_copy(update={"guidance_scale": 1.0}), [1, 2])  # no negative
+    assert len(unguided) == 2 and not np.array_equal(unguided[0].frames, unguided[1].frames)
+    calls.clear()
     request = _request(seed=0).model_copy(update={"num_inference_steps": 3, "guidance_scale": 4.0})
     group = gen.generate_group(request, [11, 12, 13])
     assert len(calls) == 1 and [s.seed for s in group] == [11, 12, 13]

@@ -180,7 +180,7 @@ class DiffusersBackbone:
         t0 = time.perf_counter()
         kwargs = self._prompt_kwargs(request.prompt, request.negative_prompt, guidance)
         if len(seeds) > 1:  # the cached embeddings are for one sample: one copy per sample of the batch
-            kwargs = {k: v.repeat(len(seeds), *([1] * (v.ndim - 1))) for k, v in kwargs.items()}
+            kwargs = {k: v if v is None else v.repeat(len(seeds), *([1] * (v.ndim - 1))) for k, v in kwargs.items()}
         gen_device = "cpu" if self.cpu_offload else self.device
         generator = torch.Generator(device=gen_device).manual_seed(seeds[0]) if len(seeds) == 1 else \
             [torch.Generator(device=gen_device).manual_seed(seed) for seed in seeds]
