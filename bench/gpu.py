@@ -1,22 +1,23 @@
-"""Real-size backbones on a GPU: SPIRAL's generator tool against the bare pipeline, trajectories, a LoRA step.
+"""Real-size backbones on a GPU: SPIRAL's generator tool against the bare pipeline, groups, trajectories, GRPO.
 
     python -m spiral.bench.gpu --out gpu.json      # a CUDA machine; torch, diffusers, transformers, peft
 
 For each backbone (built full size from its published configs with random
 weights, `gpu_models.py`): the bare diffusers call and SPIRAL's
 `DiffusersBackbone.generate` at the same settings and seed (seconds, seconds
-per denoising step, peak VRAM, whether the frames are identical), the same with
-trajectory capture (SDE steps and log-probs), and a Flow-GRPO-shaped LoRA step
-on the transformer: one stored transition re-scored with classifier-free
-guidance, the clipped ratio loss plus a KL term to the adapter-free reference,
-backward, AdamW. Work runs in order until `--budget-s` is spent; every result
-is written to `--out` as soon as it exists, so a run cut short keeps what it
-measured. `--scale tiny --device cpu` runs the same code on tiny configs.
+per denoising step, peak VRAM, whether the frames are identical); a group
+sampled one by one against one batched call; trajectory capture (SDE steps and
+log-probs); and one optimizer step of the one-GPU GRPO recipe through the
+trainer itself (`FlowGRPO.train`). Work runs in order until `--budget-s` is
+spent; every result is written to `--out` as soon as it exists, so a run cut
+short keeps what it measured. `--scale tiny --device cpu` runs the same code on
+tiny configs; `--render` writes the section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -137,17 +138,24 @@ def measure_generate(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f: 
             "max_frame_diff": diff, "frames_shape": list(bare["frames"].shape)}
 
 
-def measure_trajectory(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f: int, steps: int) -> dict:
-    """Trajectory capture needs an Euler flow-matching scheduler (Flow-GRPO's SDE step): swapped in here."""
+@contextlib.contextmanager
+def euler_scheduler(pipe: Any):
+    """Trajectory capture needs an Euler flow-matching scheduler (Flow-GRPO's SDE step); the published Wan
+    configs ship UniPC. Swapped in for the block, with the published shift."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     original = pipe.scheduler
     pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=original.config.get("flow_shift", 5.0))
     try:
-        plain = tool_call(backbone, clock, h, w, f, steps, seed=0)
-        traced = tool_call(backbone, clock, h, w, f, steps, seed=0, trajectory=True)
+        yield
     finally:
         pipe.scheduler = original
+
+
+def measure_trajectory(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f: int, steps: int) -> dict:
+    with euler_scheduler(pipe):
+        plain = tool_call(backbone, clock, h, w, f, steps, seed=0)
+        traced = tool_call(backbone, clock, h, w, f, steps, seed=0, trajectory=True)
     return {"plain_s": plain["s"], "trajectory_s": traced["s"], "trajectory_peak_gb": traced["peak_gb"],
             "trajectory_mb": traced["trajectory_mb"]}
 
@@ -159,15 +167,11 @@ def measure_grpo_step(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f:
     policy, a fraction of the steps): one optimizer step over the group, timed twice (the second warm)."""
     import tempfile
 
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     from ..training.config import GRPOConfig, config_for
     from ..training.flow_grpo import FlowGRPO, ReplaySample
     from ..training.rewards import brightness, group_advantages
 
-    original = pipe.scheduler
-    pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=original.config.get("flow_shift", 5.0))
-    try:
+    with euler_scheduler(pipe):
         t0 = clock.now()
         segments = [tool_call(backbone, clock, h, w, f, steps, seed=k, trajectory=True) for k in range(group)]
         sample_s = (clock.now() - t0) / group
@@ -175,37 +179,30 @@ def measure_grpo_step(pipe: Any, backbone: Any, clock: Clock, h: int, w: int, f:
         samples = [ReplaySample.from_trajectory(s["trajectory"], a) for s, a in zip(segments, advantages, strict=True)]
         config = config_for(GRPOConfig, "wan-1gpu", gradient_accumulation=group, save_every=10**6)
         trainer = FlowGRPO(pipe, backbone.name, backbone.source, config, tempfile.mkdtemp())
-        times, peaks, metrics = [], [], {}
-        for _ in range(2):
-            clock.reset_peak()
-            t0 = clock.now()
-            metrics = trainer.train(samples)
-            times.append(clock.now() - t0)
-            peaks.append(clock.peak_gb())
-        transitions = sum(len(trainer.chosen_steps(s, key=i)) for i, s in enumerate(samples))
-        out = {"group": group, "sample_s": sample_s, "optimizer_step_s": times[-1], "first_step_s": times[0],
-               "transitions": transitions, "s_per_transition": times[-1] / transitions, "peak_gb": peaks[-1],
-               "lora_params_m": sum(p.numel() for p in trainer.params) / 1e6, "ratio": metrics.get("ratio"),
-               "kl": metrics.get("kl"), "tokens": ((f - 1) // 4 + 1) * (h // 32) * (w // 32)}
-        trainer.unwrapped.delete_adapters("spiral")
-        trainer.unwrapped.disable_gradient_checkpointing()
-        return out
-    finally:
-        pipe.scheduler = original
+        try:
+            times, peaks, metrics = [], [], {}
+            for _ in range(2):
+                clock.reset_peak()
+                t0 = clock.now()
+                metrics = trainer.train(samples)
+                times.append(clock.now() - t0)
+                peaks.append(clock.peak_gb())
+            transitions = sum(len(trainer.chosen_steps(s, key=i)) for i, s in enumerate(samples))
+            return {"group": group, "sample_s": sample_s, "optimizer_step_s": times[-1], "first_step_s": times[0],
+                    "transitions": transitions, "s_per_transition": times[-1] / transitions, "peak_gb": peaks[-1],
+                    "lora_params_m": sum(p.numel() for p in trainer.params) / 1e6, "ratio": metrics.get("ratio"),
+                    "kl": metrics.get("kl"), "tokens": ((f - 1) // 4 + 1) * (h // 32) * (w // 32)}
+        finally:
+            trainer.close()  # the adapter off the pipeline, for the measurements after this one
 
 
 def measure_group(backbone: Any, clock: Clock, h: int, w: int, f: int, steps: int, group: int = 4) -> dict:
     """A GRPO group with trajectories: one sample after another against one batched call (`generate_group`)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     from ..tools.video.base import SegmentRequest
 
-    pipe = backbone.pipe
-    original = pipe.scheduler
-    pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=original.config.get("flow_shift", 5.0))
     request = SegmentRequest(image=start_image(h, w), prompt=PROMPT, num_frames=f, height=h, width=w,
                              num_inference_steps=steps, guidance_scale=5.0, trajectory=True)
-    try:
+    with euler_scheduler(backbone.pipe):
         backbone.generate_group(request, [100, 101])  # warm-up at batch size > 1
         clock.reset_peak()
         t0 = clock.now()
@@ -217,10 +214,8 @@ def measure_group(backbone: Any, clock: Clock, h: int, w: int, f: int, steps: in
         t0 = clock.now()
         backbone.generate_group(request, list(range(group)))
         batched = (clock.now() - t0) / group
-        return {"group": group, "alone_s": alone, "batched_s": batched, "alone_peak_gb": alone_peak,
-                "batched_peak_gb": clock.peak_gb()}
-    finally:
-        pipe.scheduler = original
+    return {"group": group, "alone_s": alone, "batched_s": batched, "alone_peak_gb": alone_peak,
+            "batched_peak_gb": clock.peak_gb()}
 
 
 def run(plan: list, device: str, scale: str, budget_s: float, out: Path) -> dict:
@@ -352,7 +347,8 @@ def main(argv: list[str] | None = None) -> None:
         from .report import write_section
 
         report = merge([json.loads(path.read_text()) for path in args.render])
-        command = "python -m spiral.bench.gpu --out gpu.json   # on the GPU machine, then --render gpu.json here"
+        command = ("python -m spiral.bench.gpu --out FILE [--only ...]   # on the GPU machine, once per run\n"
+                   f"python -m spiral.bench.gpu --render {' '.join(str(p) for p in args.render)}")
         write_section(args.doc, "bench:gpu", render(report, command))
         return
     if not args.out:

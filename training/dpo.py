@@ -42,10 +42,7 @@ class PreferencePair:
 
 class DiffusionDPO(TrainingRun):
     method = "dpo"
-
-    def __init__(self, pipe: Any, backbone: str, base_model: str, config: DPOConfig, output_dir,
-                 init_adapter=None) -> None:
-        super().__init__(pipe, backbone, base_model, config, output_dir, init_adapter)
+    config: DPOConfig
 
     def _errors(self, pair: PreferencePair, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Velocity errors of the current model on (preferred, other): shape (2,)."""
@@ -55,7 +52,7 @@ class DiffusionDPO(TrainingRun):
         target = noise - latents
         timestep = (sigma * 1000).reshape(())
         with self.autocast():
-            velocity = torch.cat([guided_output(self.model, noisy[i:i + 1], timestep, cond) for i in range(2)])
+            velocity = guided_output(self.model, noisy, timestep, cond)  # both in one forward, as DDP needs
         first = 1 if cond.expand_timesteps else 0
         return ((velocity.float() - target)[:, :, first:] ** 2).mean(dim=(1, 2, 3, 4))
 

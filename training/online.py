@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tools.video.base import SegmentRequest
+from ..tools.video.base import SegmentRequest, generate_group
 from .flow_grpo import FlowGRPO, ReplaySample
 from .rewards import group_advantages
 
@@ -42,13 +42,12 @@ def online_grpo(generator: Any, trainer: FlowGRPO, requests: Sequence[SegmentReq
     """`iterations` rounds of: G samples per request with the current weights, group advantages, one
     `trainer.train` pass. Resumes after the last saved round (`trainer.steps` optimizer steps)."""
     history = []
-    per_round = max(1, -(-len(requests) * group_size // trainer.config.gradient_accumulation))
+    per_round = trainer.steps_per_pass(len(requests) * group_size)
     for iteration in range(trainer.steps // per_round, iterations):
         groups, rewards = [], []
         for g, request in enumerate(requests):
-            segments = [generator.generate(request.model_copy(update={"seed": fresh_seed(iteration, g, k),
-                                                                      "trajectory": True}))
-                        for k in range(group_size)]
+            seeds = [fresh_seed(iteration, g, k) for k in range(group_size)]
+            segments = generate_group(generator, request.model_copy(update={"trajectory": True}), seeds)
             groups.append(segments)
             rewards.append([reward_fn(s.frames) for s in segments])
         advantages = group_advantages(rewards)

@@ -103,9 +103,17 @@ def mean_reward(workspace: str | Path, weights: RewardWeights, chosen_only: bool
     return sum(values) / len(values) if values else None
 
 
-def _conditioning(store: ArtifactStore, ref: str) -> WanConditioning:
-    tensors, metadata = store.get_tensors(ref)
-    return WanConditioning.from_tensors(tensors, metadata)
+class _Conditionings:
+    """Conditionings by artifact ref, each read once: a group's samples share one (content-addressed)."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store, self.seen = store, {}
+
+    def __call__(self, ref: str) -> WanConditioning:
+        if ref not in self.seen:
+            tensors, metadata = self.store.get_tensors(ref)
+            self.seen[ref] = WanConditioning.from_tensors(tensors, metadata)
+        return self.seen[ref]
 
 
 def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[ReplaySample], ReplayStats]:
@@ -115,14 +123,14 @@ def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[Re
     stats = ReplayStats(groups=len(groups), backbone=backbone)
     samples_by_group, rewards = _scored(groups, store, weights, stats)
     advantages: Advantages = group_advantages(rewards)
+    conditioning = _Conditionings(store)
     stats.skipped_equal, stats.skipped_small = advantages.skipped_equal, advantages.skipped_small
     out = []
     for index, values in zip(advantages.kept, advantages.values, strict=True):
         for record, advantage in zip(samples_by_group[index], values, strict=True):
             tensors, metadata = store.get_tensors(record.trajectory)
             stats.model = metadata.get("model", "")
-            out.append(ReplaySample.from_artifacts(tensors, metadata, _conditioning(store, metadata["conditioning"]),
-                                                   advantage))
+            out.append(ReplaySample.from_artifacts(tensors, metadata, conditioning(metadata["conditioning"]), advantage))
     stats.samples = len(out)
     if not out:
         raise InputError(f"no group in {workspace} has samples with different rewards ({stats.skipped_equal} groups "
@@ -136,7 +144,7 @@ def dpo_pairs(workspace: str | Path, weights: RewardWeights) -> tuple[list[Prefe
     store = ArtifactStore(Path(workspace) / "artifacts")
     stats = ReplayStats(groups=len(groups), backbone=backbone)
     samples_by_group, rewards = _scored(groups, store, weights, stats)
-    pairs = []
+    pairs, conditioning = [], _Conditionings(store)
     for samples, values in zip(samples_by_group, rewards, strict=True):
         if len(samples) < 2:
             stats.skipped_small += 1
@@ -150,7 +158,7 @@ def dpo_pairs(workspace: str | Path, weights: RewardWeights) -> tuple[list[Prefe
         tensors_l, _ = store.get_tensors(samples[worst].trajectory)
         stats.model = meta_w.get("model", "")
         pairs.append(PreferencePair(tensors_w["latents"][-1].float(), tensors_l["latents"][-1].float(),
-                                    _conditioning(store, meta_w["conditioning"]), values[best] - values[worst]))
+                                    conditioning(meta_w["conditioning"]), values[best] - values[worst]))
     stats.samples = 2 * len(pairs)
     if not pairs:
         raise InputError(f"no group in {workspace} has samples with different rewards: collect more, or larger groups")

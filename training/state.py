@@ -75,9 +75,7 @@ class TrainingRun:
         transformer = pipe.transformer
         self.params = add_lora(transformer, config.lora.rank, config.lora.alpha, config.lora.targets, config.seed)
         if init_adapter is not None:  # continue an adapter (the next round of a training loop)
-            load_adapter_weights(transformer, init_adapter)
-            for p in self.params:
-                p.data = p.data.float()
+            load_adapter_weights(transformer, init_adapter)  # copied into the float32 parameters above
         if config.gradient_checkpointing and hasattr(transformer, "enable_gradient_checkpointing"):
             transformer.enable_gradient_checkpointing()
         optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, weight_decay=config.weight_decay)

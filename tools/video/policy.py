@@ -125,10 +125,12 @@ def guided_output(transformer: Any, latents: torch.Tensor, timestep: torch.Tenso
     embeds = torch.cat([cond.prompt_embeds, cond.negative_embeds]) if guided else cond.prompt_embeds
     copies = 2 if guided else 1  # one forward for both halves: DDP allows one forward per backward
     batch = hidden.shape[0]
-    output = transformer(hidden_states=hidden.repeat(copies, 1, 1, 1, 1), timestep=t.to(device).repeat(copies, *([1] * (t.ndim - 1))),
+    if image is not None:
+        image = image.repeat(copies * batch // image.shape[0], 1, 1)
+    output = transformer(hidden_states=hidden.repeat(copies, 1, 1, 1, 1),
+                         timestep=t.to(device).repeat(copies, *([1] * (t.ndim - 1))),
                          encoder_hidden_states=embeds.to(device, dtype).repeat_interleave(batch, dim=0),
-                         encoder_hidden_states_image=None if image is None else image.repeat(copies * batch // image.shape[0], 1, 1),
-                         return_dict=False)[0]
+                         encoder_hidden_states_image=image, return_dict=False)[0]
     if not guided:
         return output
     conditional, unconditional = output.chunk(2)
