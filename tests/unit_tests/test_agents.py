@@ -114,6 +114,22 @@ def test_critic_catches_a_discontinuity(simple_scene):
     assert not c.passed and c.scores.temporal_consistency < 1
 
 
+def test_a_codec_redrawing_fine_texture_is_no_discontinuity_but_a_shifted_scene_is(simple_scene):
+    """A learned model's VAE redraws frame 0's texture (mean difference > 4 levels pixel by pixel, with
+    nothing moved); a whole scene shifted by 4 pixels is a segment that starts elsewhere."""
+    sub = _plan(simple_scene, "put the red ball in the bowl").sub_actions[0]
+    frame = render_scene(simple_scene)
+    frames = _segment(simple_scene, [Move(object_id="red_ball", x=90, y=50)])
+    grain = np.where((np.indices(frame.shape[:2]).sum(axis=0) % 2)[..., None] == 0, 6, -6)  # a checkerboard of +-6
+    frames[0] = np.clip(frame.astype(int) + grain, 0, 255).astype(np.uint8)
+    assert np.abs(frames[0].astype(int) - frame.astype(int)).mean() > 4
+    redrawn = PerceptionCritic().judge(sub, frames, frame, ledger_from(perceive(frame), ""))
+    assert redrawn.scores.temporal_consistency == 1 and redrawn.evidence["first_frame_diff"] < 1
+    frames[0] = np.roll(frame, 4, axis=(0, 1))
+    shifted = PerceptionCritic().judge(sub, frames, frame, ledger_from(perceive(frame), ""))
+    assert shifted.evidence["first_frame_diff"] > 4 and shifted.scores.temporal_consistency < 1
+
+
 def _truth_success(sub, truth):
     end = {o.id: o for o in truth.end.objects}
     start = {o.id: o for o in truth.start.objects}

@@ -85,3 +85,62 @@ def test_a_segment_perceived_together_is_each_frame_perceived_alone():
     alone = [perception.perceive(f) for f in frames]
     assert [[o.model_dump() for o in f] for f in together] == [[o.model_dump() for o in f] for f in alone]
     assert together[0] != together[-1]  # the mover was seen moving
+
+
+def _region_frame(mask: np.ndarray, rgb=(200, 40, 40)) -> np.ndarray:
+    """A table-coloured frame with one flat object of `mask`'s outline at (40, 40)."""
+    from spiral.tools.world.render import table_texture
+
+    frame = table_texture(128, 128).round().astype(np.uint8)
+    h, w = mask.shape
+    frame[40:40 + h, 40:40 + w][mask] = rgb
+    return frame
+
+
+def test_a_cube_with_rounded_corners_is_still_a_cube_and_a_disc_a_ball():
+    def rounded(h: int, w: int) -> np.ndarray:
+        mask = np.ones((h, w), bool)
+        for r, c in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)):  # a learned decoder's corners: three
+            dr, dc = (1 if r == 0 else -1), (1 if c == 0 else -1)   # pixels gone at each
+            mask[r, c] = mask[r + dr, c] = mask[r, c + dc] = False
+        return mask
+
+    yy, xx = np.mgrid[:14, :14]
+    disc = (yy - 6.5) ** 2 + (xx - 6.5) ** 2 <= 7.2**2
+    assert [o.shape for o in perceive(_region_frame(rounded(14, 14)))] == ["cube"]
+    assert [o.shape for o in perceive(_region_frame(disc))] == ["ball"]
+    assert [o.shape for o in perceive(_region_frame(rounded(14, 11)))] == ["ball"]  # full, but not square
+
+
+def test_a_small_patch_of_a_containers_colour_is_not_a_container():
+    from spiral.tools.world.scene import CONTAINER_COLORS
+
+    patch = np.ones((12, 12), bool)
+    assert perceive(_region_frame(patch, CONTAINER_COLORS["bowl"])) == []
+    big = np.ones((30, 30), bool)
+    assert [o.shape for o in perceive(_region_frame(big, CONTAINER_COLORS["bowl"]))] == ["bowl"]
+
+
+def test_the_learned_model_rules_change_nothing_on_rendered_and_simulated_frames():
+    """The rounded-cube and container-size rules were added for a learned decoder's frames; on the world's
+    own renders and the simulator's segments perception reads exactly what it read before."""
+    from spiral.bench.tasks import build_suite
+    from spiral.tools import perception
+    from spiral.tools.video import SegmentRequest, load_generator
+
+    sim = load_generator("sim", difficulty="medium")
+    frames = []
+    for task in build_suite("test", 24):
+        image = render_scene(task.scene)
+        segment = sim.generate(SegmentRequest(image=image, prompt=task.action.capitalize() + ".", num_frames=16, seed=1))
+        frames += [image, *segment.frames[::5], segment.frames[-1]]
+    frames = np.stack(frames)
+    new = [[o.model_dump() for o in objs] for objs in perception.perceive_frames(frames)]
+    perception._seen.clear()
+    try:
+        perception.SQUARE_FILL, perception.MIN_CONTAINER_PIXELS = 9.0, 0  # the rules off
+        old = [[o.model_dump() for o in objs] for objs in perception.perceive_frames(frames)]
+    finally:
+        perception.SQUARE_FILL, perception.MIN_CONTAINER_PIXELS = 0.92, 500
+        perception._seen.clear()
+    assert len(frames) > 100 and old == new
