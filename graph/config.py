@@ -63,6 +63,9 @@ class RunContext(BaseModel):
     critic: Literal["perception", "llm", "ensemble", "none"] = Field(
         "perception", description="CriticAgent: `perception` (offline, from pixels), `llm` (a VLM judges a keyframe "
         "sheet), `ensemble` (the VLM also gets the perception measurements) or `none` (accept every segment; ablation).")
+    refine: Literal["reword", "reseed"] = Field(
+        "reword", description="How a failed try is redone: `reword` (the critique becomes a better instruction, with a "
+        "new seed) or `reseed` (the same instruction with a new seed only; ablation).")
     llm_model: str = Field("openai/gpt-4o-mini", description="LLM/VLM as provider/model (or the name a server uses).")
     base_url: str = Field("", description="OpenAI-compatible server URL, e.g. http://localhost:8000/v1 (empty: OpenAI).")
     temperature: float = Field(0.0, ge=0, le=2, description="LLM sampling temperature.")

@@ -45,6 +45,8 @@ def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     settings = ctx.settings
     last = state.attempts[-1]
     assert last.critique is not None
+    if settings.refine == "reseed":  # the next try differs by its seed alone (generate derives it from the try)
+        return {"instruction": state.instruction, "instruction_flags": list(state.instruction_flags)}
     step, ledger = ctx.step(state), ctx.ledger(state)
     remembered = state.instruction_flags if settings.memory != "off" else []
     if ctx.lesson_store is not None:

@@ -156,16 +156,26 @@ def test_episode_memory_is_what_the_critic_judges_against(tmp_path, simple_scene
     assert (verdict.failure == "drift") is drift_caught and verdict.passed is not drift_caught
 
 
-def test_refine_adds_the_phrases_the_failure_calls_for(tmp_path, scene_png):
-    h = Harness(tmp_path)
-    state = h.planned(scene_png)
+def _failed_incomplete(state: EpisodeState) -> EpisodeState:
+    """The state after one try the critic found incomplete."""
     scores = CritiqueScores(action_completion=0.5, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
                             visual_quality=1)
     failed = Attempt(sub_action_index=0, try_index=0, plan_version=0, prompt=state.instruction, seed=1, segment="s",
                      last_frame="f", critique=Critique(scores=scores, passed=False, failure="incomplete", feedback="x"))
-    update = refine(state.model_copy(update={"attempts": [failed]}), h.runtime)
+    return state.model_copy(update={"attempts": [failed]})
+
+
+def test_refine_adds_the_phrases_the_failure_calls_for(tmp_path, scene_png):
+    h = Harness(tmp_path)
+    update = refine(_failed_incomplete(h.planned(scene_png)), h.runtime)
     assert update == {"instruction": "Pick up the red ball and place it all the way inside the white bowl.",
                       "instruction_flags": ["explicit", "complete"]}
+
+
+def test_refine_reseed_keeps_the_instruction_so_only_the_seed_changes(tmp_path, scene_png):
+    h = Harness(tmp_path, refine="reseed")
+    update = refine(_failed_incomplete(h.planned(scene_png)), h.runtime)
+    assert update == {"instruction": "Put the red ball in the white bowl.", "instruction_flags": []}
 
 
 def test_advance_accepts_the_best_attempt_into_the_ledger_and_moves_on(tmp_path, simple_scene, scene_png):
