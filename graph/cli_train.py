@@ -1,4 +1,7 @@
-"""`spiral train collect | grpo | dpo`: rollouts through the graph, then a LoRA trained on them.
+"""`spiral train pretrain | collect | grpo | dpo | loop`: the learned model, rollouts, a LoRA trained on them.
+
+`pretrain` trains `tabletop-tiny` from the world's error-free segments
+(training/pretrain.py), resuming what `--out` holds.
 
 `collect` runs ActWM-Sim tasks through the session driver with trajectories on
 and `--group G` samples per try (the graph's own loop: plan, generate G,
@@ -25,6 +28,11 @@ def add_parsers(sub) -> None:
     collect.add_argument("--split", default="train", help="ActWM-Sim split the tasks come from")
     collect.add_argument("--size", type=int, default=8, help="number of tasks (default: 8)")
     add_context_options(collect)
+    pre = tsub.add_parser("pretrain", help="train the tabletop-tiny video model from the world's error-free segments "
+                                           "(the shipped recipe: about an hour on 2 CPU cores; reruns resume)")
+    pre.add_argument("--out", required=True, help="run folder: data/, state/, metrics.csv, curves.png, samples/, "
+                                                  "pipeline/ (use: spiral run --backbone tabletop-tiny --model OUT/pipeline)")
+    _pretrain_options(pre)
     loop = tsub.add_parser("loop", help="rounds of collect (with the current adapter), train, evaluate on held-out "
                                         "tasks; warns when training reward rises while held-out reward falls")
     loop.add_argument("--rounds", type=int, default=3, help="collect-train-evaluate rounds (default: 3)")
@@ -41,6 +49,15 @@ def add_parsers(sub) -> None:
         _training_options(p)
         p.add_argument("--device", default="auto", help="auto (each process's own GPU under a launcher), cpu, cuda:N")
         p.add_argument("--dtype", default="auto", help="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+
+
+def _pretrain_options(p: argparse.ArgumentParser) -> None:
+    from ..training.pretrain import PretrainConfig
+
+    for name in ("examples", "held_out", "vae_steps", "steps", "batch", "width", "layers", "save_every", "seed"):
+        field = PretrainConfig.model_fields[name]
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=field.default,
+                       help=f"{(field.description or name.replace('_', ' ')).rstrip('.')} (default: {field.default})")
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
@@ -76,7 +93,27 @@ def _reason(exc: ValueError) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    {"collect": _collect, "grpo": _train, "dpo": _train, "loop": _loop}[args.train_command](args)
+    {"pretrain": _pretrain, "collect": _collect, "grpo": _train, "dpo": _train, "loop": _loop}[args.train_command](args)
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    import sys
+
+    from ..bench.segments import train_segments
+    from ..tools.video.diffusers_specs import require_torch
+    from ..training.pretrain import PretrainConfig, pretrain
+
+    require_torch("tabletop-tiny")
+    try:
+        config = PretrainConfig(examples=args.examples, held_out=args.held_out, vae_steps=args.vae_steps,
+                                steps=args.steps, batch=args.batch, width=args.width, layers=args.layers,
+                                save_every=args.save_every, seed=args.seed)
+    except ValueError as exc:
+        raise InputError(_reason(exc)) from None
+    pipeline = pretrain(train_segments(config.examples, seed=config.seed), args.out, config,
+                        progress=sys.stderr.isatty())
+    console().print(f"pretrain: the pipeline is in {pipeline} (use: spiral run --backbone tabletop-tiny --model "
+                    f"{pipeline}); curves in {Path(args.out) / 'curves.png'}, samples in {Path(args.out) / 'samples'}")
 
 
 def _rollout_context(args: argparse.Namespace):

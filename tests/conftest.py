@@ -39,3 +39,24 @@ def simple_scene() -> Scene:
 def scene_png(tmp_path, simple_scene) -> Path:
     return save_png(render_scene(simple_scene), tmp_path / "start.png")
 
+
+
+@pytest.fixture
+def kill_once_saved():
+    """`kill(command, path)`: start `command`, SIGKILL it as soon as `path` exists (a saved state), and fail the
+    test if it finished first."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    def kill(command: list[str], path: Path, timeout: float = 300) -> None:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while not path.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, f"{command[3:5]} finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    return kill

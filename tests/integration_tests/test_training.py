@@ -6,10 +6,8 @@ evaluation seeds neither run trained on), so they test learning, not a loss curv
 """
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +150,7 @@ def test_collect_through_the_graph_train_grpo_and_sample_with_the_adapter(collec
     assert np.array_equal(base, again)  # the difference is the adapter's, not the sampler's
 
 
-def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp_path):
+def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp_path, kill_once_saved):
     from safetensors.torch import load_file
 
     def command(out: Path) -> list[str]:
@@ -161,13 +159,7 @@ def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp
 
     subprocess.run(command(tmp_path / "whole"), check=True, capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "state" / "step-000020").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_once_saved(command(killed), killed / "state" / "step-000020")
     assert not (killed / "adapter").exists()
     subprocess.run(command(killed), check=True, capture_output=True)
     whole = load_file(tmp_path / "whole" / "adapter" / "pytorch_lora_weights.safetensors")

@@ -40,16 +40,28 @@ class BackboneSpec:
     build: Callable[[Path], Path] | None = None
     """Writes random-weight pipeline folders with `save_pretrained` (test backbones: no download)."""
     needs_gpu: bool = True
+    native: tuple[int, int, int] | None = None
+    """(frames, height, width) of a model trained at one size only; other sizes are refused."""
 
     def rules(self) -> str:
-        return (f"frames {self.frame_multiple}k+1, sides multiple of {self.size_multiple}, {self.steps} steps, "
-                f"guidance {self.guidance}; options: --model --dtype --device --cpu-offload --vae-tiling --lora")
+        shape = (f"exactly {self.native[0]} frames of {self.native[1]}x{self.native[2]}" if self.native else
+                 f"frames {self.frame_multiple}k+1, sides multiple of {self.size_multiple}")
+        return (f"{shape}, {self.steps} steps, guidance {self.guidance}; "
+                "options: --model --dtype --device --cpu-offload --vae-tiling --lora")
 
 
 def _build_tiny_wan(directory: Path) -> Path:
     from .tiny import save_tiny_wan
 
     return save_tiny_wan(directory)
+
+
+def _tabletop_tiny() -> BackboneSpec:
+    from .tabletop import NATIVE_FRAMES, NATIVE_SIDE, WEIGHTS_DIR
+
+    return BackboneSpec("WanImageToVideoPipeline", str(WEIGHTS_DIR), 4, 16, 12, 1.0, 32, 8, "pair",
+                        "LEARNED model of the tabletop world (Wan-shaped, a few MB, trained on CPU: "
+                        "docs/tabletop-tiny.md); CPU", needs_gpu=False, native=(NATIVE_FRAMES, NATIVE_SIDE, NATIVE_SIDE))
 
 
 SPECS: dict[str, BackboneSpec] = {
@@ -64,12 +76,17 @@ SPECS: dict[str, BackboneSpec] = {
     "tiny-wan": BackboneSpec("WanImageToVideoPipeline", "", 4, 16, 2, 1.0, 16, 8, "pair",
                              "random weights built in code; CPU; for tests and wiring checks",
                              build=_build_tiny_wan, needs_gpu=False),
+    "tabletop-tiny": _tabletop_tiny(),
 }
 
 
 def check_sizes(name: str, num_frames: int, height: int, width: int) -> None:
     """Raise InputError when a request would break the model's frame or size rules."""
     spec = SPECS[name]
+    if spec.native is not None and (num_frames, height, width) != spec.native:
+        frames, h, w = spec.native
+        raise InputError(f"{name} was trained on {frames} frames of {w}x{h} only: pass --frames {frames} "
+                         f"--height {h} --width {w} (got {num_frames} frames of {width}x{height})")
     if (num_frames - 1) % spec.frame_multiple:
         k = max(round((num_frames - 1) / spec.frame_multiple), 1)
         raise InputError(f"{name} needs num_frames = {spec.frame_multiple}k+1 (e.g. {spec.frame_multiple * k + 1}); "
@@ -94,6 +111,9 @@ def resolve_model(name: str, model: str) -> str:
     spec = SPECS[name]
     if not model and spec.build is not None:
         return str(built_weights(name))
+    if not model and Path(spec.default_model).is_absolute() and not Path(spec.default_model).exists():
+        raise InputError(f"{name}'s weights are not in this install ({spec.default_model}); make them with "
+                         "`spiral train pretrain` and pass --model RUN/pipeline")
     model = model or spec.default_model
     path = Path(model).expanduser()
     if path.exists():

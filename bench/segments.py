@@ -1,0 +1,71 @@
+"""Training segments for `tabletop-tiny`: single sub-actions of train-split tasks, rendered without errors.
+
+Each task of the train split (and as many further draws from the train split's
+generator as wanted: the world makes unlimited data) is executed step by step
+by the ground-truth executor; each step becomes one example: the frame before
+it, the instruction the planner would write for it (with the refiner's
+phrases added at random, so the model has seen every wording the loop sends),
+and the error-free segment. The test split's generator is never drawn from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..nodes.planner import PLACE_WORDS
+from ..nodes.prompts.generator import write_instruction
+from ..tools.world.execute import Step, apply_moves, step_moves
+from ..tools.world.motion import animate, render_segment
+from ..tools.world.scene import Scene, name_among
+from .tasks import SPLIT_SEEDS, build_suite
+
+FLAG_SETS = ((), ("explicit",), ("explicit", "complete"), ("identity",), ("still",), ("explicit", "complete", "still"),
+             ("identity", "still"))
+"""Refinement phrases an instruction may carry (nodes/refine.py adds them); plain wording half the time."""
+
+
+class SegmentExample(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    frames: np.ndarray
+    """uint8 (T, H, W, 3); frames[0] is the conditioning frame."""
+    prompt: str
+    task_id: str
+
+
+def instruction_for(scene: Scene, step: Step, flags: tuple[str, ...]) -> str:
+    """The generator instruction the planner writes for `step` in `scene` (nodes/planner.py's wording)."""
+    subject = scene.get(step.subject)
+    subj = name_among(subject, scene.objects)
+    other = scene.get(step.target) if step.target else None
+    other_desc = name_among(other, scene.objects) if other is not None else ""
+    if step.verb == "swap":
+        return write_instruction("swap", subj, "", other_desc, flags)
+    if step.verb in ("put_in", "stack"):
+        return write_instruction(step.verb, subj, other_desc, "", flags)
+    if step.place in ("left_of", "right_of"):
+        return write_instruction(step.place, subj, other_desc, "", flags)
+    return write_instruction("move_to", subj, PLACE_WORDS[step.place or "center"], "", flags)
+
+
+def train_segments(count: int, *, num_frames: int = 9, side: int = 128, seed: int = 0) -> Iterator[SegmentExample]:
+    """`count` examples from the train split, then from further draws of its generator (seed + k)."""
+    rng = np.random.default_rng(seed)
+    made, draw = 0, 0
+    while made < count:
+        tasks = build_suite("train", seed=None if draw == 0 else SPLIT_SEEDS["train"] + 7919 * draw + seed)
+        draw += 1
+        for task in tasks:
+            scene = task.scene
+            for step in task.steps:
+                moves = step_moves(scene, step, rng)
+                flags = FLAG_SETS[0] if rng.random() < 0.5 else FLAG_SETS[int(rng.integers(1, len(FLAG_SETS)))]
+                frames = render_segment(animate(scene, list(moves), num_frames), side, side)
+                yield SegmentExample(frames=frames, prompt=instruction_for(scene, step, flags), task_id=task.id)
+                scene = apply_moves(scene, moves)
+                made += 1
+                if made >= count:
+                    return
