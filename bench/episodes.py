@@ -153,6 +153,26 @@ def _open_loop(task: Task, job: Job, frame: np.ndarray, seeds: list[int]):
     return candidates
 
 
+def best_by_critic(action: str, frame: np.ndarray, candidates: list[np.ndarray]) -> np.ndarray:
+    """Best-of-n's pick: the perception critic scores each whole-action video against every post-condition
+    of the rule planner's plan (completion first, then the mean score); the first wins ties."""
+    if len(candidates) == 1:
+        return candidates[0]
+    seen = perceive(frame)
+    plan = RulePlanAgent().plan(action, seen)
+    movers = {m for s in plan.sub_actions for m in (s.subject, s.partner) if m}
+    whole = SubAction(index=0, verb="move_to", subject=plan.sub_actions[0].subject, subject_desc="objects",
+                      description=action, prompt=action,
+                      postconditions=[p for s in plan.sub_actions for p in s.postconditions])
+    critic, ledger = PerceptionCritic(), ledger_from(seen, "")
+
+    def score(frames: np.ndarray) -> tuple[float, float]:
+        c = critic.judge(whole, frames, frame, ledger, movers=movers)
+        return (c.scores.action_completion, c.scores.mean)
+
+    return max(candidates, key=score)
+
+
 def run_open_loop(task: Task, job: Job) -> dict:
     gen = _generator(job.difficulty)
     gen.reset()
@@ -160,21 +180,7 @@ def run_open_loop(task: Task, job: Job) -> dict:
     frame = render_scene(task.scene)
     n = 1 if job.method == "open-loop" else max(job.n_calls, 1)
     candidates = _open_loop(task, job, frame, [_seed(job.seed, task.id, i) for i in range(n)])
-    best = candidates[0]
-    if n > 1:
-        seen = perceive(frame)
-        plan = RulePlanAgent().plan(task.action, seen)
-        movers = {m for s in plan.sub_actions for m in (s.subject, s.partner) if m}
-        whole = SubAction(index=0, verb="move_to", subject=plan.sub_actions[0].subject, subject_desc="objects",
-                          description=task.action, prompt=task.action,
-                          postconditions=[p for s in plan.sub_actions for p in s.postconditions])
-        critic, ledger = PerceptionCritic(), ledger_from(seen, "")
-
-        def score(frames):
-            c = critic.judge(whole, frames, frame, ledger, movers=movers)
-            return (c.scores.action_completion, c.scores.mean)
-
-        best = max(candidates, key=score)
+    best = best_by_critic(task.action, frame, candidates)
     truth = gen.truth_of(best)
     assert truth is not None
     wall = time.perf_counter() - t0

@@ -7,12 +7,40 @@ from pathlib import Path
 from .report import main_table, plots, section, write_section
 
 
+FIGURE_TASK = 4
+"""The held-out task whose keyframes the tabletop-tiny section shows (a `gather`: several objects into a bowl)."""
+
+
 def run_suite(suite: str, command: str, *, methods: list[str], split: str = "test", size: int | None = None,
               seeds: int = 3, difficulty: str = "medium", workers: int = 2, results: str = "bench_results.sqlite",
-              docs: str = "docs", progress: bool = False) -> str:
+              docs: str = "docs", progress: bool = False, model: str = "", lora: str = "") -> str:
     """The suite's section of docs/benchmarks.md (written there unless `docs` is empty)."""
     if suite == "actwm-sim":
-        return _actwm(command, methods, split, size, seeds, difficulty, workers, results, docs, progress)
+        from .episodes import METHODS
+
+        return _actwm(command, methods or list(METHODS), split, size, seeds, difficulty, workers, results, docs,
+                      progress)
+    if suite == "tabletop-tiny":
+        from .learned import METHODS as LEARNED, run_learned, strips_figure
+        from .learned_report import learned_section
+
+        unknown = sorted(set(methods) - set(LEARNED))
+        if unknown:
+            from ..tools.errors import InputError
+
+            raise InputError(f"unknown method(s) for tabletop-tiny: {', '.join(unknown)}; choose from {', '.join(LEARNED)}")
+        rows = run_learned(Path(results).with_suffix("").as_posix() + "-tabletop-tiny.jsonl", size=size or 20,
+                           seeds=seeds, methods=tuple(methods or LEARNED), model=model, lora=lora, progress=progress)
+        note = f"LoRA {lora}" if lora else (f"weights {model}" if model else "the shipped weights")
+        text = learned_section(rows, command, note)
+        if docs:
+            name = f"tabletop_tiny{'_rl' if lora else ''}.png"
+            strips_figure(FIGURE_TASK, 0, Path(docs) / "img" / name, model=model, lora=lora)
+            text += (f"\n![keyframes](img/{name})\n\n*Held-out task {FIGURE_TASK} (fixed in advance, not picked by its "
+                     "result), seed 0: eight keyframes of the open-loop segment and of SPIRAL's video"
+                     f"{', with the base weights and after RL' if lora else ''}; each row says the judge's verdict.*\n")
+            write_section(Path(docs) / "benchmarks.md", f"bench:tabletop-tiny{':rl' if lora else ''}", text)
+        return text
     if suite == "reflective-memory":
         from .reflective import reflective_memory, reflective_section
 

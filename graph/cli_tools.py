@@ -18,7 +18,8 @@ from .session import Session
 if TYPE_CHECKING:
     from ..memory.traces import TraceDB
 
-SUITES = ("actwm-sim", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory", "training")
+SUITES = ("actwm-sim", "tabletop-tiny", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory",
+          "training")
 
 
 def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -50,14 +51,18 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
     workspace_option(gc)
     bench = sub.add_parser("bench", help="run a benchmark and write its section of docs/benchmarks.md")
     bench.add_argument("--suite", default="actwm-sim", choices=SUITES)
-    bench.add_argument("--methods", default="open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan",
-                       help="comma-separated methods")
+    bench.add_argument("--methods", default="", help="comma-separated methods (default: all of the suite's: actwm-sim "
+                       "open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan; tabletop-tiny "
+                       "open-loop,best-of-n,decompose,reseed,spiral)")
     bench.add_argument("--split", default="test")
     bench.add_argument("--size", type=int, default=None, help="number of tasks (default: the whole split)")
     bench.add_argument("--seeds", type=int, default=3)
     bench.add_argument("--difficulty", default="medium")
     bench.add_argument("--workers", type=int, default=2, help="parallel worker processes")
     bench.add_argument("--results", default="bench_results.sqlite", help="results table; an interrupted bench resumes from it")
+    bench.add_argument("--model", default="", help="tabletop-tiny suite: a pipeline folder instead of the shipped "
+                       "weights (e.g. a `spiral train pretrain` run's pipeline/)")
+    bench.add_argument("--lora", default="", help="tabletop-tiny suite: an adapter from `spiral train` (after RL)")
     bench.add_argument("--docs", default="docs", help="where benchmarks.md and img/ are written ('' to skip)")
     dataset = sub.add_parser("dataset", help="ActWM-Dataset tools")
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
@@ -79,7 +84,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         f"spiral bench --suite {args.suite}"
     print(run_suite(args.suite, command, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                     split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
-                    workers=args.workers, results=args.results, docs=args.docs, progress=sys.stderr.isatty()))
+                    workers=args.workers, results=args.results, docs=args.docs, progress=sys.stderr.isatty(),
+                    model=args.model, lora=args.lora))
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:

@@ -1,0 +1,93 @@
+"""tabletop-tiny end to end: `spiral train pretrain` (tiny settings), resuming after SIGKILL, and the
+pipeline it writes driven by the loop; the shipped weights run an episode on a fresh checkout."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spiral.tools.media import save_png
+from spiral.tools.video.tabletop import shipped_weights
+from spiral.tools.world.scene import random_scene
+from spiral.tools.world.render import render_scene
+
+pytestmark = pytest.mark.e2e
+TINY = ["--examples", "24", "--held-out", "4", "--vae-steps", "2", "--steps", "24", "--batch", "4", "--width", "32",
+        "--layers", "1", "--save-every", "4"]
+NATIVE = ["--frames", "9", "--height", "128", "--width", "128"]
+
+
+def spiral(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True, **kw)
+
+
+def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loop_drives_the_result(tmp_path,
+                                                                                                  kill_once_saved):
+    from safetensors.torch import load_file
+
+    whole = spiral("train", "pretrain", "--out", str(tmp_path / "whole"), *TINY)
+    assert whole.returncode == 0, whole.stderr
+    assert "spiral run --backbone tabletop-tiny --model" in whole.stdout
+    killed = tmp_path / "killed"
+    kill_once_saved([sys.executable, "-m", "spiral.graph.cli", "train", "pretrain", "--out", str(killed), *TINY],
+                    killed / "state" / "denoiser.pt")
+    assert not (killed / "pipeline").exists()
+    resumed = spiral("train", "pretrain", "--out", str(killed), *TINY)
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(tmp_path / "whole" / "pipeline" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(killed / "pipeline" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+    steps = [int(r.split(",")[1].split(".")[0]) for r in (killed / "metrics.csv").read_text().splitlines()[1:]
+             if r.startswith("2")]
+    assert steps == sorted(set(steps)) and steps[-1] == 24  # no step logged twice after the resume
+    assert (killed / "samples" / "step-000024.png").exists() and (killed / "curves.png").exists()
+
+    image = save_png(render_scene(random_scene(3)), tmp_path / "start.png")
+    run = spiral("run", "--image", str(image), "--action", "put the red ball in the bowl", "--backbone",
+                 "tabletop-tiny", "--model", str(tmp_path / "whole" / "pipeline"), *NATIVE, "--max-calls", "2",
+                 "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["generator_calls"] >= 1 and summary["settings"]["backbone"] == "tabletop-tiny", run.stderr
+    assert np.load(tmp_path / "out" / "frames.npy").shape[1:] == (128, 128, 3)
+
+    bench = spiral("bench", "--suite", "tabletop-tiny", "--size", "1", "--seeds", "1", "--model",
+                   str(tmp_path / "whole" / "pipeline"), "--results", str(tmp_path / "results.sqlite"), "--docs",
+                   str(tmp_path / "docs"), cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr
+    section = (tmp_path / "docs" / "benchmarks.md").read_text()
+    for method in ("open-loop", "best-of-n", "decompose", "reseed", "spiral"):
+        assert f"| {method} |" in section
+    rows = [json.loads(line) for line in (tmp_path / "results-tabletop-tiny.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and {r["task_id"] for r in rows} == {"test-0000"}
+    spiral_row = next(r for r in rows if r["method"] == "spiral")
+    best_of_n = next(r for r in rows if r["method"] == "best-of-n")
+    assert best_of_n["generator_calls"] == spiral_row["generator_calls"]  # compute-matched
+    assert (tmp_path / "docs" / "img" / "tabletop_tiny.png").exists()
+
+
+def test_bad_pretrain_and_size_requests_are_one_line_each(tmp_path):
+    few = spiral("train", "pretrain", "--out", str(tmp_path / "x"), "--examples", "10")
+    assert few.returncode == 2 and few.stderr.strip() == (
+        "spiral: error: --examples must be at least 80 (64 are held out, and a batch needs 16)")
+    assert not (tmp_path / "x").exists()
+    image = save_png(render_scene(random_scene(3)), tmp_path / "start.png")
+    size = spiral("run", "--image", str(image), "--action", "put the red ball in the bowl", "--backbone",
+                  "tabletop-tiny", "--workspace", str(tmp_path / "ws"))
+    assert size.returncode == 2 and "pass --frames 9 --height 128 --width 128" in size.stderr
+    assert len(size.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shipped_weights() is None, reason="no shipped weights in this checkout")
+def test_the_shipped_model_runs_an_episode_with_no_download(tmp_path):
+    image = save_png(render_scene(random_scene(3)), tmp_path / "start.png")
+    run = spiral("run", "--image", str(image), "--action", "put the red ball in the bowl", "--backbone",
+                 "tabletop-tiny", *NATIVE, "--max-calls", "3", "--workspace", str(tmp_path / "ws"), "--out",
+                 str(tmp_path / "out"), cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert 1 <= summary["generator_calls"] <= 3, run.stderr
+    frames = np.load(tmp_path / "out" / "frames.npy")
+    assert frames.shape[1:] == (128, 128, 3) and frames.std() > 5  # a picture, not a flat field

@@ -1,0 +1,75 @@
+"""bench/judge.py: the independent judge of a learned model's frames, checked on frames whose truth is known."""
+
+import numpy as np
+import pytest
+
+from spiral.bench.judge import judge_frame, judge_segment, reference_after, scene_in_frame, step_of
+from spiral.bench.tasks import build_suite
+from spiral.nodes.planner import RulePlanAgent
+from spiral.tools.perception import perceive
+from spiral.tools.world.execute import execute
+from spiral.tools.world.render import render_scene
+
+TASKS = build_suite("test", 42)
+
+
+def test_the_true_end_state_passes_whatever_slot_the_executor_drew():
+    for task in TASKS:
+        reference = reference_after(task.scene, task.steps, seed=0)
+        for seed in (5, 9):  # containers take objects in other slots with other seeds
+            segments, _ = execute(task.scene, task.steps, seed=seed)
+            verdict = judge_frame(reference, segments[-1][-1])
+            assert verdict.success, (task.id, verdict)
+
+
+def test_the_start_frame_and_a_half_done_task_fail():
+    moved_last = 0
+    for task in TASKS:
+        reference = reference_after(task.scene, task.steps, seed=0)
+        assert not judge_frame(reference, render_scene(task.scene)).success, task.id
+        if len(task.steps) > 1:
+            before_last = reference_after(task.scene, task.steps[:-1], seed=0)
+            subject = before_last.get(task.steps[-1].subject)
+            after = reference.get(task.steps[-1].subject)
+            if np.hypot(after.x - subject.x, after.y - subject.y) > 10:  # the last step really moves something
+                verdict = judge_frame(reference, render_scene(before_last))
+                assert not verdict.success and (verdict.misplaced or verdict.missing or verdict.extra), task.id
+                moved_last += 1
+    assert moved_last >= 10
+
+
+def test_a_vanished_object_is_missing_and_an_added_one_is_extra():
+    task = TASKS[0]
+    reference = reference_after(task.scene, task.steps, seed=0)
+    bystander = next(o for o in reference.movables if o.id != task.steps[0].subject)
+    fewer = reference.model_copy(update={"objects": [o for o in reference.objects if o.id != bystander.id]})
+    verdict = judge_frame(reference, render_scene(fewer))
+    assert verdict.missing == [bystander.id] and not verdict.success
+    verdict = judge_frame(fewer, render_scene(reference))
+    assert verdict.extra == 1 and not verdict.success
+    assert verdict.psnr < 40 and verdict.pixel_mae > 0
+
+
+def test_a_planned_sub_action_is_judged_from_where_its_segment_started():
+    task = next(t for t in TASKS if t.category == "pick_place")
+    start = render_scene(task.scene)
+    seen = perceive(start)
+    plan = RulePlanAgent().plan(task.action, seen)
+    looks = {o.id: (o.shape, o.color, "" if o.is_container else o.size) for o in seen}
+    sub = plan.sub_actions[0]
+    step = step_of(sub, looks, task.scene)
+    assert step is not None and step.subject == task.steps[0].subject and step.verb == task.steps[0].verb
+    segments, _ = execute(task.scene, task.steps, seed=3)
+    right = judge_segment(task.scene, sub, looks, start, segments[0][-1])
+    wrong = judge_segment(task.scene, sub, looks, start, start)
+    assert right is not None and right.success
+    assert wrong is not None and not wrong.success
+
+
+def test_the_start_of_a_later_segment_is_read_from_its_pixels():
+    task = TASKS[0]
+    moved = reference_after(task.scene, task.steps, seed=0)
+    read = scene_in_frame(task.scene, render_scene(moved))
+    for obj in moved.objects:
+        got = read.get(obj.id)
+        assert got.x == pytest.approx(obj.x, abs=3) and got.y == pytest.approx(obj.y, abs=3)
