@@ -33,6 +33,7 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 from tqdm import tqdm
 
+from ..tools.video.diffusers_backbone import pipeline_frames
 from ..tools.video.tabletop import MAX_PROMPT_TOKENS, NATIVE_FRAMES, NATIVE_SIDE, tabletop_tiny_pipeline
 from .pretrain_data import Example, encode_pool, make_pool, to_unit
 
@@ -328,7 +329,7 @@ def generate(pipe: Any, image: np.ndarray, prompt: str, steps: int, seed: int = 
     from PIL import Image
 
     out = pipe(image=Image.fromarray(image), prompt=prompt, height=NATIVE_SIDE, width=NATIVE_SIDE,
-               num_frames=NATIVE_FRAMES, num_inference_steps=steps, guidance_scale=1.0, output_type="np",
+               num_frames=pipeline_frames(pipe, NATIVE_FRAMES), num_inference_steps=steps, guidance_scale=1.0, output_type="np",
                max_sequence_length=MAX_PROMPT_TOKENS, generator=torch.Generator().manual_seed(seed))
     return (np.clip(out.frames[0], 0, 1) * 255).round().astype(np.uint8)
 
@@ -390,8 +391,8 @@ def model_card(pipe: Any, config: PretrainConfig, metrics: Metrics, seconds: flo
         f"median of the pool's first frames) + {config.kl_weight:g} KL, AdamW {config.vae_lr:g}.",
         f"- Denoiser: {config.steps} steps, batch {config.batch}, flow matching (shift {config.shift:g}), AdamW "
         f"{config.lr:g}, prompt dropout {config.prompt_dropout:g}, EMA {config.ema:g} (the EMA is what is saved).",
-        f"- Wall time of the run that wrote these weights: {seconds / 60:.1f} min on this process's CPU threads "
-        f"({torch.get_num_threads()}).", "",
+        f"- Wall time of the invocation that finished these weights: {seconds / 60:.1f} min on "
+        f"{torch.get_num_threads()} CPU threads (a resumed run's earlier invocations add theirs).", "",
         "## Held-out figures (the held-out pool segments)", "",
         f"- Autoencoder L1 (last logged, training clips): {last('vae_l1')}",
         f"- Flow-matching loss of the EMA model on held-out segments: {last('val_flow_loss')}",

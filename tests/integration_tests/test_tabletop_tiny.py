@@ -91,3 +91,16 @@ def test_the_shipped_model_runs_an_episode_with_no_download(tmp_path):
     assert 1 <= summary["generator_calls"] <= 3, run.stderr
     frames = np.load(tmp_path / "out" / "frames.npy")
     assert frames.shape[1:] == (128, 128, 3) and frames.std() > 5  # a picture, not a flat field
+
+
+@pytest.mark.skipif(shipped_weights() is None, reason="no shipped weights in this checkout")
+def test_a_segment_has_exactly_the_frames_asked_for():
+    """Diffusers' Wan pipeline adds a frame to every request when the VAE does not compress time; the
+    backbone asks for one fewer (a 10th frame would sit at a position the model never saw)."""
+    from spiral.tools.video import SegmentRequest, load_generator
+
+    generator = load_generator("tabletop-tiny", model="", dtype="auto", device="auto", cpu_offload=False,
+                               vae_tiling=False, lora="")
+    segment = generator.generate(SegmentRequest(image=render_scene(random_scene(3)), num_frames=9,
+                                                prompt="Put the red ball in the white bowl.", seed=1))
+    assert segment.frames.shape == (9, 128, 128, 3)

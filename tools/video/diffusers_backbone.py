@@ -191,7 +191,8 @@ class DiffusersBackbone:
         try:
             with recorder or contextlib.nullcontext(), capture or contextlib.nullcontext():
                 out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
-                                width=request.width, num_frames=request.num_frames, num_inference_steps=steps,
+                                width=request.width, num_frames=pipeline_frames(self.pipe, request.num_frames),
+                                num_inference_steps=steps,
                                 guidance_scale=guidance, generator=generator, output_type="pt",
                                 max_sequence_length=self.spec.max_sequence_length,
                                 **_progress_callback(progress, steps), **kwargs)
@@ -235,3 +236,22 @@ def _progress_callback(progress: ProgressFn | None, steps: int) -> dict:
         return callback_kwargs
 
     return {"callback_on_step_end": on_step_end}
+
+
+class _NoFrameRounding(logging.Filter):
+    """Drops diffusers' "Rounding to the nearest number" warning for a VAE with temporal factor 1, where
+    `pipeline_frames` already asked for the count that rounds to the one wanted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "has to be divisible by 1." not in record.getMessage()
+
+
+logging.getLogger("diffusers.pipelines.wan.pipeline_wan_i2v").addFilter(_NoFrameRounding())
+
+
+def pipeline_frames(pipe: Any, num_frames: int) -> int:
+    """What to ask `pipe` for to get `num_frames` frames. Diffusers' Wan pipelines round any count that is
+    not 1 + a multiple of the VAE's temporal factor up to one that is, and with a factor of 1 (a VAE that
+    does not compress time, as tabletop-tiny's) they add a frame to every request: ask for one fewer."""
+    factor = getattr(pipe, "vae_scale_factor_temporal", None)
+    return num_frames - 1 if factor == 1 and num_frames > 1 else num_frames
