@@ -61,7 +61,12 @@ def learned_section(rows: list[LearnedResult], command: str, model_note: str) ->
     tp, fp = sum(r.critic_tp for r in judged), sum(r.critic_fp for r in judged)
     fn, tn = sum(r.critic_fn for r in judged), sum(r.critic_tn for r in judged)
     precision, recall = precision_recall_counts(tp, fp, fn)
+
+    def ratio(value: float, why: str) -> str:
+        return f"{value:.2f}" if value == value else f"undefined ({why})"
+
     lines += ["", f"The perception critic against the judge, over the {tp + fp + fn + tn} segments it judged in "
-              f"`reseed` and `spiral`: precision {precision:.2f}, recall {recall:.2f} "
-              f"(passed and right {tp}, passed but wrong {fp}, failed but right {fn}, failed and wrong {tn})."]
+              f"`reseed` and `spiral`: precision {ratio(precision, 'it passed none')}, recall "
+              f"{ratio(recall, 'the judge found none right')} (passed and right {tp}, passed but wrong {fp}, "
+              f"failed but right {fn}, failed and wrong {tn})."]
     return "\n".join(lines) + "\n"

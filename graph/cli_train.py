@@ -89,7 +89,7 @@ def _weights(pairs: list[str]):
 def _reason(exc: ValueError) -> str:
     """One line: pydantic's first error message, or the exception's first line."""
     errors = getattr(exc, "errors", None)
-    return errors()[0]["msg"] if callable(errors) else str(exc).splitlines()[0]
+    return errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) else str(exc).splitlines()[0]
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -192,7 +192,7 @@ def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: Pret
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         bar.set_postfix(l1=f"{l1.item():.4f}")
-        if done % 25 == 0:
+        if done % 25 == 0 or done == config.vae_steps:
             metrics.add({"stage": 1, "step": done, "vae_l1": l1.item()})
         if done % config.save_every == 0 or done == config.vae_steps:
             _save(state_path, done, modules)
@@ -232,18 +232,21 @@ def flow_loss(transformer: Any, latents: torch.Tensor, condition: torch.Tensor, 
 
 
 class _Texts:
-    """Prompt embeddings from the frozen text encoder, cached by prompt (the pool repeats its wordings)."""
+    """Prompt embeddings from the frozen text encoder, computed once for every wording of the pool (and the
+    empty prompt) in a fixed order and batching: a batch's composition moves the embeddings by ~1e-7, enough
+    to make a resumed run drift from an uninterrupted one."""
 
-    def __init__(self, pipe: Any) -> None:
-        self.pipe, self.cache = pipe, {}
+    def __init__(self, pipe: Any, prompts: list[str], batch: int = 64) -> None:
+        wordings = sorted({"", *prompts})
+        self.cache: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for start in range(0, len(wordings), batch):
+                chunk = wordings[start:start + batch]
+                embeds, _ = pipe.encode_prompt(prompt=chunk, do_classifier_free_guidance=False,
+                                               max_sequence_length=MAX_PROMPT_TOKENS, device=torch.device("cpu"))
+                self.cache.update(zip(chunk, embeds))
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
-        todo = [p for p in dict.fromkeys(prompts) if p not in self.cache]
-        if todo:
-            with torch.no_grad():
-                embeds, _ = self.pipe.encode_prompt(prompt=todo, do_classifier_free_guidance=False,
-                                                    max_sequence_length=MAX_PROMPT_TOKENS, device=torch.device("cpu"))
-            self.cache.update(zip(todo, embeds))
         return torch.stack([self.cache[p] for p in prompts])
 
 
@@ -265,7 +268,7 @@ def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndar
                "rng": _Rng(rng), "noise": _Rng(generator)}
     start = _resume(state_path, modules)
     metrics.forget_after(2, start)
-    texts = _Texts(pipe)
+    texts = _Texts(pipe, prompts)
     val_noise = torch.Generator().manual_seed(12345)
     val = (video[val_ids], first[val_ids], texts([prompts[i] for i in val_ids]), _sigmas(len(val_ids), config.shift, val_noise),
            torch.randn(video[val_ids].shape, generator=val_noise))
@@ -290,7 +293,7 @@ def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndar
         running.append(loss.item())
         done = step + 1
         bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}")
-        if done % 50 == 0:
+        if done % 50 == 0 or done % config.save_every == 0 or done == config.steps:  # a row for every saved state
             with torch.no_grad():
                 val_loss = flow_loss(ema, *val).item()
             metrics.add({"stage": 2, "step": done, "flow_loss": float(np.mean(running[-50:])), "val_flow_loss": val_loss})

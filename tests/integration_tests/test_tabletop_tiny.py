@@ -47,7 +47,7 @@ def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loo
     assert (killed / "samples" / "step-000024.png").exists() and (killed / "curves.png").exists()
 
     image = save_png(render_scene(random_scene(3)), tmp_path / "start.png")
-    run = spiral("run", "--image", str(image), "--action", "put the red ball in the bowl", "--backbone",
+    run = spiral("run", "--image", str(image), "--action", "put the red cube in the bowl", "--backbone",
                  "tabletop-tiny", "--model", str(tmp_path / "whole" / "pipeline"), *NATIVE, "--max-calls", "2",
                  "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "out"), cwd=tmp_path)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -72,10 +72,10 @@ def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loo
 def test_bad_pretrain_and_size_requests_are_one_line_each(tmp_path):
     few = spiral("train", "pretrain", "--out", str(tmp_path / "x"), "--examples", "10")
     assert few.returncode == 2 and few.stderr.strip() == (
-        "spiral: error: --examples must be at least 80 (64 are held out, and a batch needs 16)")
+        "spiral: error: --examples must be at least 72 (64 are held out, and a batch needs 8)")
     assert not (tmp_path / "x").exists()
     image = save_png(render_scene(random_scene(3)), tmp_path / "start.png")
-    size = spiral("run", "--image", str(image), "--action", "put the red ball in the bowl", "--backbone",
+    size = spiral("run", "--image", str(image), "--action", "put the red cube in the bowl", "--backbone",
                   "tabletop-tiny", "--workspace", str(tmp_path / "ws"))
     assert size.returncode == 2 and "pass --frames 9 --height 128 --width 128" in size.stderr
     assert len(size.stderr.strip().splitlines()) == 1
@@ -84,7 +84,7 @@ def test_bad_pretrain_and_size_requests_are_one_line_each(tmp_path):
 @pytest.mark.skipif(shipped_weights() is None, reason="no shipped weights in this checkout")
 def test_the_shipped_model_runs_an_episode_with_no_download(tmp_path):
     image = save_png(render_scene(random_scene(3)), tmp_path / "start.png")
-    run = spiral("run", "--image", str(image), "--action", "put the red ball in the bowl", "--backbone",
+    run = spiral("run", "--image", str(image), "--action", "put the red cube in the bowl", "--backbone",
                  "tabletop-tiny", *NATIVE, "--max-calls", "3", "--workspace", str(tmp_path / "ws"), "--out",
                  str(tmp_path / "out"), cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
