@@ -52,7 +52,7 @@ def add_parsers(sub) -> None:
 
 
 def _pretrain_options(p: argparse.ArgumentParser) -> None:
-    from ..training.pretrain import PretrainConfig
+    from ..training.config import PretrainConfig
 
     for name in ("examples", "held_out", "vae_steps", "steps", "batch", "width", "layers", "save_every", "seed"):
         field = PretrainConfig.model_fields[name]
@@ -101,7 +101,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
     from ..bench.segments import train_segments
     from ..tools.video.diffusers_specs import require_torch
-    from ..training.pretrain import PretrainConfig, pretrain
+    from ..training.config import PretrainConfig
+    from ..training.pretrain import pretrain
 
     require_torch("tabletop-tiny")
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .rewards import RewardWeights
 
@@ -83,3 +83,38 @@ def config_for(kind: type[BaseModel], recipe: str = "", **overrides) -> BaseMode
         raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
     values = {k: v for k, v in (RECIPES.get(recipe, {})).items() if k in kind.model_fields}
     return kind(**{**values, **overrides})
+
+
+class PretrainConfig(BaseModel):
+    """What `spiral train pretrain` does; the defaults are the shipped model's recipe (about an hour on
+    two CPU cores)."""
+
+    examples: int = Field(2000, gt=0, description="Segments in the pool (single sub-actions of train-split tasks).")
+    held_out: int = Field(64, ge=4, description="Pool segments kept out of training, for validation loss and samples.")
+    vae_steps: int = Field(1800, ge=0, description="Autoencoder optimizer steps.")
+    vae_batch: int = Field(2, gt=0)
+    vae_clip_frames: int = Field(9, ge=9, description="Frames per autoencoder clip: the first alone, then two chunks of "
+                                 "4 (the second reads the first's cached features, as every later chunk does).")
+    vae_lr: float = 1e-3
+    kl_weight: float = 1e-6
+    foreground_weight: float = Field(10.0, ge=0, description="Extra weight of object pixels in the autoencoder's L1.")
+    steps: int = Field(3400, ge=0, description="Denoiser optimizer steps.")
+    batch: int = Field(8, gt=0, description="Segments per denoiser step.")
+    lr: float = 5e-4
+    warmup: int = 200
+    ema: float = 0.999
+    prompt_dropout: float = 0.1
+    shift: float = 3.0
+    width: int = Field(128, ge=32, multiple_of=32, description="Transformer width (heads of 32).")
+    layers: int = Field(4, gt=0, description="Transformer blocks.")
+    save_every: int = Field(250, gt=0, description="Steps between saved states (a rerun resumes from the newest).")
+    sample_every: int = 1000
+    sample_steps: int = 12
+    seed: int = Field(0, ge=0, description="Seed of the pool's draws, the weights and the noise.")
+
+    @model_validator(mode="after")
+    def _enough_data(self) -> PretrainConfig:
+        if self.examples < self.held_out + max(self.batch, self.vae_batch):
+            raise ValueError(f"--examples must be at least {self.held_out + max(self.batch, self.vae_batch)} "
+                             f"({self.held_out} are held out, and a batch needs {max(self.batch, self.vae_batch)})")
+        return self

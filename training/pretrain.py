@@ -30,49 +30,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, model_validator
 from tqdm import tqdm
 
 from ..tools.video.diffusers_backbone import pipeline_frames
 from ..tools.video.tabletop import MAX_PROMPT_TOKENS, NATIVE_FRAMES, NATIVE_SIDE, tabletop_tiny_pipeline
+from .config import PretrainConfig
 from .pretrain_data import Example, encode_pool, make_pool, to_unit
 
 log = logging.getLogger(__name__)
-
-
-class PretrainConfig(BaseModel):
-    """What `spiral train pretrain` does; the defaults are the shipped model's recipe (about an hour on
-    two CPU cores)."""
-
-    examples: int = Field(2000, gt=0, description="Segments in the pool (single sub-actions of train-split tasks).")
-    held_out: int = Field(64, ge=4, description="Pool segments kept out of training, for validation loss and samples.")
-    vae_steps: int = Field(1800, ge=0, description="Autoencoder optimizer steps.")
-    vae_batch: int = Field(2, gt=0)
-    vae_clip_frames: int = Field(9, ge=9, description="Frames per autoencoder clip: the first alone, then two chunks of "
-                                 "4 (the second reads the first's cached features, as every later chunk does).")
-    vae_lr: float = 1e-3
-    kl_weight: float = 1e-6
-    foreground_weight: float = Field(10.0, ge=0, description="Extra weight of object pixels in the autoencoder's L1.")
-    steps: int = Field(3400, ge=0, description="Denoiser optimizer steps.")
-    batch: int = Field(8, gt=0, description="Segments per denoiser step.")
-    lr: float = 5e-4
-    warmup: int = 200
-    ema: float = 0.999
-    prompt_dropout: float = 0.1
-    shift: float = 3.0
-    width: int = Field(128, ge=32, multiple_of=32, description="Transformer width (heads of 32).")
-    layers: int = Field(4, gt=0, description="Transformer blocks.")
-    save_every: int = Field(250, gt=0, description="Steps between saved states (a rerun resumes from the newest).")
-    sample_every: int = 1000
-    sample_steps: int = 12
-    seed: int = Field(0, ge=0, description="Seed of the pool's draws, the weights and the noise.")
-
-    @model_validator(mode="after")
-    def _enough_data(self) -> PretrainConfig:
-        if self.examples < self.held_out + max(self.batch, self.vae_batch):
-            raise ValueError(f"--examples must be at least {self.held_out + max(self.batch, self.vae_batch)} "
-                             f"({self.held_out} are held out, and a batch needs {max(self.batch, self.vae_batch)})")
-        return self
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

@@ -246,7 +246,7 @@ def test_each_backbone_through_the_user_path(name, side, frames, bad_frames, rul
         gen.generate(request.model_copy(update={"num_frames": bad_frames}))
     if name in ("cogvideox-i2v", "ltx-i2v"):
         with pytest.raises(InputError, match=f"{name} cannot record trajectories for training: SPIRAL recomputes "
-                                             "the policy of wan2.1-i2v, wan2.2-ti2v, tiny-wan only"):
+                                             "the policy of wan2.1-i2v, wan2.2-ti2v, tiny-wan, tabletop-tiny only"):
             gen.generate(request.model_copy(update={"trajectory": True}))
     else:
         traj = gen.generate(request.model_copy(update={"trajectory": True})).trajectory

@@ -175,7 +175,7 @@ def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp
     ("groups of one", ["train", "dpo", "--workspace", "{single}", "--out", "{out}"],
      "has one sample, and GRPO learns from differences within a group: collect with --group 2 or more"),
     ("unknown reward", ["train", "grpo", "--workspace", "{collected}", "--out", "{out}", "--reward", "beauty=1"],
-     "--reward: Value error, unknown reward 'beauty'"),
+     "--reward: unknown reward 'beauty'"),
     ("unknown recipe", ["train", "grpo", "--workspace", "{collected}", "--out", "{out}", "--recipe", "huge"],
      "unknown recipe 'huge'; known: tiny-cpu, wan-1gpu"),
     ("adapter for another backbone", ["run", "--image", "{scene}", "--action", "put the red ball in the bowl",
