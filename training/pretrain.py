@@ -35,16 +35,9 @@ from tqdm import tqdm
 from ..tools.video.diffusers_backbone import pipeline_frames
 from ..tools.video.tabletop import MAX_PROMPT_TOKENS, NATIVE_FRAMES, NATIVE_SIDE, tabletop_tiny_pipeline
 from .config import PretrainConfig
-from .pretrain_data import Example, encode_pool, make_pool, to_unit
+from .pretrain_data import Example, atomic_save, encode_pool, make_pool, to_unit
 
 log = logging.getLogger(__name__)
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Metrics:
@@ -120,7 +113,7 @@ def _resume(path: Path, modules: dict[str, Any]) -> int:
 
 
 def _save(path: Path, step: int, modules: dict[str, Any]) -> None:
-    _atomic_save({"step": step, **{name: module.state_dict() for name, module in modules.items()}}, path)
+    atomic_save({"step": step, **{name: module.state_dict() for name, module in modules.items()}}, path)
 
 
 def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: PretrainConfig, out: Path,

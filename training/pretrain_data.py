@@ -24,7 +24,9 @@ class Example(Protocol):
     prompt: str
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save under a temporary name, then rename: a kill never leaves a partial file under `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -77,5 +79,5 @@ def encode_pool(vae: Any, frames: np.ndarray, folder: Path, batch: int = 8, prog
     video = torch.cat(videos)
     flat = video.transpose(0, 1).reshape(video.shape[1], -1)
     out = {"video": video, "first": torch.cat(firsts), "mean": flat.mean(1), "std": flat.std(1)}
-    _atomic_save(out, path)
+    atomic_save(out, path)
     return out
