@@ -66,6 +66,8 @@ class PerceptionCritic:
         gaps = [distance_to_goal(p, end) for p, ok in zip(posts, held, strict=True) if not ok]  # type: ignore[arg-type]
         if gaps and gaps[0] is not None:
             evidence["goal_distance"] = round(float(gaps[0]), 2)
+        elif posts and not gaps:
+            evidence["goal_distance"] = 0.0  # reached: a dense reward on this term scores passes too
         for text, ok in zip(sub.postconditions, held, strict=True):
             evidence[f"holds:{text}"] = 1.0 if ok else 0.0
 

@@ -87,6 +87,7 @@ def test_critic_passes_a_perfect_segment(simple_scene):
     c = _judge(simple_scene, sub, [Move(object_id="red_ball", x=90, y=50)])
     assert c.passed and c.scores.action_completion == 1 and c.scores.object_fidelity == 1
     assert c.failure is None
+    assert c.evidence["goal_distance"] == 0.0  # a dense reward (evidence:goal_distance) needs it on passes too
 
 
 def test_critic_names_each_failure(simple_scene):
