@@ -54,10 +54,17 @@ def add_parsers(sub) -> None:
 def _pretrain_options(p: argparse.ArgumentParser) -> None:
     from ..training.config import PretrainConfig
 
-    for name in ("examples", "held_out", "vae_steps", "steps", "batch", "width", "layers", "save_every", "seed"):
+    for name in ("examples", "held_out", "vae_steps", "vae_batch", "steps", "batch", "width", "layers", "save_every",
+                 "seed"):
         field = PretrainConfig.model_fields[name]
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=field.default,
                        help=f"{(field.description or name.replace('_', ' ')).rstrip('.')} (default: {field.default})")
+    p.add_argument("--vae-from", default="", metavar="DIR", help=PretrainConfig.model_fields["vae_from"].description)
+    p.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
+                   help="bf16 autocast on CUDA; ignored on the CPU (default: no)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop at this wall time, saving the state (in stage 2 the pipeline is written as it is then); "
+                        "the same command again resumes (default: no limit)")
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
@@ -102,17 +109,27 @@ def _pretrain(args: argparse.Namespace) -> None:
     from ..bench.segments import train_segments
     from ..tools.video.diffusers_specs import require_torch
     from ..training.config import PretrainConfig
-    from ..training.pretrain import pretrain
+    from ..training.pretrain import Stopped, pretrain
 
     require_torch("tabletop-tiny")
     try:
         config = PretrainConfig(examples=args.examples, held_out=args.held_out, vae_steps=args.vae_steps,
-                                steps=args.steps, batch=args.batch, width=args.width, layers=args.layers,
-                                save_every=args.save_every, seed=args.seed)
+                                vae_batch=args.vae_batch, steps=args.steps, batch=args.batch, width=args.width,
+                                layers=args.layers, save_every=args.save_every, seed=args.seed,
+                                vae_from=args.vae_from, mixed_precision=args.mixed_precision)
     except ValueError as exc:
         raise InputError(_reason(exc)) from None
-    pipeline = pretrain(train_segments(config.examples, seed=config.seed), args.out, config,
-                        progress=sys.stderr.isatty())
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise InputError(f"--max-minutes must be positive, got {args.max_minutes:g}")
+    if config.vae_from and not (Path(config.vae_from) / "vae").is_dir():
+        raise InputError(f"--vae-from {config.vae_from}: no vae/ folder there (give a tabletop-tiny pipeline folder, "
+                         "e.g. the pipeline/ that `spiral train pretrain` wrote)")
+    try:
+        pipeline = pretrain(train_segments(config.examples, seed=config.seed), args.out, config,
+                            progress=sys.stderr.isatty(), max_minutes=args.max_minutes)
+    except Stopped as exc:
+        console().print(f"pretrain: stopped by --max-minutes: {exc}; run the same command again to go on")
+        return
     console().print(f"pretrain: the pipeline is in {pipeline} (use: spiral run --backbone tabletop-tiny --model "
                     f"{pipeline}); curves in {Path(args.out) / 'curves.png'}, samples in {Path(args.out) / 'samples'}")
 

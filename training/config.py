@@ -111,6 +111,9 @@ class PretrainConfig(BaseModel):
     sample_every: int = 1000
     sample_steps: int = 12
     seed: int = Field(0, ge=0, description="Seed of the pool's draws, the weights and the noise.")
+    vae_from: str = Field("", description="A trained tabletop-tiny pipeline folder whose autoencoder stage 1 starts "
+                          "from (with --vae-steps 0 it is used as it is).")
+    mixed_precision: Literal["no", "bf16"] = Field("no", description="bf16 autocast on CUDA; ignored on the CPU.")
 
     @model_validator(mode="after")
     def _enough_data(self) -> PretrainConfig:

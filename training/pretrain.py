@@ -56,16 +56,21 @@ class Metrics:
 
     def add(self, row: dict[str, float]) -> None:
         self.rows.append(row)
-        fields = list(dict.fromkeys(k for r in self.rows for k in r))
         tmp = self.path.with_name(".metrics.partial.csv")
         with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer = csv.DictWriter(fh, fieldnames=self._fields())
             writer.writeheader()
             writer.writerows(self.rows)
         os.replace(tmp, self.path)
-        self._plot([f for f in fields if f not in ("stage", "step")])
 
-    def _plot(self, names: list[str]) -> None:
+    def _fields(self) -> list[str]:
+        return list(dict.fromkeys(k for r in self.rows for k in r))
+
+    def plot(self) -> None:
+        """curves.png from the rows so far (at saved states only: a plot costs more than a GPU step)."""
+        names = [f for f in self._fields() if f not in ("stage", "step")]
+        if not names:
+            return
         import matplotlib
 
         matplotlib.use("Agg")
@@ -81,6 +86,27 @@ class Metrics:
         fig.tight_layout()
         fig.savefig(self.plot_path, dpi=80)
         plt.close(fig)
+
+
+class Deadline:
+    """A wall-clock limit (`--max-minutes`): a stage that reaches it saves its state and stops; None: none."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.at = time.monotonic() + seconds if seconds else None
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+
+def _device() -> torch.device:
+    """Where training runs: accelerate's choice (this process's GPU when there is one, else the CPU)."""
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+def _precision(config: PretrainConfig) -> str:
+    return config.mixed_precision if _device().type == "cuda" else "no"
 
 
 class _Rng:
@@ -117,10 +143,11 @@ def _save(path: Path, step: int, modules: dict[str, Any]) -> None:
 
 
 def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: PretrainConfig, out: Path,
-              metrics: Metrics, progress: bool) -> None:
+              metrics: Metrics, progress: bool, deadline: Deadline) -> int:
+    """Stage 1; returns the step it stopped at (`config.vae_steps` unless the deadline came first)."""
     from accelerate import Accelerator
 
-    accelerator = Accelerator(mixed_precision="no")
+    accelerator = Accelerator(mixed_precision=_precision(config))
     vae = pipe.vae
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     model, optimizer = accelerator.prepare(vae, optimizer)
@@ -134,7 +161,10 @@ def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: Pret
     bar = tqdm(range(start, config.vae_steps), initial=start, total=config.vae_steps, desc="stage 1: autoencoder",
                disable=not progress, unit="step")
     model.train()
+    done = start
     for step in bar:
+        if deadline.passed():
+            break
         ids = np.sort(rng.choice(train_ids, config.vae_batch, replace=False))
         offset = int(rng.integers(0, frames.shape[1] - span + 1))
         x = to_unit(frames[ids, offset:offset + span]).to(accelerator.device)
@@ -154,7 +184,11 @@ def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: Pret
             metrics.add({"stage": 1, "step": done, "vae_l1": l1.item()})
         if done % config.save_every == 0 or done == config.vae_steps:
             _save(state_path, done, modules)
+            metrics.plot()
+    if done < config.vae_steps and deadline.passed():
+        _save(state_path, done, modules)
     model.eval()
+    return done
 
 
 def _background(frames: np.ndarray, ids: np.ndarray, count: int = 256) -> torch.Tensor:
@@ -194,14 +228,14 @@ class _Texts:
     empty prompt) in a fixed order and batching: a batch's composition moves the embeddings by ~1e-7, enough
     to make a resumed run drift from an uninterrupted one."""
 
-    def __init__(self, pipe: Any, prompts: list[str], batch: int = 64) -> None:
+    def __init__(self, pipe: Any, prompts: list[str], device: torch.device, batch: int = 64) -> None:
         wordings = sorted({"", *prompts})
         self.cache: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for start in range(0, len(wordings), batch):
                 chunk = wordings[start:start + batch]
                 embeds, _ = pipe.encode_prompt(prompt=chunk, do_classifier_free_guidance=False,
-                                               max_sequence_length=MAX_PROMPT_TOKENS, device=torch.device("cpu"))
+                                               max_sequence_length=MAX_PROMPT_TOKENS, device=device)
                 self.cache.update(zip(chunk, embeds))
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
@@ -209,14 +243,18 @@ class _Texts:
 
 
 def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndarray, val_ids: np.ndarray,
-                   frames: np.ndarray, config: PretrainConfig, out: Path, metrics: Metrics, progress: bool) -> Any:
+                   frames: np.ndarray, config: PretrainConfig, out: Path, metrics: Metrics, progress: bool,
+                   deadline: Deadline) -> tuple[Any, int]:
+    """Stage 2; returns the EMA transformer and the step it stopped at. Batches and noise are drawn on the
+    CPU whatever the device, so a GPU run sees the draws a CPU run would."""
     from accelerate import Accelerator
 
-    accelerator = Accelerator(mixed_precision="no")
+    accelerator = Accelerator(mixed_precision=_precision(config))
+    device = accelerator.device
     mean, std = pool["mean"].view(1, -1, 1, 1, 1), pool["std"].view(1, -1, 1, 1, 1)
-    video, first = (pool["video"] - mean) / std, (pool["first"] - mean) / std
+    video, first = ((pool["video"] - mean) / std).to(device), ((pool["first"] - mean) / std).to(device)
     transformer = pipe.transformer
-    ema = copy.deepcopy(transformer).requires_grad_(False)
+    ema = copy.deepcopy(transformer).requires_grad_(False).to(device)
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup))
     model, optimizer = accelerator.prepare(transformer, optimizer)
@@ -226,28 +264,33 @@ def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndar
                "rng": _Rng(rng), "noise": _Rng(generator)}
     start = _resume(state_path, modules)
     metrics.forget_after(2, start)
-    texts = _Texts(pipe, prompts)
+    texts = _Texts(pipe, prompts, device)
     val_noise = torch.Generator().manual_seed(12345)
-    val = (video[val_ids], first[val_ids], texts([prompts[i] for i in val_ids]), _sigmas(len(val_ids), config.shift, val_noise),
-           torch.randn(video[val_ids].shape, generator=val_noise))
+    val = (video[val_ids], first[val_ids], texts([prompts[i] for i in val_ids]),
+           _sigmas(len(val_ids), config.shift, val_noise).to(device),
+           torch.randn(video[val_ids].shape, generator=val_noise).to(device))
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="stage 2: denoiser",
                disable=not progress, unit="step")
     model.train()
     running = []
+    done = start
+    ema_params, params = list(ema.parameters()), list(transformer.parameters())
     for step in bar:
+        if deadline.passed():
+            break
         ids = rng.choice(train_ids, config.batch, replace=False)
         batch_prompts = ["" if rng.random() < config.prompt_dropout else prompts[i] for i in ids]
         lat = video[ids]
-        loss = flow_loss(model, lat, first[ids], texts(batch_prompts), _sigmas(len(ids), config.shift, generator),
-                         torch.randn(lat.shape, generator=generator))
+        loss = flow_loss(model, lat, first[ids], texts(batch_prompts),
+                         _sigmas(len(ids), config.shift, generator).to(device),
+                         torch.randn(lat.shape, generator=generator).to(device))
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(transformer.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            for e, p in zip(ema.parameters(), transformer.parameters(), strict=True):
-                e.lerp_(p, 1 - config.ema)
+            torch._foreach_lerp_(ema_params, params, 1 - config.ema)
         running.append(loss.item())
         done = step + 1
         bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}")
@@ -257,10 +300,19 @@ def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndar
             metrics.add({"stage": 2, "step": done, "flow_loss": float(np.mean(running[-50:])), "val_flow_loss": val_loss})
         if done % config.save_every == 0 or done == config.steps:
             _save(state_path, done, modules)
+            metrics.plot()
         if done % config.sample_every == 0 or done == config.steps:
             sample_grid(_with_ema(pipe, ema), frames, prompts, val_ids[:4], config, out / "samples" / f"step-{done:06d}.png")
+    if done < config.steps and deadline.passed():
+        _save(state_path, done, modules)
+        if not metrics.rows or metrics.rows[-1].get("step") != done:
+            with torch.no_grad():
+                metrics.add({"stage": 2, "step": done, "flow_loss": float(np.mean(running[-50:] or [np.nan])),
+                             "val_flow_loss": flow_loss(ema, *val).item()})
+        metrics.plot()
+        sample_grid(_with_ema(pipe, ema), frames, prompts, val_ids[:4], config, out / "samples" / f"step-{done:06d}.png")
     model.eval()
-    return ema
+    return ema, done
 
 
 def _with_ema(pipe: Any, ema: Any) -> Any:
@@ -295,33 +347,69 @@ def generate(pipe: Any, image: np.ndarray, prompt: str, steps: int, seed: int = 
     return (np.clip(out.frames[0], 0, 1) * 255).round().astype(np.uint8)
 
 
+class Stopped(Exception):
+    """`--max-minutes` ran out before the autoencoder was done: its state is saved, there is no pipeline yet."""
+
+
 def pretrain(examples: Iterable[Example], out: str | Path, config: PretrainConfig | None = None,
-             progress: bool = True) -> Path:
-    """Both stages into `out` (resuming what is there); returns the trained pipeline's folder."""
+             progress: bool = True, max_minutes: float | None = None) -> Path:
+    """Both stages into `out` (resuming what is there); returns the trained pipeline's folder.
+
+    With `max_minutes`, a stage that reaches the limit saves its state and stops: in stage 2 the pipeline is
+    written from the EMA as it is then (the model card says at which step), in stage 1 `Stopped` is raised.
+    Either way the same call again resumes."""
     config = config or PretrainConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(config.model_dump_json(indent=2))
     started = time.perf_counter()
+    deadline = Deadline(max_minutes * 60 if max_minutes else None)
     frames, prompts = make_pool(examples, config.examples, out / "data", progress)
     ids = np.arange(len(prompts))
     val_ids, train_ids = ids[-config.held_out:], ids[:-config.held_out]
     pipe = tabletop_tiny_pipeline(config.seed, width=config.width, layers=config.layers)
+    if config.vae_from:
+        pipe.vae.load_state_dict(_vae_weights(config.vae_from))
+    pipe.to(_device())
     pipe.set_progress_bar_config(disable=True)
     metrics = Metrics(out)
-    train_vae(pipe, frames, train_ids, config, out, metrics, progress)
+    vae_done = train_vae(pipe, frames, train_ids, config, out, metrics, progress, deadline)
+    if vae_done < config.vae_steps:
+        raise Stopped(f"the time limit came in stage 1 at step {vae_done} of {config.vae_steps}; its state is saved")
     pool = encode_pool(pipe.vae, frames, out / "data", progress=progress)
     pipe.vae.register_to_config(latents_mean=pool["mean"].tolist(), latents_std=pool["std"].tolist())
-    ema = train_denoiser(pipe, pool, prompts, train_ids, val_ids, frames, config, out, metrics, progress)
+    ema, done = train_denoiser(pipe, pool, prompts, train_ids, val_ids, frames, config, out, metrics, progress,
+                               deadline)
     final = _with_ema(pipe, ema)
     final.save_pretrained(out / "pipeline")
     elapsed = time.perf_counter() - started
     (out / "wall_seconds.txt").write_text(f"{elapsed:.0f}\n")  # this invocation's time (a resumed run adds its own)
-    (out / "pipeline" / "MODEL_CARD.md").write_text(model_card(final, config, metrics, elapsed))
+    (out / "pipeline" / "MODEL_CARD.md").write_text(model_card(final, config, metrics, elapsed, done))
     return out / "pipeline"
 
 
-def model_card(pipe: Any, config: PretrainConfig, metrics: Metrics, seconds: float) -> str:
+def _vae_weights(folder: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "vae" / "diffusion_pytorch_model.safetensors"
+    if not path.exists():
+        raise ValueError(f"--vae-from {folder}: no {path.relative_to(folder)} there (give a tabletop-tiny pipeline "
+                         "folder, e.g. one `spiral train pretrain` wrote)")
+    return load_file(path)
+
+
+def _steps(done: int, planned: int) -> str:
+    return f"{done} steps" if done == planned else f"{done} steps of {planned} planned (stopped by --max-minutes)"
+
+
+def _where() -> str:
+    device = _device()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{torch.get_num_threads()} CPU threads"
+
+
+def model_card(pipe: Any, config: PretrainConfig, metrics: Metrics, seconds: float, steps_done: int) -> str:
     """What the weights are, what they saw, how long they took, and how they did on held-out segments."""
     def last(name: str) -> str:
         values = [r[name] for r in metrics.rows if name in r]
@@ -347,13 +435,14 @@ def model_card(pipe: Any, config: PretrainConfig, metrics: Metrics, seconds: flo
         "instruction SPIRAL's planner writes for it (refinement phrases added at random). The test split was never "
         f"drawn from. {config.held_out} pool segments were held out.", "",
         "## Training", "",
-        f"- Autoencoder: {config.vae_steps} steps, batch {config.vae_batch} clips of {config.vae_clip_frames} frames, "
+        f"- Autoencoder: {f'from {config.vae_from}, then ' if config.vae_from else ''}{config.vae_steps} steps, batch {config.vae_batch} clips of {config.vae_clip_frames} frames, "
         f"L1 (object pixels weighted {1 + config.foreground_weight:g}x against the background, the per-pixel "
         f"median of the pool's first frames) + {config.kl_weight:g} KL, AdamW {config.vae_lr:g}.",
-        f"- Denoiser: {config.steps} steps, batch {config.batch}, flow matching (shift {config.shift:g}), AdamW "
-        f"{config.lr:g}, prompt dropout {config.prompt_dropout:g}, EMA {config.ema:g} (the EMA is what is saved).",
-        f"- Wall time of the invocation that finished these weights: {seconds / 60:.1f} min on "
-        f"{torch.get_num_threads()} CPU threads (a resumed run's earlier invocations add theirs).", "",
+        f"- Denoiser: {_steps(steps_done, config.steps)}, batch {config.batch}, flow matching (shift "
+        f"{config.shift:g}), AdamW {config.lr:g}, prompt dropout {config.prompt_dropout:g}, EMA {config.ema:g} (the "
+        "EMA is what is saved).",
+        f"- Precision: {'bf16 autocast' if _precision(config) == 'bf16' else 'float32'}. Wall time of the invocation that finished these weights: "
+        f"{seconds / 60:.1f} min on {_where()} (a resumed run's earlier invocations add theirs).", "",
         "## Held-out figures (the held-out pool segments)", "",
         f"- Autoencoder L1 (last logged, training clips): {last('vae_l1')}",
         f"- Flow-matching loss of the EMA model on held-out segments: {last('val_flow_loss')}",

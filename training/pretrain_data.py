@@ -72,10 +72,11 @@ def encode_pool(vae: Any, frames: np.ndarray, folder: Path, batch: int = 8, prog
     if path.exists():
         return torch.load(path)
     videos, firsts = [], []
+    device = next(vae.parameters()).device
     for start in tqdm(range(0, len(frames), batch), desc="pool: encode latents", disable=not progress, unit="batch"):
-        x = to_unit(frames[start:start + batch])
-        videos.append(vae.encode(x).latent_dist.mode())
-        firsts.append(vae.encode(x[:, :, :1]).latent_dist.mode())
+        x = to_unit(frames[start:start + batch]).to(device)
+        videos.append(vae.encode(x).latent_dist.mode().float().cpu())
+        firsts.append(vae.encode(x[:, :, :1]).latent_dist.mode().float().cpu())
     video = torch.cat(videos)
     flat = video.transpose(0, 1).reshape(video.shape[1], -1)
     out = {"video": video, "first": torch.cat(firsts), "mean": flat.mean(1), "std": flat.std(1)}

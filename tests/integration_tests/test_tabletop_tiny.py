@@ -55,10 +55,11 @@ def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loo
     assert np.load(tmp_path / "out" / "frames.npy").shape[1:] == (128, 128, 3)
 
     bench = spiral("bench", "--suite", "tabletop-tiny", "--size", "1", "--seeds", "1", "--model",
-                   str(tmp_path / "whole" / "pipeline"), "--results", str(tmp_path / "results.sqlite"), "--docs",
-                   str(tmp_path / "docs"), cwd=tmp_path)
+                   str(tmp_path / "whole" / "pipeline"), "--label", "tiny-test", "--results",
+                   str(tmp_path / "results.sqlite"), "--docs", str(tmp_path / "docs"), cwd=tmp_path)
     assert bench.returncode == 0, bench.stderr
     section = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "<!-- bench:tabletop-tiny:tiny-test:start -->" in section  # its own section, not the shipped model's
     for method in ("open-loop", "best-of-n", "decompose", "reseed", "spiral"):
         assert f"| {method} |" in section
     rows = [json.loads(line) for line in (tmp_path / "results-tabletop-tiny.jsonl").read_text().splitlines()]
@@ -66,7 +67,7 @@ def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loo
     spiral_row = next(r for r in rows if r["method"] == "spiral")
     best_of_n = next(r for r in rows if r["method"] == "best-of-n")
     assert best_of_n["generator_calls"] == spiral_row["generator_calls"]  # compute-matched
-    assert (tmp_path / "docs" / "img" / "tabletop_tiny.png").exists()
+    assert (tmp_path / "docs" / "img" / "tabletop_tiny_tiny_test.png").exists()
 
 
 def test_bad_pretrain_and_size_requests_are_one_line_each(tmp_path):
@@ -78,6 +79,9 @@ def test_bad_pretrain_and_size_requests_are_one_line_each(tmp_path):
     size = spiral("run", "--image", str(image), "--action", "put the red cube in the bowl", "--backbone",
                   "tabletop-tiny", "--workspace", str(tmp_path / "ws"))
     assert size.returncode == 2 and "pass --frames 9 --height 128 --width 128" in size.stderr
+    label = spiral("bench", "--suite", "tabletop-tiny", "--label", "My Model", "--docs", str(tmp_path / "docs"))
+    assert label.returncode == 2 and label.stderr.strip() == ("spiral: error: --label 'My Model': use lower-case "
+                                                              "letters, digits and '-' (it names a section and a file)")
     assert len(size.stderr.strip().splitlines()) == 1
 
 
@@ -104,3 +108,31 @@ def test_a_segment_has_exactly_the_frames_asked_for():
     segment = generator.generate(SegmentRequest(image=render_scene(random_scene(3)), num_frames=9,
                                                 prompt="Put the red ball in the white bowl.", seed=1))
     assert segment.frames.shape == (9, 128, 128, 3)
+
+
+def test_pretrain_stops_at_the_time_limit_and_resumes_from_a_given_autoencoder(tmp_path):
+    from safetensors.torch import load_file
+
+    common = [a for a in TINY if a not in ("--vae-steps", "2")]
+    early = spiral("train", "pretrain", "--out", str(tmp_path / "a"), *TINY, "--max-minutes", "0.0001")
+    assert early.returncode == 0, early.stderr
+    assert "stopped by --max-minutes: the time limit came in stage 1 at step 0 of 2" in early.stdout
+    assert (tmp_path / "a" / "state" / "vae.pt").exists() and not (tmp_path / "a" / "pipeline").exists()
+
+    out, weights = tmp_path / "b", shipped_weights()
+    given = ["--vae-from", str(weights), "--vae-steps", "0"]
+    cut = spiral("train", "pretrain", "--out", str(out), *common, *given, "--max-minutes", "0.0001")
+    assert cut.returncode == 0, cut.stderr
+    card = (out / "pipeline" / "MODEL_CARD.md").read_text()
+    assert "Denoiser: 0 steps of 24 planned (stopped by --max-minutes)" in card and f"from {weights}" in card
+    vae = load_file(out / "pipeline" / "vae" / "diffusion_pytorch_model.safetensors")
+    shipped = load_file(weights / "vae" / "diffusion_pytorch_model.safetensors")
+    assert vae.keys() == shipped.keys() and all(bool((vae[k] == shipped[k]).all()) for k in vae)
+
+    resumed = spiral("train", "pretrain", "--out", str(out), *common, *given)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Denoiser: 24 steps, batch 4" in (out / "pipeline" / "MODEL_CARD.md").read_text()
+    assert (out / "samples" / "step-000000.png").exists() and (out / "samples" / "step-000024.png").exists()
+
+    missing = spiral("train", "pretrain", "--out", str(tmp_path / "c"), *common, "--vae-from", str(tmp_path))
+    assert missing.returncode == 2 and "--vae-from" in missing.stderr and "no vae/ folder there" in missing.stderr
