@@ -34,6 +34,8 @@ class SegmentExample(BaseModel):
     """uint8 (T, H, W, 3); frames[0] is the conditioning frame."""
     prompt: str
     task_id: str
+    after: Scene
+    """The world at the segment's end: the reference a held-out sample is judged against (bench/judge.py)."""
 
 
 def instruction_for(scene: Scene, step: Step, flags: tuple[str, ...]) -> str:
@@ -51,8 +53,10 @@ def instruction_for(scene: Scene, step: Step, flags: tuple[str, ...]) -> str:
     return write_instruction("move_to", subj, PLACE_WORDS[step.place or "center"], "", flags)
 
 
-def train_segments(count: int, *, num_frames: int = 9, side: int = 128, seed: int = 0) -> Iterator[SegmentExample]:
-    """`count` examples from the train split, then from further draws of its generator (seed + k)."""
+def train_segments(count: int, *, num_frames: int = 9, side: int = 128, seed: int = 0,
+                   start: int = 0) -> Iterator[SegmentExample]:
+    """`count` examples from the train split, then from further draws of its generator (seed + k); with
+    `start`, the stream's examples from there (the ones before are drawn, not rendered)."""
     rng = np.random.default_rng(seed)
     made, draw = 0, 0
     while made < count:
@@ -63,9 +67,12 @@ def train_segments(count: int, *, num_frames: int = 9, side: int = 128, seed: in
             for step in task.steps:
                 moves = step_moves(scene, step, rng)
                 flags = FLAG_SETS[0] if rng.random() < 0.5 else FLAG_SETS[int(rng.integers(1, len(FLAG_SETS)))]
-                frames = render_segment(animate(scene, list(moves), num_frames), side, side)
-                yield SegmentExample(frames=frames, prompt=instruction_for(scene, step, flags), task_id=task.id)
-                scene = apply_moves(scene, moves)
+                after = apply_moves(scene, moves)
+                if made >= start:
+                    frames = render_segment(animate(scene, list(moves), num_frames), side, side)
+                    yield SegmentExample(frames=frames, prompt=instruction_for(scene, step, flags), task_id=task.id,
+                                         after=after)
+                scene = after
                 made += 1
                 if made >= count:
                     return

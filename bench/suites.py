@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .report import main_table, plots, section, write_section
@@ -13,7 +14,7 @@ FIGURE_TASK = 4
 
 def run_suite(suite: str, command: str, *, methods: list[str], split: str = "test", size: int | None = None,
               seeds: int = 3, difficulty: str = "medium", workers: int = 2, results: str = "bench_results.sqlite",
-              docs: str = "docs", progress: bool = False, model: str = "", lora: str = "") -> str:
+              docs: str = "docs", progress: bool = False, model: str = "", lora: str = "", label: str = "") -> str:
     """The suite's section of docs/benchmarks.md (written there unless `docs` is empty)."""
     if suite == "actwm-sim":
         from .episodes import METHODS
@@ -24,22 +25,25 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
         from .learned import METHODS as LEARNED, run_learned, strips_figure
         from .learned_report import learned_section
 
+        from ..tools.errors import InputError
+
         unknown = sorted(set(methods) - set(LEARNED))
         if unknown:
-            from ..tools.errors import InputError
-
             raise InputError(f"unknown method(s) for tabletop-tiny: {', '.join(unknown)}; choose from {', '.join(LEARNED)}")
+        if label and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", label):
+            raise InputError(f"--label {label!r}: use lower-case letters, digits and '-' (it names a section and a file)")
         rows = run_learned(Path(results).with_suffix("").as_posix() + "-tabletop-tiny.jsonl", size=size or 20,
                            seeds=seeds, methods=tuple(methods or LEARNED), model=model, lora=lora, progress=progress)
         note = f"LoRA {lora}" if lora else (f"weights {model}" if model else "the shipped weights")
         text = learned_section(rows, command, note)
         if docs:
-            name = f"tabletop_tiny{'_rl' if lora else ''}.png"
+            key = "".join(f":{part}" for part in (label, "rl" if lora else "") if part)
+            name = f"tabletop_tiny{key.replace(':', '_').replace('-', '_')}.png"
             strips_figure(FIGURE_TASK, 0, Path(docs) / "img" / name, model=model, lora=lora)
             text += (f"\n![keyframes](img/{name})\n\n*Held-out task {FIGURE_TASK} (fixed in advance, not picked by its "
                      "result), seed 0: eight keyframes of the open-loop segment and of SPIRAL's video"
                      f"{', with the base weights and after RL' if lora else ''}; each row says the judge's verdict.*\n")
-            write_section(Path(docs) / "benchmarks.md", f"bench:tabletop-tiny{':rl' if lora else ''}", text)
+            write_section(Path(docs) / "benchmarks.md", f"bench:tabletop-tiny{key}", text)
         return text
     if suite == "reflective-memory":
         from .reflective import reflective_memory, reflective_section

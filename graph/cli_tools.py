@@ -63,6 +63,8 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
     bench.add_argument("--model", default="", help="tabletop-tiny suite: a pipeline folder instead of the shipped "
                        "weights (e.g. a `spiral train pretrain` run's pipeline/)")
     bench.add_argument("--lora", default="", help="tabletop-tiny suite: an adapter from `spiral train` (after RL)")
+    bench.add_argument("--label", default="", help="tabletop-tiny suite: a name for this model's own section and "
+                       "figure in benchmarks.md (letters, digits, '-'; default: the shipped weights' section)")
     bench.add_argument("--docs", default="docs", help="where benchmarks.md and img/ are written ('' to skip)")
     dataset = sub.add_parser("dataset", help="ActWM-Dataset tools")
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
@@ -85,7 +87,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(run_suite(args.suite, command, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                     split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
                     workers=args.workers, results=args.results, docs=args.docs, progress=sys.stderr.isatty(),
-                    model=args.model, lora=args.lora))
+                    model=args.model, lora=args.lora, label=args.label))
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:

@@ -73,3 +73,17 @@ def test_the_start_of_a_later_segment_is_read_from_its_pixels():
     for obj in moved.objects:
         got = read.get(obj.id)
         assert got.x == pytest.approx(obj.x, abs=3) and got.y == pytest.approx(obj.y, abs=3)
+
+
+def test_held_out_segments_are_judged_right_on_their_own_truth_and_measure_the_move():
+    from spiral.bench.heldout_segments import held_out, largest_move
+    from spiral.bench.segments import train_segments
+
+    examples = held_out(3, first=40)
+    assert [ex.prompt for ex in examples] == [ex.prompt for ex in list(train_segments(43))[40:]]  # the same stream
+    assert len(examples) == 3 and all(ex.frames.shape == (9, 128, 128, 3) for ex in examples)
+    for ex in examples:
+        assert judge_frame(ex.after, ex.frames[-1]).success  # the true last frame shows the reference
+        assert largest_move(ex.frames[:1].repeat(2, axis=0)) == 0.0  # nothing moves in a still clip
+    moved = [largest_move(ex.frames) for ex in examples]
+    assert max(moved) > 10, moved  # the executor really moves something
