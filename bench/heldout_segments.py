@@ -1,6 +1,6 @@
 """Single held-out segments, model against ground truth: does it carry out one instruction?
 
-    python -m spiral.bench.heldout_segments [--model DIR ...] [--count 32]
+    python -m spiral.bench.heldout_segments [--model DIR ...] [--lora ADAPTER] [--count 32]
 
 The segments are drawn from the end of the pre-training stream: positions 3,936 on of
 `train_segments(4000)`. Both pre-trained models held them out. The shipped model trained on the stream's
@@ -68,27 +68,34 @@ def score_model(pipe, label: str, examples: list[SegmentExample], steps: int = 1
                         truth_moved_median=round(statistics.median(truth), 1))
 
 
-def main(models: list[str], count: int) -> list[SegmentScore]:
+def main(models: list[str], count: int, lora: str = "") -> list[SegmentScore]:
+    """Each model in turn; with `lora`, the last model again with the adapter (before and after RL)."""
     from diffusers import WanImageToVideoPipeline
 
+    from ..tools.video.adapters import load_adapter
     from ..tools.video.tabletop import shipped_weights
 
     examples = held_out(count)
     scores = []
-    for folder in models or [str(shipped_weights())]:
+    folders = models or [str(shipped_weights())]
+    for folder in folders:
         pipe = WanImageToVideoPipeline.from_pretrained(folder)
         pipe.set_progress_bar_config(disable=True)
         scores.append(score_model(pipe, Path(folder).as_posix(), examples))
+    if lora:
+        load_adapter(pipe, lora)
+        scores.append(score_model(pipe, f"{Path(folders[-1]).as_posix()} + {lora}", examples))
     return scores
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], help="a pipeline folder (default: the shipped weights)")
+    parser.add_argument("--lora", default="", help="an adapter from `spiral train`: the last model again, with it")
     parser.add_argument("--count", type=int, default=32)
     args = parser.parse_args()
     print("| model | judged right | largest move, median (units) | moved > 10 units | truth's median |")
     print("| --- | --- | --- | --- | --- |")
-    for s in main(args.model, args.count):
+    for s in main(args.model, args.count, args.lora):
         print(f"| {s.model} | {s.judged_right}/{s.segments} | {s.moved_median} | {100 * s.moved_over_10:.0f} % | "
               f"{s.truth_moved_median} |")

@@ -126,6 +126,8 @@ def test_thread_ids_are_not_reused(tmp_path, scene_png):
 def test_backbones_lists_the_simulator():
     res = spiral("backbones")
     assert res.returncode == 0 and "sim" in res.stdout and "SIMULATOR" in res.stdout
+    tabletop = next(line for line in res.stdout.splitlines() if line.startswith("tabletop-tiny"))
+    assert "(weights shipped with SPIRAL)" in tabletop and "/" not in tabletop.split(";")[0]  # no machine's path
 
 
 def test_an_image_without_objects_is_refused_before_a_thread_starts(tmp_path):

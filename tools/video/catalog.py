@@ -7,6 +7,7 @@ validator imports what it needs when it is called.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from . import diffusers_specs
@@ -14,6 +15,13 @@ from .base import VideoGenerator
 from .registry import register_backbone
 
 SIM_RULES = "any frame count 2-257 and sides 32-2048; option: --difficulty easy|medium|hard"
+
+
+def _source(model: str) -> str:
+    """Where a backbone's weights come from, as a person reads it: a hub id, or shipped with SPIRAL."""
+    if not model:
+        return "built in code"
+    return "weights shipped with SPIRAL" if Path(model).is_absolute() else model
 
 
 def _sim(difficulty: str = "medium") -> VideoGenerator:
@@ -43,7 +51,7 @@ def register_builtins() -> None:
     for name, spec in diffusers_specs.SPECS.items():
         register_backbone(
             name, partial(_diffusers, name),
-            f"{spec.pipeline} ({spec.default_model or 'built in code'}); {spec.notes}",
+            f"{spec.pipeline} ({_source(spec.default_model)}); {spec.notes}",
             needs_gpu=spec.needs_gpu, settings=diffusers_specs.OPTIONS,
             validate=partial(diffusers_specs.validate, name), rules=spec.rules())
 
