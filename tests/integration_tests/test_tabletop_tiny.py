@@ -136,3 +136,20 @@ def test_pretrain_stops_at_the_time_limit_and_resumes_from_a_given_autoencoder(t
 
     missing = spiral("train", "pretrain", "--out", str(tmp_path / "c"), *common, "--vae-from", str(tmp_path))
     assert missing.returncode == 2 and "--vae-from" in missing.stderr and "no vae/ folder there" in missing.stderr
+
+
+def test_the_gpu_variant_script_runs_its_recipe_small_on_the_cpu(tmp_path, monkeypatch):
+    """bench/gpu_pretrain.py is run where the CLI's graph dependencies may be missing: its own path must work."""
+    import spiral.bench.gpu_pretrain as gpu
+
+    monkeypatch.setitem(gpu.GPU_VARIANT, "examples", 24)
+    monkeypatch.setitem(gpu.GPU_VARIANT, "held_out", 4)
+    monkeypatch.setitem(gpu.GPU_VARIANT, "batch", 4)
+    monkeypatch.setitem(gpu.GPU_VARIANT, "width", 32)
+    monkeypatch.setitem(gpu.GPU_VARIANT, "layers", 1)
+    monkeypatch.setitem(gpu.GPU_VARIANT, "save_every", 4)
+    result = gpu.main(tmp_path / "run", max_minutes=None, seed=0, steps=8)
+    assert result["steps_done"] == 8 and result["device"] == "cpu" and result["config"]["mixed_precision"] == "bf16"
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["steps_done"] == 8
+    card = (tmp_path / "run" / "pipeline" / "MODEL_CARD.md").read_text()
+    assert "Denoiser: 8 steps, batch 4" in card and "Precision: float32" in card  # bf16 asked, CPU ignores it
