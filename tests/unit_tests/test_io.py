@@ -258,3 +258,15 @@ def test_threads_compress_segments_at_the_same_time(tmp_path):
     store.drop_cache()
     for i in range(8):
         assert np.array_equal(store.get_frames(refs[i][7]), segments[i] + np.uint8(7))
+
+
+def test_a_store_writes_again_after_its_folder_was_deleted_and_made_again(tmp_path):
+    """One store object per workspace and process (nodes/context.py): deleting the workspace and running
+    again at the same path must not fail on a folder the store remembers making."""
+    import shutil
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    ref = store.put_bytes(b"frame", "bin")
+    shutil.rmtree(tmp_path / "artifacts")
+    (tmp_path / "artifacts").mkdir()
+    assert store.put_bytes(b"frame", "bin") == ref and store.path(ref).read_bytes() == b"frame"
