@@ -39,23 +39,27 @@ def learned_table(rows: list[LearnedResult]) -> str:
     return "\n".join(lines)
 
 
-def learned_section(rows: list[LearnedResult], command: str, model_note: str) -> str:
+def learned_section(rows: list[LearnedResult], command: str, model_note: str, variant: str = "") -> str:
+    """The section; `variant` (e.g. "gpu, after RL") names a model other than the shipped weights in its title."""
     tasks = sorted({r.task_id for r in rows})
     seeds = sorted({r.seed for r in rows})
-    lines = ["### A learned model: `tabletop-tiny` on held-out tasks", "", "```bash", command, "```", "",
+    title = f"`tabletop-tiny` ({variant})" if variant else "`tabletop-tiny`"
+    lines = [f"### A learned model: {title} on held-out tasks", "", "```bash", command, "```", "",
              f"{len(tasks)} ActWM-Sim test tasks (never used for training) × {len(seeds)} seeds, `tabletop-tiny` "
              f"({model_note}). Success is the independent judge's (bench/judge.py): the episode's last frame against "
              "the ground-truth executor's reference end state, objects and positions recovered from both images; "
              "never the critic's verdict. *First segment right* is the judge on the loop's first segment "
              "(single-segment action completion).", "", learned_table(rows), ""]
-    lines += ["| mechanism | gain (success points) |", "| --- | --- |"]
+    gains = []
     for better, base, label in GAINS:
         a, b = _by_seed(rows, better), _by_seed(rows, base)
         if a and b:
-            lines.append(f"| {label} | {np.mean(a) - np.mean(b):+.1f} |")
+            gains.append(f"| {label} | {np.mean(a) - np.mean(b):+.1f} |")
+    if gains:  # a run of fewer methods (--methods open-loop,spiral) has none
+        lines += ["| mechanism | gain (success points) |", "| --- | --- |", *gains, ""]
     singles = [r.wall_s for r in rows if r.method == "open-loop"]
     if singles:
-        lines += ["", f"One segment (9 frames of 128×128, 12 steps) samples in {np.median(singles):.2f} s on this "
+        lines += [f"One segment (9 frames of 128×128, 12 steps) samples in {np.median(singles):.2f} s on this "
                   f"machine's CPU (median of the {len(singles)} open-loop calls; slowest {max(singles):.2f} s)."]
     judged = [r for r in rows if r.method in ("reseed", "spiral")]
     tp, fp = sum(r.critic_tp for r in judged), sum(r.critic_fp for r in judged)

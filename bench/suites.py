@@ -35,7 +35,7 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
         rows = run_learned(Path(results).with_suffix("").as_posix() + "-tabletop-tiny.jsonl", size=size or 20,
                            seeds=seeds, methods=tuple(methods or LEARNED), model=model, lora=lora, progress=progress)
         note = f"LoRA {lora}" if lora else (f"weights {model}" if model else "the shipped weights")
-        text = learned_section(rows, command, note)
+        text = learned_section(rows, command, note, ", ".join(([label] if label else []) + (["after RL"] if lora else [])))
         if docs:
             key = "".join(f":{part}" for part in (label, "rl" if lora else "") if part)
             name = f"tabletop_tiny{key.replace(':', '_').replace('-', '_')}.png"
