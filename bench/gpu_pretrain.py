@@ -32,7 +32,7 @@ def main(out: Path, max_minutes: float | None, seed: int, steps: int | None = No
 
     from ..tools.video.tabletop import shipped_weights
     from ..training.config import PretrainConfig
-    from ..training.pretrain import generate, pretrain
+    from ..training.pretrain import Metrics, generate, pretrain
     from .segments import train_segments
 
     config = PretrainConfig(**(GPU_VARIANT | ({"steps": steps} if steps else {})), vae_from=str(shipped_weights()),
@@ -41,8 +41,7 @@ def main(out: Path, max_minutes: float | None, seed: int, steps: int | None = No
     folder = pretrain(train_segments(config.examples, seed=config.seed), out, config, progress=False,
                       max_minutes=max_minutes)
     wall = time.perf_counter() - started
-    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
-    last = dict(zip(rows[0], rows[-1], strict=False))
+    last = Metrics(out).rows[-1]
     from diffusers import WanImageToVideoPipeline
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,7 +58,7 @@ def main(out: Path, max_minutes: float | None, seed: int, steps: int | None = No
         sync()
         times.append(time.perf_counter() - t)
     result = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__, "config": config.model_dump(),
-              "max_minutes": max_minutes, "wall_s": round(wall, 1), "steps_done": int(float(last["step"])),
+              "max_minutes": max_minutes, "wall_s": round(wall, 1), "steps_done": int(last["step"]),
               "last_metrics": last, "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
               "sample_s_median": round(statistics.median(times[1:]), 3),
               "transformer_params_m": round(sum(p.numel() for p in pipe.transformer.parameters()) / 1e6, 2)}

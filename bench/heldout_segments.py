@@ -53,7 +53,8 @@ def held_out(count: int, first: int = FIRST_HELD_OUT) -> list[SegmentExample]:
     return list(train_segments(first + count, start=first))
 
 
-def score_model(pipe, label: str, examples: list[SegmentExample], steps: int = 12) -> SegmentScore:
+def score_model(pipe, label: str, examples: list[SegmentExample], truth: list[float], steps: int = 12) -> SegmentScore:
+    """`truth`: the examples' own largest moves (the same for every model, measured once)."""
     from ..training.pretrain import generate
 
     right, moved = 0, []
@@ -61,7 +62,6 @@ def score_model(pipe, label: str, examples: list[SegmentExample], steps: int = 1
         made = generate(pipe, ex.frames[0], ex.prompt, steps, seed=FIRST_HELD_OUT + k)
         right += judge_frame(ex.after, made[-1]).success
         moved.append(largest_move(made))
-    truth = [largest_move(ex.frames) for ex in examples]
     return SegmentScore(model=label, segments=len(examples), judged_right=right,
                         moved_median=round(statistics.median(moved), 1),
                         moved_over_10=round(float(np.mean([m > 10 for m in moved])), 3),
@@ -76,15 +76,16 @@ def main(models: list[str], count: int, lora: str = "") -> list[SegmentScore]:
     from ..tools.video.tabletop import shipped_weights
 
     examples = held_out(count)
+    truth = [largest_move(ex.frames) for ex in examples]
     scores = []
     folders = models or [str(shipped_weights())]
     for folder in folders:
         pipe = WanImageToVideoPipeline.from_pretrained(folder)
         pipe.set_progress_bar_config(disable=True)
-        scores.append(score_model(pipe, Path(folder).as_posix(), examples))
+        scores.append(score_model(pipe, Path(folder).as_posix(), examples, truth))
     if lora:
         load_adapter(pipe, lora)
-        scores.append(score_model(pipe, f"{Path(folders[-1]).as_posix()} + {lora}", examples))
+        scores.append(score_model(pipe, f"{Path(folders[-1]).as_posix()} + {lora}", examples, truth))
     return scores
 
 

@@ -157,10 +157,13 @@ def _write_file(target: Path, data: bytes, durable: bool) -> None:
     """Write to a name only this thread uses, (fsync,) rename, (fsync the folder): a valid name never
     holds a partial file, and a durable one survives a power cut."""
     tmp = target.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}"
-    if not target.parent.is_dir():  # removed since the store made it: a workspace deleted and made again
-        target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(tmp, "wb") as fh:
+        fh = open(tmp, "wb")
+    except FileNotFoundError:  # the folder went since the store made it: a workspace deleted and made again
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")
+    try:
+        with fh:
             fh.write(data)
             if durable:
                 fh.flush()

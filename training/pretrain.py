@@ -271,8 +271,18 @@ def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndar
            torch.randn(video[val_ids].shape, generator=val_noise).to(device))
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="stage 2: denoiser",
                disable=not progress, unit="step")
+    running: list[float] = []
+
+    def record(done: int) -> None:
+        with torch.no_grad():
+            val_loss = flow_loss(ema, *val).item()
+        metrics.add({"stage": 2, "step": done, "flow_loss": float(np.mean(running[-50:] or [np.nan])),
+                     "val_flow_loss": val_loss})
+
+    def sample(done: int) -> None:
+        sample_grid(_with_ema(pipe, ema), frames, prompts, val_ids[:4], config, out / "samples" / f"step-{done:06d}.png")
+
     model.train()
-    running = []
     done = start
     ema_params, params = list(ema.parameters()), list(transformer.parameters())
     for step in bar:
@@ -294,23 +304,20 @@ def train_denoiser(pipe: Any, pool: dict, prompts: list[str], train_ids: np.ndar
         running.append(loss.item())
         done = step + 1
         bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}")
-        if done % 50 == 0 or done % config.save_every == 0 or done == config.steps:  # a row for every saved state
-            with torch.no_grad():
-                val_loss = flow_loss(ema, *val).item()
-            metrics.add({"stage": 2, "step": done, "flow_loss": float(np.mean(running[-50:])), "val_flow_loss": val_loss})
-        if done % config.save_every == 0 or done == config.steps:
+        last = done == config.steps
+        if done % 50 == 0 or done % config.save_every == 0 or last:  # a row for every saved state
+            record(done)
+        if done % config.save_every == 0 or last:
             _save(state_path, done, modules)
             metrics.plot()
-        if done % config.sample_every == 0 or done == config.steps:
-            sample_grid(_with_ema(pipe, ema), frames, prompts, val_ids[:4], config, out / "samples" / f"step-{done:06d}.png")
-    if done < config.steps and deadline.passed():
+        if done % config.sample_every == 0 or last:
+            sample(done)
+    if done < config.steps and deadline.passed():  # stopped early: keep, log and show what there is
         _save(state_path, done, modules)
         if not metrics.rows or metrics.rows[-1].get("step") != done:
-            with torch.no_grad():
-                metrics.add({"stage": 2, "step": done, "flow_loss": float(np.mean(running[-50:] or [np.nan])),
-                             "val_flow_loss": flow_loss(ema, *val).item()})
+            record(done)
         metrics.plot()
-        sample_grid(_with_ema(pipe, ema), frames, prompts, val_ids[:4], config, out / "samples" / f"step-{done:06d}.png")
+        sample(done)
     model.eval()
     return ema, done
 
