@@ -73,24 +73,31 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT",
                    help="a reward term and its weight, repeatable (default: success=1, score:action_completion=0.5)")
+    p.add_argument("--reward-missing", action="append", default=[], metavar="NAME=VALUE",
+                   help="the value a weighted term takes when a judged attempt lacks it, e.g. "
+                        "evidence:goal_distance=100 when the subject vanished (default: such attempts are not scored)")
 
 
-def _weights(pairs: list[str]):
+def _weights(pairs: list[str], missing_pairs: list[str] = ()):
     from ..training.rewards import RewardWeights
 
-    if not pairs:
-        return RewardWeights()
-    weights = {}
+    weights = _named_numbers(pairs, "--reward", "WEIGHT", default=1.0) or RewardWeights().weights
+    missing = _named_numbers(missing_pairs, "--reward-missing", "VALUE", default=None)
+    try:
+        return RewardWeights(weights=weights, missing=missing)
+    except ValueError as exc:
+        raise InputError(f"--reward: {_reason(exc)}") from None
+
+
+def _named_numbers(pairs: list[str], option: str, what: str, default: float | None) -> dict[str, float]:
+    out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         try:
-            weights[name] = float(value) if sep else 1.0
+            out[name] = float(value) if sep or default is None else default
         except ValueError:
-            raise InputError(f"--reward {pair}: the weight must be a number (NAME=WEIGHT)") from None
-    try:
-        return RewardWeights(weights=weights)
-    except ValueError as exc:
-        raise InputError(f"--reward: {_reason(exc)}") from None
+            raise InputError(f"{option} {pair}: the {what.lower()} must be a number (NAME={what})") from None
+    return out
 
 
 def _reason(exc: ValueError) -> str:
@@ -183,62 +190,54 @@ def _run_tasks(context, split: str, size: int, prefix: str) -> int:
     return done + skipped
 
 
-def overfitting_warning(previous: dict | None, row: dict) -> str:
-    """What to say when the training reward rose while the held-out reward fell (empty: nothing)."""
-    if previous is None or None in (row["train_reward"], row["heldout_reward"], previous["train_reward"],
-                                    previous["heldout_reward"]):
-        return ""
-    if row["train_reward"] > previous["train_reward"] and row["heldout_reward"] < previous["heldout_reward"]:
-        return (f"the training reward rose ({previous['train_reward']:.4f} -> {row['train_reward']:.4f}) while the "
-                f"held-out reward fell ({previous['heldout_reward']:.4f} -> {row['heldout_reward']:.4f}): is the "
-                "generator learning the critic or the training tasks rather than the skill?")
-    return ""
-
-
 def _loop(args: argparse.Namespace) -> None:
-    """Rounds of: collect with the current adapter, continue training it, evaluate on held-out tasks."""
-    import csv
+    """Rounds of: collect with the current adapter, continue training it, evaluate on held-out tasks.
 
+    loop.csv has one row per policy: the base, then the adapter after each round, with the optimizer steps it
+    has had, the reward of the train rollouts collected with it (none for the last: nothing collects with it)
+    and its reward on the held-out tasks (same tasks and seed every time). loop.png plots both against steps.
+    """
     from ..tools.video import clear_cache
     from ..training.fit import fit
+    from ..training.loop_log import LoopRow, overfitting_warning, write_loop
     from ..training.replay import mean_reward
 
     base = _rollout_context(args)
     config = _config(args, args.method)
     root = Path(base.workspace)
+
+    def evaluate(folder: Path, adapter: Path | None) -> float | None:
+        held_out = base.model_copy(update={"workspace": str(folder), "lora": str(adapter or ""), "group_size": 1,
+                                           "trajectory": False, "seed": base.seed})
+        _run_tasks(held_out, "test", args.eval_size, "eval")
+        return mean_reward(folder, config.rewards, chosen_only=True)
+
+    policies = [LoopRow(policy=0, optimizer_steps=0, heldout_reward=evaluate(root / "base-eval", None))]
     adapter: Path | None = None
-    history: list[dict[str, float]] = []
     for r in range(args.rounds):
         folder = root / f"round-{r}"
         rollouts = base.model_copy(update={"workspace": str(folder / "rollouts"), "seed": base.seed + r,
                                            "lora": str(adapter or "")})
         _run_tasks(rollouts, "train", args.size, "collect")
+        policies[-1].train_reward = mean_reward(folder / "rollouts", config.rewards, chosen_only=False)
         result = fit(args.method, folder / "rollouts", folder / args.method, config, args.epochs,
                      init_adapter=adapter, progress=_progress)
         adapter = result.adapter
-        held_out = base.model_copy(update={"workspace": str(folder / "eval"), "lora": str(adapter),
-                                           "group_size": 1, "trajectory": False, "seed": base.seed})
-        _run_tasks(held_out, "test", args.eval_size, "eval")
+        policies.append(LoopRow(policy=r + 1, optimizer_steps=policies[-1].optimizer_steps + result.optimizer_steps,
+                                heldout_reward=evaluate(folder / "eval", adapter)))
         clear_cache()  # each round's adapter loaded its own pipeline: free them before the next round's
-        row = {"round": float(r), "optimizer_steps": float(result.optimizer_steps),
-               "train_reward": mean_reward(folder / "rollouts", config.rewards, chosen_only=False),
-               "heldout_reward": mean_reward(folder / "eval", config.rewards, chosen_only=True)}
-        warning = overfitting_warning(history[-1] if history else None, row)
+        warning = overfitting_warning(policies[-3], policies[-2]) if len(policies) > 2 else ""
         if warning:
             console().print(f"warning: round {r}: {warning}")
-        history.append(row)
-        with (root / "loop.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerows(history)
-        console().print(f"round {r}: train reward {row['train_reward']}, held-out {row['heldout_reward']}; "
-                        f"adapter {adapter}")
+        write_loop(root, policies)
+        console().print(f"round {r}: train reward {policies[-2].train_reward} (collected with policy {r}), "
+                        f"held-out {policies[-2].heldout_reward} -> {policies[-1].heldout_reward}; adapter {adapter}")
 
 
 def _config(args: argparse.Namespace, method: str):
     from ..training.config import DPOConfig, GRPOConfig, config_for
 
-    overrides = {"rewards": _weights(args.reward)} | ({"learning_rate": args.lr} if args.lr is not None else {})
+    overrides = {"rewards": _weights(args.reward, args.reward_missing)} | ({"learning_rate": args.lr} if args.lr is not None else {})
     try:
         return config_for(GRPOConfig if method == "grpo" else DPOConfig, args.recipe, **overrides)
     except ValueError as exc:

@@ -6,7 +6,10 @@ scores: action_completion, object_fidelity, temporal_consistency,
 physical_plausibility, in [0, 1]) and `evidence:NAME` (the critic's dense
 measurements, e.g. `evidence:max_jump`; give those a negative weight). An
 attempt nobody judged has no reward: it is left out and counted, never scored
-as a pass. `brightness` (the mean of the last frame, in [0, 1]) is computed from
+as a pass. A term the record lacks (the critic measures no goal distance when
+the subject vanished) leaves the sample unscored unless `missing` gives the
+value to use instead: the worst case, so the commonest failure still teaches.
+`brightness` (the mean of the last frame, in [0, 1]) is computed from
 pixels, for recipes that check the trainer itself.
 
 Advantages are normalised per group (same conditioning frame and instruction):
@@ -20,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCORES = ("action_completion", "object_fidelity", "temporal_consistency", "physical_plausibility")
 
@@ -31,6 +34,8 @@ class RewardWeights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weights: dict[str, float] = Field(default_factory=lambda: {"success": 1.0, "score:action_completion": 0.5})
+    missing: dict[str, float] = Field(default_factory=dict)
+    """The value a weighted term takes when a judged record lacks it (e.g. evidence:goal_distance=100)."""
 
     @field_validator("weights")
     @classmethod
@@ -44,6 +49,15 @@ class RewardWeights(BaseModel):
         if not weights:
             raise ValueError("no reward terms: give at least one weight")
         return weights
+
+    @model_validator(mode="after")
+    def _missing_is_weighted(self) -> RewardWeights:
+        for name in self.missing:
+            if name not in self.weights:
+                raise ValueError(f"a value for a missing {name!r} but no weight for it: add --reward {name}=WEIGHT")
+            if name in ("success", "brightness"):
+                raise ValueError(f"{name!r} is never missing from a judged record: no value for it is needed")
+        return self
 
     def needs_pixels(self) -> bool:
         return "brightness" in self.weights
@@ -79,6 +93,8 @@ def reward(inputs: RewardInputs, weights: RewardWeights) -> float | None:
         else:
             raw = inputs.evidence.get(rest)
             value = raw if isinstance(raw, float | int) else None
+        if value is None and name in weights.missing and inputs.judged:
+            value = weights.missing[name]
         if value is None:
             return None
         total += weight * float(value)

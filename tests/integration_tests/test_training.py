@@ -176,6 +176,12 @@ def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp
      "has one sample, and GRPO learns from differences within a group: collect with --group 2 or more"),
     ("unknown reward", ["train", "grpo", "--workspace", "{collected}", "--out", "{out}", "--reward", "beauty=1"],
      "--reward: unknown reward 'beauty'"),
+    ("missing value for an unweighted term", ["train", "grpo", "--workspace", "{collected}", "--out", "{out}",
+                                              "--reward-missing", "evidence:goal_distance=100"],
+     "a value for a missing 'evidence:goal_distance' but no weight for it"),
+    ("missing value not a number", ["train", "grpo", "--workspace", "{collected}", "--out", "{out}",
+                                    "--reward-missing", "evidence:goal_distance=far"],
+     "--reward-missing evidence:goal_distance=far: the value must be a number"),
     ("unknown recipe", ["train", "grpo", "--workspace", "{collected}", "--out", "{out}", "--recipe", "huge"],
      "unknown recipe 'huge'; known: tiny-cpu, wan-1gpu"),
     ("adapter for another backbone", ["run", "--image", "{scene}", "--action", "put the red ball in the bowl",
@@ -229,7 +235,6 @@ def _adapter(tmp_path: Path) -> Path:
 
 
 def test_loop_collects_with_the_adapter_it_trains_and_evaluates_held_out(tmp_path, capsys):
-    import csv
 
     from safetensors.torch import load_file
 
@@ -240,8 +245,16 @@ def test_loop_collects_with_the_adapter_it_trains_and_evaluates_held_out(tmp_pat
     assert main(["train", "loop", "--backbone", "tiny-wan", "--rounds", "2", "--size", "1", "--eval-size", "1",
                  "--group", "3", "--frames", "5", "--steps", "2", "--max-calls", "3", "--workspace", str(root),
                  "--recipe", "tiny-cpu", "--epochs", "1", "--reward", "brightness=1"]) == 0
-    rows = list(csv.DictReader((root / "loop.csv").open()))
-    assert [r["round"] for r in rows] == ["0.0", "1.0"] and all(float(r["heldout_reward"]) > 0 for r in rows)
+    from spiral.training.loop_log import read_loop
+
+    rows = read_loop(root / "loop.csv")
+    assert [(r.policy, r.optimizer_steps > 0) for r in rows] == [(0, False), (1, True), (2, True)]
+    assert rows[2].optimizer_steps > rows[1].optimizer_steps  # cumulative over rounds
+    assert all(r.heldout_reward > 0 for r in rows)
+    assert [r.train_reward is not None for r in rows] == [True, True, False]  # nothing collects with the last
+    assert (root / "loop.png").stat().st_size > 0
+    base_eval = TraceDB.open(root / "base-eval" / "traces.sqlite").attempts()
+    assert base_eval and {a.group_size for a in base_eval} == {1}
     second = TraceDB.open(root / "round-1" / "rollouts" / "traces.sqlite").attempts()
     _, meta = ArtifactStore(root / "round-1" / "rollouts" / "artifacts").get_tensors(second[0].trajectory)
     assert meta["adapter"].startswith(str((root / "round-0" / "grpo" / "adapter").resolve()) + "@")
@@ -253,11 +266,12 @@ def test_loop_collects_with_the_adapter_it_trains_and_evaluates_held_out(tmp_pat
 
 
 def test_the_loop_warns_when_training_reward_rises_while_held_out_falls():
-    from spiral.graph.cli_train import overfitting_warning
+    from spiral.training.loop_log import LoopRow, overfitting_warning
 
-    before = {"train_reward": 0.5, "heldout_reward": 0.6}
-    assert "held-out reward fell (0.6000 -> 0.5000)" in overfitting_warning(
-        before, {"train_reward": 0.7, "heldout_reward": 0.5})
-    assert overfitting_warning(before, {"train_reward": 0.7, "heldout_reward": 0.7}) == ""
-    assert overfitting_warning(None, {"train_reward": 0.7, "heldout_reward": 0.5}) == ""
-    assert overfitting_warning(before, {"train_reward": None, "heldout_reward": 0.5}) == ""
+    def row(train, heldout):
+        return LoopRow(policy=1, optimizer_steps=1, train_reward=train, heldout_reward=heldout)
+
+    before = row(0.5, 0.6)
+    assert "held-out reward fell (0.6000 -> 0.5000)" in overfitting_warning(before, row(0.7, 0.5))
+    assert overfitting_warning(before, row(0.7, 0.7)) == ""
+    assert overfitting_warning(before, row(None, 0.5)) == ""

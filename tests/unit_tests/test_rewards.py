@@ -28,6 +28,23 @@ def test_a_missing_or_non_numeric_term_leaves_the_sample_unscored():
     assert reward(RewardInputs(judged=True, passed=True), RewardWeights(weights={"score:object_fidelity": 1})) is None
 
 
+def test_a_missing_term_takes_the_value_given_for_it_so_a_vanished_subject_still_teaches():
+    weights = RewardWeights(weights={"success": 1.0, "evidence:goal_distance": -0.01},
+                            missing={"evidence:goal_distance": 100.0})
+    vanished = RewardInputs(judged=True, passed=False, evidence={"shift:red_ball": "missing"})
+    assert reward(vanished, weights) == pytest.approx(-1.0)
+    near = RewardInputs(judged=True, passed=False, evidence={"goal_distance": 20.0})
+    assert reward(near, weights) == pytest.approx(-0.2)  # a measured distance is used as it is
+    assert reward(RewardInputs(judged=False), weights) is None  # nobody judged it: still no reward
+
+
+@pytest.mark.parametrize("missing,message", [({"evidence:max_jump": 1.0}, "no weight for it"),
+                                             ({"success": 0.0}, "never missing")])
+def test_a_value_for_a_missing_term_needs_a_weighted_term_it_can_stand_for(missing, message):
+    with pytest.raises(ValidationError, match=message):
+        RewardWeights(weights={"success": 1.0}, missing=missing)
+
+
 @pytest.mark.parametrize("weights,message", [({"beauty": 1.0}, "unknown reward 'beauty'"),
                                              ({"score:speed": 1.0}, "unknown reward 'score:speed'"),
                                              ({}, "no reward terms")])
