@@ -1,7 +1,9 @@
 """The `spiral` command: parse, dispatch, and turn SPIRAL's errors into one line.
 
 Errors raised on purpose (`SpiralError`) print as one line and exit non-zero
-(2 for bad input); an interrupted run says how to resume it.
+(2 for bad input); an interrupted run says how to resume it (130). An episode
+exits 0 only when it is done: 3 partial, 4 budget spent, 5 waiting for a
+review (cli_run.EXIT_CODES).
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import sys
 from collections.abc import Callable
 
 from ..tools.errors import SpiralError, storage_error
-from . import cli_run, cli_tools, cli_train
+from . import cli_run, cli_scene, cli_tools, cli_train
 from .cli_options import add_context_options
 from .config import default_workspace
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "demo": cli_run.cmd_demo, "run": cli_run.cmd_run, "resume": cli_run.cmd_resume,
     "backbones": cli_run.cmd_backbones, "bench": cli_tools.cmd_bench, "dataset": cli_tools.cmd_dataset,
     "traces": cli_tools.cmd_traces, "history": cli_tools.cmd_history, "graph": cli_tools.cmd_graph,
-    "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc, "train": cli_train.cmd_train}
+    "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc, "train": cli_train.cmd_train,
+    "scene": cli_scene.cmd_scene}
 
 
 def _workspace_option(p: argparse.ArgumentParser) -> None:
@@ -35,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the built-in scene and action on the simulated backbone")
     add_context_options(demo)
     demo.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
+    cli_scene.add_parser(sub)
     run = sub.add_parser("run", help="run an episode from a start image and an action")
     run.add_argument("--image", required=True, help="start image: a PNG/JPEG path, an http(s) URL or a data URL")
     run.add_argument("--action", required=True, help="high-level action, e.g. 'put all red objects in the bowl'")
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         try:
-            COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
         except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only folder: one line, not a traceback
             error = storage_error(exc, getattr(args, "workspace", "") or default_workspace())
             if error is None:
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spiral: interrupted; resume with `spiral resume THREAD_ID`", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

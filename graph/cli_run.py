@@ -14,19 +14,27 @@ from .events import ReviewDecision
 from .session import EpisodeRun, Session
 
 
-def _finish(run: EpisodeRun) -> None:
-    if run.finished:
-        print_summary(run)
+EXIT_CODES = {"done": 0, "partial": 3, "budget_exhausted": 4}
+"""`spiral run | demo | resume` exit with 0 only when the episode is done; 2 is bad input (cli.py)."""
+EXIT_WAITING_FOR_REVIEW = 5
 
 
-def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> None:
+def _finish(run: EpisodeRun) -> int:
+    """Print the finished episode and return its exit code (5 while a review waits for an answer)."""
+    if not run.finished:
+        return EXIT_WAITING_FOR_REVIEW if run.waiting is not None else 0
+    print_summary(run)
+    return EXIT_CODES.get(run.state.status, 1)
+
+
+def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> int:
     with Session(context.workspace) as session:
         run = session.start(action, image, context, thread_id, observer=ProgressPrinter(),
                             reviewer=TerminalReviewer(session.workspace, thread_id))
-    _finish(run)
+    return _finish(run)
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
+def cmd_demo(args: argparse.Namespace) -> int:
     from ..tools.media import save_png
     from ..tools.world.demo import DEMO_ACTION, demo_scene
     from ..tools.world.render import render_scene
@@ -36,26 +44,26 @@ def cmd_demo(args: argparse.Namespace) -> None:
     context.check_backbone()
     start = save_png(render_scene(demo_scene(), context.height, context.width), out / "start.png")
     console().print(f"demo: '{DEMO_ACTION}' on the SIMULATED backbone ({context.backbone}, {context.difficulty})")
-    _run_episode(str(start), DEMO_ACTION, context, args.thread_id or f"demo-{uuid.uuid4().hex[:8]}")
+    return _run_episode(str(start), DEMO_ACTION, context, args.thread_id or f"demo-{uuid.uuid4().hex[:8]}")
 
 
-def cmd_run(args: argparse.Namespace) -> None:
-    _run_episode(args.image, args.action, context_from_args(args), args.thread_id or f"run-{uuid.uuid4().hex[:8]}")
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run_episode(args.image, args.action, context_from_args(args), args.thread_id or f"run-{uuid.uuid4().hex[:8]}")
 
 
-def cmd_resume(args: argparse.Namespace) -> None:
+def cmd_resume(args: argparse.Namespace) -> int:
     workspace = str(Path(args.workspace or default_workspace()).resolve())
     answer = ReviewDecision(decision="approve") if args.approve else \
         ReviewDecision(decision="reject", feedback=args.reject) if args.reject is not None else None
     with Session(workspace) as session:
         state = session.state(args.thread_id)
         if state is not None and state.summary and answer is None:
-            console().print(f"thread {args.thread_id} already finished")
-            return
+            console().print(f"thread {args.thread_id} already finished ({state.status})")
+            return EXIT_CODES.get(state.status, 1)
         console().print(f"resuming {args.thread_id}")
         run = session.resume(args.thread_id, answer, observer=ProgressPrinter(),
                              reviewer=TerminalReviewer(workspace, args.thread_id))
-    _finish(run)
+    return _finish(run)
 
 
 def cmd_backbones(args: argparse.Namespace) -> None:

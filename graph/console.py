@@ -33,7 +33,10 @@ class ProgressPrinter:
                       f"--workspace {event.workspace})")
         elif isinstance(event, PlanMade):
             replanned = event.plan.version > 0
-            label = "replanned the rest" if replanned else f"plan ({len(event.plan.sub_actions)} sub-actions)"
+            n = len(event.plan.sub_actions)
+            label = "replanned the rest" if replanned else f"plan ({n} sub-action{'' if n == 1 else 's'})"
+            if replanned and all(s.index < event.cursor for s in event.plan.sub_actions):
+                label += ": nothing left to do"
             out.print(f"[bold]{label}[/bold]")
             for s in event.plan.sub_actions:
                 if not replanned or s.index >= event.cursor:
@@ -95,5 +98,7 @@ def print_summary(run: EpisodeRun) -> None:
                       "pass" if o["passed"] else "best-effort", f"{o['score']:.2f}")
     out = console()
     out.print(table)
+    if summary.get("reason"):
+        out.print(f"not done: {summary['reason']}")
     out.print(f"generator calls: {summary['generator_calls']}, replans: {summary['replans']}, "
               f"frames: {summary['video_frames']}; summary: {run.state.summary}")

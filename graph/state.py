@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from ..tools.world.scene import ObjectBody
 from .config import RunContext
 
 Verb = Literal["put_in", "stack", "move_to", "swap"]
@@ -126,7 +127,7 @@ def merge_attempts(current: list[Attempt], update: Attempt | list[Attempt]) -> l
     return sorted([*kept, attempt], key=lambda a: a.try_index)
 
 
-class ObjectRecord(BaseModel):
+class ObjectRecord(ObjectBody, BaseModel):
     """What the episode knows about one object (from accepted segments)."""
 
     id: str
@@ -203,6 +204,11 @@ class EpisodeState(EpisodeInput):
     replans: int = 0
     generator_calls: int = 0
     status: Literal["planning", "running", "done", "partial", "budget_exhausted"] = "planning"
+    ended_early: str = ""
+    """Why the loop stopped before the plan's sub-actions were done (a replan that left nothing to do
+    after a failure); finalize reports the episode as not done, with this reason."""
+    reason: str = ""
+    """Why the episode is not done (empty when it is): the summary's and the CLI's one line."""
     video: str = ""
     summary: str = ""
 

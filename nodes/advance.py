@@ -34,9 +34,9 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     seen = seen_in(ledger, ctx.artifacts.get_frame(chosen.last_frame))
     # a segment approved over the critic becomes the new reference, as a best-effort one does
     objects = remembered_objects(ledger, seen, {step.subject, step.partner}, passed=critique.passed)
-    notes = [*ledger.notes] + ([] if accepted else [f"step {step.index}: {critique.feedback}"])
+    notes = [*ledger.notes] + ([] if accepted else [f"step {step.index + 1}: {critique.feedback}"])
     if chosen.review == "approved" and not critique.passed:
-        notes.append(f"step {step.index}: a reviewer approved it over the critic ({critique.feedback})")
+        notes.append(f"step {step.index + 1}: a reviewer approved it over the critic ({critique.feedback})")
     outcome = Outcome(index=step.index, passed=accepted, tries=len(state.attempts), segment=chosen.segment,
                       score=round(critique.scores.mean, 4), reviewed=chosen.review == "approved")
     new_ledger = Ledger(objects=objects, established=[*ledger.established, *(step.postconditions if accepted else [])],

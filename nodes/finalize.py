@@ -17,6 +17,7 @@ from ..graph.state import EpisodeState, Ledger, Plan
 from ..memory.store import lessons_from_attempts, write_lessons
 from ..memory.traces import AttemptRecord
 from ..memory.workspace import run_folder
+from ..tools.predicates import Predicate, evaluate
 from ..tools.media import save_npy, save_png, stitch, write_gif, write_mp4
 from .ingest import episode_record
 from .context import NodeContext
@@ -29,18 +30,44 @@ def output_dir(settings: RunContext, thread: str) -> Path:
     return Path(settings.out_dir) if settings.out_dir else run_folder(settings.workspace, thread)
 
 
-def status_of(state: EpisodeState, ledger: Ledger) -> str:
+def goal_predicates(plan: Plan) -> list[str]:
+    """What must hold at the end: each sub-action's postconditions, unless a later sub-action moves one
+    of the objects they name again (a swap parks an object on the way; only where it ends counts)."""
+    goal = []
+    for i, step in enumerate(plan.sub_actions):
+        later_movers = {m for s in plan.sub_actions[i + 1:] for m in (s.subject, s.partner) if m}
+        goal += [p for p in step.postconditions if not set(Predicate.parse(p).subjects) & later_movers]
+    return list(dict.fromkeys(goal))
+
+
+def status_of(state: EpisodeState, plan: Plan, ledger: Ledger) -> tuple[str, str]:
+    """The episode's status and, unless it is done, why: done means every sub-action passed and the
+    goal holds where the episode's memory puts each object at the end."""
+    steps = plan.sub_actions
     if state.cursor < state.plan_size:
-        return "budget_exhausted"
-    return "done" if all(o.passed for o in ledger.outcomes) else "partial"
+        return "budget_exhausted", (f"the budget of {state.run_settings().max_generator_calls} generator calls ran "
+                                    f"out at sub-action {state.cursor + 1} of {len(steps)}")
+    if state.ended_early:
+        return "partial", state.ended_early
+    failed = [o for o in ledger.outcomes if not o.passed]
+    if failed:
+        step = steps[failed[0].index] if failed[0].index < len(steps) else None
+        what = f" ({step.description})" if step else ""
+        return "partial", (f"{len(failed)} of {len(ledger.outcomes)} sub-actions were accepted without passing "
+                           f"the critic, the first sub-action {failed[0].index + 1}{what}")
+    unmet = [p for p in goal_predicates(plan) if not evaluate(Predicate.parse(p), ledger.objects)]
+    if unmet:
+        return "partial", f"the goal does not hold at the end: {', '.join(unmet)}"
+    return "done", ""
 
 
 def summary_of(state: EpisodeState, plan: Plan, ledger: Ledger, attempts: list[AttemptRecord], status: str,
-               num_frames: int) -> dict:
+               num_frames: int, reason: str = "") -> dict:
     settings = state.run_settings()
     return {
         "action": state.action,
         "status": status,
+        "reason": reason,
         "settings": {k: getattr(settings, k) for k in SUMMARY_SETTINGS},
         "plan": [s.model_dump(include={"index", "verb", "subject", "target", "partner", "description",
                                        "preconditions", "postconditions"}) for s in plan.sub_actions],
@@ -72,9 +99,9 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         write_gif(video, out / "video.gif", fps=settings.fps)
     save_png(video[-1], out / "last_frame.png")
     save_npy(video, out / "frames.npy")
-    status = status_of(state, ledger)
+    status, reason = status_of(state, ctx.plan(state), ledger)
     attempts = [a for a in ctx.traces.attempts(ctx.thread_id) if a.chosen]  # a group's other samples: traces only
-    summary = summary_of(state, ctx.plan(state), ledger, attempts, status, len(video))
+    summary = summary_of(state, ctx.plan(state), ledger, attempts, status, len(video), reason)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if ctx.lesson_store is not None and settings.memory_write:
         shapes = {oid: rec.shape for oid, rec in ledger.objects.items()}
@@ -84,4 +111,4 @@ def finalize(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     ctx.traces.record_episode(episode_record(ctx.thread_id, state.action, settings).model_copy(update={
         "status": status, "generator_calls": state.generator_calls, "replans": state.replans, "out_dir": str(out)}))
     ctx.artifacts.drop_cache()  # the episode is over: its decoded frames need not stay in memory
-    return {"status": status, "video": str(out / "video.mp4"), "summary": str(out / "summary.json")}
+    return {"status": status, "reason": reason, "video": str(out / "video.mp4"), "summary": str(out / "summary.json")}

@@ -73,6 +73,16 @@ def first_plan(state: EpisodeState, ctx: NodeContext) -> dict:
             "status": "running"}
 
 
+def nothing_left(old: Plan, state: EpisodeState) -> str:
+    """Why a replan that finds nothing left to do after a failure does not make the episode done."""
+    step = old.sub_actions[state.cursor] if state.cursor < len(old.sub_actions) else None
+    critique = state.attempts[-1].critique if state.attempts else None
+    what = f" ({step.description})" if step else ""
+    why = f": {critique.feedback.rstrip('.')}" if critique is not None else ""
+    return (f"sub-action {state.cursor + 1}{what} failed{why}; the replan found nothing left to do, so the planner's "
+            "view of the scene and the critic's disagree")
+
+
 def replan(state: EpisodeState, ctx: NodeContext) -> dict:
     ledger = ctx.ledger(state)
     frame = ctx.artifacts.get_frame(ledger.last_frame)
@@ -95,5 +105,7 @@ def replan(state: EpisodeState, ctx: NodeContext) -> dict:
     plan_ref = ctx.artifacts.put_model(new_plan)
     ctx.traces.record_plan(record.model_copy(update={"plan": plan_ref, "sub_actions": len(new_plan.sub_actions)}))
     update = position(new_plan, state.cursor)
+    if update["plan_size"] <= state.cursor:  # the failing sub-action was dropped as if already done
+        update["ended_early"] = nothing_left(old, state)
     return {**update, "plan_ref": plan_ref, "replans": state.replans + 1,
             "instruction_flags": list(dict.fromkeys(["explicit", *update["instruction_flags"]]))}

@@ -206,7 +206,52 @@ def test_finalize_writes_the_video_and_a_summary_that_says_who_judged(tmp_path, 
     state = h.step(critique, h.step(generate, h.planned(scene_png)))
     state = h.step(finalize, h.step(advance, state))
     summary = json.loads(open(state.summary).read())
-    assert state.status == "done" and summary["status"] == "done"  # nobody judged: accepted, but said so
+    # nobody judged, so the still segment was accepted; but the ball never reached the bowl: not done
+    assert state.status == "partial" and summary["status"] == "partial"
+    assert summary["reason"] == "the goal does not hold at the end: inside(red_ball, bowl)"
     assert [(a["judged"], a["passed"]) for a in summary["attempts"]] == [(False, None)]
     assert np.load(tmp_path / "ws" / "runs" / "th" / "frames.npy").shape == (4, 128, 128, 3)
-    assert h.traces.episode("th").status == "done"
+    assert h.traces.episode("th").status == "partial"
+
+
+def test_a_replan_that_finds_nothing_left_after_a_failure_ends_the_episode_not_done(tmp_path, scene_png,
+                                                                                   monkeypatch):
+    """The false success: three failures, a replan that reads the scene as finished, `done` with nothing done."""
+    import json
+
+    import spiral.nodes.plan as plan_module
+    from spiral.graph.routing import after_plan
+
+    h = Harness(tmp_path, backbone="test-still")
+    state = h.step(critique, h.step(generate, h.planned(scene_png)))
+    assert state.attempts[-1].critique is not None and not state.attempts[-1].critique.passed
+    real_seen_in = plan_module.seen_in
+
+    def misread(ledger, frame):  # the planner's perception puts the ball in the bowl; the critic's does not
+        seen = real_seen_in(ledger, frame)
+        bowl = seen["bowl"]
+        return seen | {"red_ball": seen["red_ball"].model_copy(update={"x": bowl.x, "y": bowl.y})}
+
+    monkeypatch.setattr(plan_module, "seen_in", misread)
+    state = h.step(plan, state)
+    assert (state.plan_size, state.cursor, after_plan(state)) == (0, 0, "finalize")
+    state = h.step(finalize, state)
+    summary = json.loads(open(state.summary).read())
+    assert state.status == "partial" and summary["status"] == "partial"
+    assert summary["reason"] == ("sub-action 1 (put the red ball in the white bowl) failed: The red ball did not "
+                                 "move; the sub-action did not happen; the replan found nothing left to do, so the planner's view of the scene and "
+                                 "the critic's disagree")
+
+
+def test_the_goal_is_what_holds_at_the_end_so_a_swap_parks_objects_on_the_way():
+    from spiral.graph.state import Plan, SubAction
+    from spiral.nodes.finalize import goal_predicates
+
+    def step(i, subject, post):
+        return SubAction(id=f"s{i}", index=i, verb="move_to", subject=subject, subject_desc=subject, description=f"move {subject}",
+                         prompt="p", postconditions=[post])
+
+    swap = Plan(goal="swap", sub_actions=[step(0, "red_ball", "at(red_ball, 10, 10)"),
+                                          step(1, "blue_cube", "at(blue_cube, 50, 50)"),
+                                          step(2, "red_ball", "at(red_ball, 90, 90)")])
+    assert goal_predicates(swap) == ["at(blue_cube, 50, 50)", "at(red_ball, 90, 90)"]
