@@ -36,15 +36,49 @@ def _matches(ref: ObjectRef, scene: list[PerceivedObject], containers: bool) -> 
             and (ref.size is None or o.size == ref.size)]
 
 
+def _extreme(ref: ObjectRef, found: list[PerceivedObject], scene: list[PerceivedObject]) -> list[PerceivedObject]:
+    """The matches that are most what the superlative says (more than one when they tie)."""
+    if ref.rank is None or not found:
+        return found
+    if ref.rank in ("nearest", "farthest"):
+        assert ref.anchor is not None
+        anchor = _one(ref.anchor, scene, containers=ref.anchor.shape in ("bowl", "plate", "box"))
+        found = [o for o in found if o.id != anchor.id]
+        key = {o.id: (o.x - anchor.x) ** 2 + (o.y - anchor.y) ** 2 for o in found}
+    elif ref.rank in ("largest", "smallest"):
+        key = {o.id: float(o.half_extent[0] * o.half_extent[1]) for o in found}
+    else:
+        key = {o.id: o.x for o in found}
+    if not key:
+        return []
+    best = (max if ref.rank in ("largest", "farthest", "rightmost") else min)(key.values())
+    return [o for o in found if abs(key[o.id] - best) < 1.0]
+
+
 def _one(ref: ObjectRef, scene: list[PerceivedObject], containers: bool = False) -> PerceivedObject:
-    found = _matches(ref, scene, containers)
+    matched = _matches(ref, scene, containers)
+    found = _extreme(ref, matched, scene)
     if len(found) == 1:
         return found[0]
     seen = ", ".join(name_among(o, scene, with_size=True) for o in scene) or "nothing"
     if not found:
         raise ActionParseError(f"there is no {ref.words()} in the start image; I see: {seen}")
     options = ", ".join(name_among(o, scene, with_size=True) for o in found)
+    if ref.rank is not None:
+        raise ActionParseError(f"'{ref.words()}' is a tie ({options}); name it by colour and size")
     raise ActionParseError(f"'{ref.words()}' is ambiguous ({options}); name it by colour and size")
+
+
+def _group(ref: ObjectRef, scene: list[PerceivedObject]) -> list[PerceivedObject]:
+    """Every movable object the words name; a count the words give ("both") must be the scene's."""
+    found = sorted(_matches(ref, scene, False), key=lambda o: o.x)
+    if not found:
+        raise ActionParseError(f"there are no {ref.words()}s in the start image")
+    if ref.count is not None and len(found) != ref.count:
+        names = ", ".join(name_among(o, scene, with_size=True) for o in found)
+        raise ActionParseError(f"the action speaks of {ref.count} {ref.words()}s but the start image has "
+                               f"{len(found)} ({names}); say 'all' or name them")
+    return found
 
 
 class RulePlanAgent:
@@ -74,13 +108,16 @@ class RulePlanAgent:
         if clause.kind == "put_in":
             container = _one(clause.other or ObjectRef(), scene, containers=True)
             if clause.subject.group:
-                subjects = sorted(_matches(clause.subject, scene, False), key=lambda o: o.x)
-                if not subjects:
-                    raise ActionParseError(f"there are no {clause.subject.words()}s in the start image")
-                subjects = [o for o in subjects
+                subjects = [o for o in _group(clause.subject, scene)
                             if not evaluate(Predicate(name="inside", args=[o.id, container.id]), by_id)]
             else:
                 subjects = [_one(clause.subject, scene)]
+            if clause.source is not None:
+                source = _one(clause.source, scene, containers=True)
+                outside = [o for o in subjects if not evaluate(Predicate(name="inside", args=[o.id, source.id]), by_id)]
+                if outside:
+                    raise ActionParseError(f"the {name_among(outside[0], scene)} is not in the "
+                                           f"{name_among(source, scene)} in the start image")
             return [self._step("put_in", s, scene, container) for s in subjects]
         if clause.kind == "stack":
             a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)

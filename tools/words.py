@@ -26,12 +26,19 @@ GROUP_WORDS = {"all", "every", "each", "both", "objects", "things", "items", "to
 
 
 class ObjectRef(BaseModel):
-    """Words that pick out one object or a group: colour, shape, size, plural."""
+    """Words that pick out one object or a group: colour, shape, size, plural; for the planner also a
+    count ("both", "all three") and a superlative ("the largest", "the ball closest to the bowl")."""
 
     color: str | None = None
     shape: str | None = None
     size: str | None = None
     group: bool = False
+    count: int | None = None
+    """How many the words say there are ("both": 2), checked against the scene."""
+    rank: str | None = None
+    """largest, smallest, leftmost, rightmost, nearest or farthest: pick the one extreme match."""
+    anchor: ObjectRef | None = None
+    """What nearest/farthest is measured from."""
 
     @property
     def specific(self) -> bool:
@@ -39,8 +46,12 @@ class ObjectRef(BaseModel):
         return self.color is not None and self.shape is not None
 
     def words(self) -> str:
-        parts = [p for p in (self.size, self.color, self.shape or "object") if p]
-        return " ".join(parts)
+        parts = [p for p in (self.rank if self.anchor is None else None, self.size, self.color,
+                             self.shape or "object") if p]
+        text = " ".join(parts)
+        if self.anchor is not None:
+            text += f" {self.rank} {'to' if self.rank == 'nearest' else 'from'} the {self.anchor.words()}"
+        return text
 
 
 def parse_ref(phrase: str) -> ObjectRef:
