@@ -9,12 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
+START=$SECONDS
+step() { echo "[setup $(( SECONDS - START ))s] $*"; }  # what runs now, and how long it usually takes
+step "virtual environment .venv, pip, wheel, setuptools (usually under 30 s)"
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   [ -d .venv ] || "$PY" -m venv .venv
   # shellcheck disable=SC1091
   . .venv/bin/activate
 fi
 python -m pip install -q --upgrade pip wheel setuptools >/dev/null
+step "PyTorch (the CPU build: about 1 minute; the CUDA build: several minutes, a few GB)"
 TORCH_VERSION=${SPIRAL_TORCH_VERSION:-2.13.0}
 if python -c "import torch" 2>/dev/null; then
   echo "torch already installed: $(python -c 'import torch; print(torch.__version__)')"
@@ -25,5 +29,7 @@ else
   echo "no CUDA: installing torch ${TORCH_VERSION} (the CPU build where pip is configured to find one)"
   python -m pip install -q "torch==${TORCH_VERSION}"
 fi
+step "SPIRAL and its dependencies: LangGraph, diffusers, transformers, test tools (about 3 minutes, ~1.5 GB)"
 python -m pip install -q -e ".[diffusers,postgres,dev]"
+step "done"
 echo "SPIRAL installed. Activate with: . .venv/bin/activate   then try: spiral demo"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..tools.errors import SpiralError, storage_error
 from . import cli_run, cli_scene, cli_tools, cli_train
-from .cli_options import add_context_options
+from .cli_options import DEMO_OPTIONS, add_context_options, finish_help
 from .config import default_workspace
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
@@ -35,8 +35,11 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="spiral", description="SPIRAL: closed-loop action-conditioned video generation")
     top.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = top.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the built-in scene and action on the simulated backbone")
-    add_context_options(demo)
+    demo = sub.add_parser("demo", help="run the built-in scene and action on the simulated backbone",
+                          description="Run the built-in scene and action on the simulated backbone; writes "
+                                      "spiral_demo/ (video.mp4, video.gif, summary.json). For other scenes, "
+                                      "backbones and agents: spiral scene, then spiral run.")
+    add_context_options(demo, only=DEMO_OPTIONS)
     demo.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     cli_scene.add_parser(sub)
     run = sub.add_parser("run", help="run an episode from a start image and an action")
@@ -45,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     add_context_options(run)
     run.add_argument("--thread-id", default="", help="name of the episode thread (default: random)")
     resume = sub.add_parser("resume", help="finish an interrupted episode, or answer its review")
-    resume.add_argument("thread_id")
+    resume.add_argument("thread_id", help="the thread to resume (printed when the run started)")
     _workspace_option(resume)
     answer = resume.add_mutually_exclusive_group()
     answer.add_argument("--approve", action="store_true", help="answer a pending review: accept the segment")
@@ -54,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("backbones", help="list the registered video generators")
     cli_tools.add_parsers(sub, _workspace_option)
     cli_train.add_parsers(sub)
-    return top
+    return finish_help(top)
 
 
 def main(argv: list[str] | None = None) -> int:

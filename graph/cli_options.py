@@ -13,7 +13,32 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from rich_argparse import RichHelpFormatter
+
 from .config import RunContext
+
+
+class HelpFormatter(RichHelpFormatter):
+    """Coloured help that states every default the help text does not state already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.option_strings and "default" not in text and action.default not in (None, False, "", [],
+                                                                                        argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Every (sub)command: the formatter above, and its one-line help as its description when it has none."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                sub.description = sub.description or (helps.get(name) or "").capitalize() or None
+                finish_help(sub)
+    return parser
 
 
 def _extra(name: str) -> dict[str, Any]:
@@ -34,14 +59,22 @@ def _default_text(name: str) -> str:
     return "the backbone's" if field.default is None else repr(field.default)
 
 
-def add_context_options(parser: argparse.ArgumentParser) -> None:
-    """One option per run-context field."""
+DEMO_OPTIONS = ("seed", "difficulty", "max_tries_per_segment", "max_replans", "max_generator_calls", "review",
+                "write_video", "workspace", "out_dir")
+"""What `spiral demo` offers: the demo runs the built-in scene on the simulator, so no backbone, GPU or LLM flags."""
+
+
+def add_context_options(parser: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+    """One option per run-context field (or per field named in `only`)."""
     for name, field in RunContext.model_fields.items():
+        if only and name not in only:
+            continue
         annotation = field.annotation
         options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
         kind = options[0]
-        kwargs: dict[str, Any] = {"dest": name, "default": None,
-                                  "help": f"{field.description} (default: {_default_text(name)})"}
+        described = field.default_factory is not None or "default" in (field.description or "")
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": field.description if described else
+                                  f"{field.description} (default: {_default_text(name)})"}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is typing.Literal:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..memory.traces import TraceDB
 
 SUITES = ("actwm-sim", "tabletop-tiny", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory",
-          "training")
+          "training", "startup")
 
 
 def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -29,35 +29,35 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
     tsub = traces.add_subparsers(dest="traces_command", required=True)
     workspace_option(tsub.add_parser("ls", help="episodes"))
     show = tsub.add_parser("show", help="every attempt of one episode")
-    show.add_argument("thread_id")
+    show.add_argument("thread_id", help="the episode's thread (spiral traces ls lists them)")
     workspace_option(show)
     texp = tsub.add_parser("export", help="attempts as JSONL or Parquet")
-    texp.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])
-    texp.add_argument("--out", required=True)
-    texp.add_argument("--thread-id", default="")
+    texp.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"], help="file format")
+    texp.add_argument("--out", required=True, help="the file to write")
+    texp.add_argument("--thread-id", default="", help="one episode's attempts only (default: every episode's)")
     workspace_option(texp)
     hist = sub.add_parser("history", help="a thread's checkpoints (for fork)")
-    hist.add_argument("thread_id")
+    hist.add_argument("thread_id", help="the thread whose checkpoints to list")
     workspace_option(hist)
     fork = sub.add_parser("fork", help="replay a thread from a past checkpoint in a new thread")
-    fork.add_argument("thread_id")
+    fork.add_argument("thread_id", help="the thread to replay from")
     fork.add_argument("--checkpoint", required=True, help="checkpoint id from `spiral history`")
     fork.add_argument("--instruction", "--action", dest="instruction", default=None,
                       help="a different instruction for the sub-action at that checkpoint")
-    fork.add_argument("--new-thread-id", default="")
+    fork.add_argument("--new-thread-id", default="", help="name of the new thread (default: random)")
     workspace_option(fork)
     gc = sub.add_parser("gc", help="delete artifacts no checkpoint or trace references")
-    gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
     workspace_option(gc)
     bench = sub.add_parser("bench", help="run a benchmark and write its section of docs/benchmarks.md")
-    bench.add_argument("--suite", default="actwm-sim", choices=SUITES)
+    bench.add_argument("--suite", default="actwm-sim", choices=SUITES, help="which benchmark")
     bench.add_argument("--methods", default="", help="comma-separated methods (default: all of the suite's: actwm-sim "
                        "open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan; tabletop-tiny "
                        "open-loop,best-of-n,decompose,reseed,spiral)")
-    bench.add_argument("--split", default="test")
+    bench.add_argument("--split", default="test", help="ActWM-Sim split the tasks come from")
     bench.add_argument("--size", type=int, default=None, help="number of tasks (default: the whole split)")
-    bench.add_argument("--seeds", type=int, default=3)
-    bench.add_argument("--difficulty", default="medium")
+    bench.add_argument("--seeds", type=int, default=3, help="episode seeds per task and method")
+    bench.add_argument("--difficulty", default="medium", help="the sim backbone's error preset: easy, medium, hard")
     bench.add_argument("--workers", type=int, default=2, help="parallel worker processes")
     bench.add_argument("--results", default="bench_results.sqlite", help="results table; an interrupted bench resumes from it")
     bench.add_argument("--model", default="", help="tabletop-tiny suite: a pipeline folder instead of the shipped "
@@ -69,10 +69,10 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
     dataset = sub.add_parser("dataset", help="ActWM-Dataset tools")
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
     export = dsub.add_parser("export", help="write start images, actions, plans and ground-truth videos")
-    export.add_argument("--split", default="train")
-    export.add_argument("--out", required=True)
-    export.add_argument("--size", type=int, default=None)
-    export.add_argument("--frames", type=int, default=16)
+    export.add_argument("--split", default="train", help="ActWM-Sim split: train or test")
+    export.add_argument("--out", required=True, help="the dataset folder to write")
+    export.add_argument("--size", type=int, default=None, help="number of tasks (default: the whole split)")
+    export.add_argument("--frames", type=int, default=16, help="frames per ground-truth segment")
 
 
 def _workspace(args: argparse.Namespace) -> str:

@@ -38,7 +38,7 @@ def add_parsers(sub) -> None:
     loop.add_argument("--rounds", type=int, default=3, help="collect-train-evaluate rounds (default: 3)")
     loop.add_argument("--size", type=int, default=8, help="train tasks collected per round")
     loop.add_argument("--eval-size", type=int, default=4, help="held-out test tasks evaluated per round")
-    loop.add_argument("--method", choices=("grpo", "dpo"), default="grpo")
+    loop.add_argument("--method", choices=("grpo", "dpo"), default="grpo", help="the trainer each round")
     _training_options(loop)
     add_context_options(loop)
     for method in ("grpo", "dpo"):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..memory.artifacts import ArtifactStore
@@ -90,7 +91,7 @@ class TerminalReviewer:
 def print_summary(run: EpisodeRun) -> None:
     """The finished episode as a table, with where its summary is."""
     summary = json.loads(Path(run.state.summary).read_text())
-    table = Table(title=f"{summary['action']}  [{summary['status']}]")
+    table = Table(title=escape(f"{summary['action']}  [{summary['status']}]"))
     for col in ("#", "sub-action", "tries", "result", "score"):
         table.add_column(col)
     for o, step in zip(summary["outcomes"], summary["plan"], strict=False):

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from spiral.graph.drawing import readme_block
 from spiral.tools.media import save_png
 from spiral.tools.world.demo import demo_scene
@@ -36,3 +38,23 @@ def test_readme_session_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "plan=Plan(" in out and "attempt=Attempt(" in out and "event='generator_progress'" in out
     assert out.strip().splitlines()[-1].startswith("done ") and out.strip().endswith("video.mp4")
+
+
+@pytest.mark.e2e
+def test_readme_first_scene_and_runs_work_as_written(tmp_path, monkeypatch, capsys):
+    """Every command of the README's own-start-image block, as written, from an empty folder."""
+    import shlex
+
+    from spiral.graph.cli import main
+
+    block = re.search(r"Your own start image and action:\n\n```bash\n(.*?)```", README.read_text(), re.S)
+    assert block
+    commands = [shlex.split(line.split("  #")[0]) for line in block.group(1).splitlines() if line.strip()]
+    assert [c[:2] for c in commands] == [["spiral", "scene"], ["spiral", "run"], ["spiral", "run"]]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIRAL_HOME", str(tmp_path / "home"))
+    assert main(commands[0][1:]) == 0
+    assert "start.png: blue cube, red ball, bowl, green cube (128x128)" in " ".join(capsys.readouterr().out.split())
+    for command in commands[1:]:
+        assert main(command[1:]) == 0, capsys.readouterr().out[-3000:]
+        assert "[done]" in capsys.readouterr().out

@@ -165,18 +165,19 @@ def test_cli_flags_are_the_run_context_fields():
     from spiral.graph.config import RunContext
 
     run = parser()
-    parsed = run.parse_known_args(["demo"])[0]  # parses with every option present
+    episode = ["run", "--image", "start.png", "--action", "put the red ball in the bowl"]
+    parsed = run.parse_known_args(episode)[0]  # parses with every option present
     for name in RunContext.model_fields:
         assert hasattr(parsed, name), name
-    args = run.parse_args(["demo", "--frames", "9", "--steps", "4", "--no-write-video", "--critic", "none"])
+    args = run.parse_args([*episode, "--frames", "9", "--steps", "4", "--no-write-video", "--critic", "none"])
     context = context_from_args(args)
     assert (context.num_frames, context.num_inference_steps, context.write_video, context.critic) == (9, 4, False, "none")
     assert context.max_tries_per_segment == RunContext().max_tries_per_segment  # the field's own default
     assert flags_of("max_tries_per_segment") == ["--max-tries", "--max-tries-per-segment"]
     with pytest.raises(InputError, match=r"^--max-tries: Input should be greater than or equal to 1 \(got 0\)$"):
-        context_from_args(run.parse_args(["demo", "--max-tries", "0"]))
+        context_from_args(run.parse_args(["demo", "--max-tries", "0"]))  # the demo's own short list
     with pytest.raises(InputError, match=r"^--seed: Input should be less than 9223372036854775808"):
-        context_from_args(run.parse_args(["demo", "--seed", str(2**64)]))
+        context_from_args(run.parse_args([*episode, "--seed", str(2**64)]))
 
 
 def test_a_second_waiter_also_waits_for_writes_the_first_waiter_took(tmp_path, monkeypatch):
