@@ -21,7 +21,7 @@ import numpy as np
 
 from ..graph.state import Critique, CritiqueScores, Ledger, SubAction
 from ..tools.perception import PerceivedObject, match_objects, perceive_frames
-from ..tools.pixels import classify_pixels
+from ..tools.pixels import classify_pixels, coarse_difference
 from ..tools.predicates import Predicate, distance_to_goal, evaluate
 from .ledger import MATCH_DISTANCE, known_looks, words_for
 
@@ -47,7 +47,7 @@ class PerceptionCritic:
     beside it, is a teleport."""
     max_first_frame_diff = 4.0
     """Mean absolute difference allowed between the conditioning frame and frame 0, both averaged over 4x4
-    pixel blocks (`_coarse_difference`)."""
+    pixel blocks (`tools.pixels.coarse_difference`)."""
 
     def judge(self, sub: SubAction, frames: np.ndarray, conditioning: np.ndarray, ledger: Ledger,
               movers: set[str] | None = None) -> Critique:
@@ -87,7 +87,7 @@ class PerceptionCritic:
             evidence["max_color_shift"] = round(max(recolored.values()), 3)
 
         # temporal consistency
-        first_diff = _coarse_difference(frames[0], conditioning)
+        first_diff = coarse_difference(frames[0], conditioning)
         steps = self._steps(tracks)
         jumps = self._max_jump(steps)
         evidence.update({f"step:{oid}": round(v, 2) for oid, v in self._largest_steps(steps).items()})
@@ -219,17 +219,3 @@ class PerceptionCritic:
             return "drift", "Objects end up overlapping each other."
         return None, ""
 
-
-def _coarse_difference(a: np.ndarray, b: np.ndarray, block: int = 4) -> float:
-    """Mean absolute difference of two frames averaged over `block`x`block` pixel blocks.
-
-    A learned video model decodes frame 0 through its VAE, which redraws fine texture and edges (3-5 levels
-    of mean difference for tabletop-tiny's, with nothing moved) without the segment starting anywhere else;
-    over 4x4 blocks that falls to 1.5-3 levels, while a scene shifted by 3 pixels still differs by 3-6. The
-    simulator's frame 0 is the conditioning frame exactly (difference 0 either way)."""
-    h, w = (a.shape[0] // block) * block, (a.shape[1] // block) * block
-
-    def coarse(frame: np.ndarray) -> np.ndarray:
-        return frame[:h, :w].astype(np.float32).reshape(h // block, block, w // block, block, -1).mean(axis=(1, 3))
-
-    return float(np.mean(np.abs(coarse(a) - coarse(b))))

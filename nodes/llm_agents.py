@@ -153,7 +153,13 @@ def structured_call(settings: RunContext, role: str, schema: type[T], messages: 
     return None, call
 
 
+OPEN_WORLD = ("(none: the image is not SPIRAL's tabletop world, so nothing was read from it; name each object "
+              "you see with a short id of your own, e.g. red_mug, and use those ids throughout)")
+
+
 def _objects_text(scene: list[PerceivedObject]) -> str:
+    if not scene:
+        return OPEN_WORLD
     return "\n".join(f"- {o.id}: {name_among(o, scene, with_size=True)} at ({o.x:.0f}, {o.y:.0f})" for o in scene)
 
 
@@ -164,6 +170,13 @@ def _check_plan(scene: list[PerceivedObject]) -> Callable[[LLMPlanReply], None]:
         if not reply.sub_actions:
             raise ValueError("the plan has no sub-actions")
         for step in reply.sub_actions:
+            if not ids:  # an image outside the tabletop world: the model names the objects
+                for text in step.postconditions:
+                    if Predicate.parse(text).name not in PREDICATES:
+                        raise ValueError(f"unknown predicate {Predicate.parse(text).name!r}; use {sorted(PREDICATES)}")
+                if not step.postconditions:
+                    raise ValueError(f"sub-action {step.description!r} has no postconditions")
+                continue
             for oid in (step.subject, step.partner):
                 if oid and oid not in ids:
                     raise ValueError(f"unknown object id {oid!r}; use one of {sorted(ids)}")
@@ -185,10 +198,14 @@ def _to_sub_actions(reply: LLMPlanReply, scene: list[PerceivedObject], start: in
     by_id = {o.id: o for o in scene}
     steps = []
     for i, s in enumerate(reply.sub_actions):
-        target_desc = (name_among(by_id[s.target], scene) if s.target in by_id else PLACE_WORDS.get(s.target or "", ""))
+        def words(oid: str | None) -> str:  # a perceived object's name, else the model's own id in words
+            return name_among(by_id[oid], scene) if oid in by_id else (oid or "").replace("_", " ")
+
+        target_desc = (words(s.target) if s.target in by_id else PLACE_WORDS.get(s.target or "", "")
+                       or (words(s.target) if not scene else ""))
         steps.append(SubAction(index=start + i, verb=s.verb, subject=s.subject, target=s.target, partner=s.partner,
-                               subject_desc=name_among(by_id[s.subject], scene), target_desc=target_desc,
-                               partner_desc=name_among(by_id[s.partner], scene) if s.partner in by_id else "",
+                               subject_desc=words(s.subject), target_desc=target_desc,
+                               partner_desc=words(s.partner) if s.partner else "",
                                description=s.description, prompt=s.prompt, preconditions=s.preconditions,
                                postconditions=s.postconditions))
     return steps

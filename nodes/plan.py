@@ -16,6 +16,7 @@ from ..graph.state import EpisodeState, Plan
 from ..memory.traces import PlanRecord
 from ..tools.errors import PerceptionError
 from ..tools.perception import PerceivedObject, perceive
+from ..tools.scene_fit import scene_fit
 from .context import NodeContext
 from .ledger import ledger_from, seen_in
 from .planner import RulePlanAgent, assign_ids
@@ -44,11 +45,38 @@ def plan(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     return replan(state, ctx) if state.plan_ref else first_plan(state, ctx)
 
 
+def offline_readers(settings: RunContext) -> list[str]:
+    """The parts of this run that read the scene from pixels with the tabletop world's perception."""
+    return [name for name, reads in (("the sim backbone", settings.backbone == "sim"),
+                                     ("the rule planner", settings.planner == "rule"),
+                                     ("the perception critic", settings.critic in ("perception", "ensemble"))) if reads]
+
+
+def read_start(frame, settings: RunContext) -> tuple[list[PerceivedObject], str]:
+    """The start image's objects, and a note when it is outside the tabletop world (then no objects: the LLM
+    agents read it themselves). Refused in one line when an offline reader would have to read it."""
+    fit = scene_fit(frame)
+    if not fit.is_tabletop:
+        readers = offline_readers(settings)
+        if readers:
+            raise PerceptionError(
+                f"the start image does not look like SPIRAL's tabletop world: {fit.reason()}. "
+                f"{', '.join(readers).capitalize()} read only that world (make one with `spiral scene`); for other "
+                "images use a real backbone with --planner llm --critic llm")
+        return [], (f"start image outside the tabletop world ({fit.reason()}): no object list; the LLM agents "
+                    "name what they see")
+    scene = perceive(frame)
+    if settings.planner == "rule":
+        require_objects(scene)
+    return scene, ""
+
+
 def first_plan(state: EpisodeState, ctx: NodeContext) -> dict:
     frame = ctx.artifacts.get_frame(state.image)
-    scene = perceive(frame)
-    require_objects(scene)
+    scene, note = read_start(frame, ctx.settings)
     ledger = ledger_from(scene, state.image)
+    if note:
+        ledger.notes.append(note)
     new_plan, record = None, PlanRecord(thread_id=ctx.thread_id, version=0, plan="", planner="rule")
     if ctx.settings.planner == "llm":
         from .llm_agents import LLMPlanAgent

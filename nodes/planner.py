@@ -63,7 +63,13 @@ def _one(ref: ObjectRef, scene: list[PerceivedObject], containers: bool = False)
     seen = ", ".join(name_among(o, scene, with_size=True) for o in scene) or "nothing"
     if not found:
         raise ActionParseError(f"there is no {ref.words()} in the start image; I see: {seen}")
-    options = ", ".join(name_among(o, scene, with_size=True) for o in found)
+    names = [name_among(o, scene, with_size=True) for o in found]
+    if len(set(names)) < len(names):  # look-alikes: listing "white bowl, white bowl" offers no choice
+        twins = sorted({n for n in names if names.count(n) > 1})
+        raise ActionParseError(f"'{ref.words()}' matches {len(found)} objects and some look the same "
+                               f"({', '.join(f'{names.count(n)}x {n}' for n in twins)}): no words can pick one; "
+                               "with look-alikes use --planner llm")
+    options = ", ".join(names)
     if ref.rank is not None:
         raise ActionParseError(f"'{ref.words()}' is a tie ({options}); name it by colour and size")
     raise ActionParseError(f"'{ref.words()}' is ambiguous ({options}); name it by colour and size")

@@ -1,7 +1,8 @@
 """Preflight: everything the first steps would reject, checked before a thread exists.
 
 The settings (the backbone's checks, an API key for LLM agents), an unreadable
-start image, an image with no objects, and with the rule planner an action
+start image, an image outside the tabletop world where an offline agent or the
+sim backbone would read it, an image with no objects, and with the rule planner an action
 outside the grammar or naming objects that are not there. It writes nothing,
 and hands back the start frame at the run's size: the session stores it and
 starts the thread with its artifact ref, so the first steps neither read the
@@ -19,17 +20,15 @@ from pydantic import ValidationError
 from ..graph.config import RunContext
 from ..graph.state import EpisodeInput
 from ..tools.errors import InputError
-from ..tools.perception import perceive
 from .ingest import check_settings, load_start_frame
-from .plan import require_objects
+from .plan import read_start
 from .planner import ground_action
 
 
 def preflight(image: str, action: str, settings: RunContext) -> np.ndarray:
     check_settings(settings)
     frame = load_start_frame(image, settings)
-    scene = perceive(frame)
-    require_objects(scene)
+    scene, _ = read_start(frame, settings)  # an image outside the tabletop world is refused here too
     if settings.planner == "rule":
         ground_action(action, scene)
     return frame

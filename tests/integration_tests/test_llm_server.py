@@ -193,3 +193,52 @@ def test_empty_choices_and_refusals_fall_back_and_are_recorded(scene_png, tmp_pa
     assert first.usage["critic_fallback"] == "the model refused: I can't help with judging videos."
     critic_calls = [b for b in server.bodies if "CriticAgent" in json.dumps(b["messages"])]
     assert len(critic_calls) == len(db.attempts("llm"))  # one call per attempt: a refusal is not asked again
+
+
+def _photo_png(tmp_path):
+    """A stand-in for a photograph (tests/unit_tests/test_scene_fit.py's), 64 px."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    base = Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8)).resize((64, 64), Image.BICUBIC)
+    pixels = np.clip(np.asarray(base, dtype=np.float64) + rng.normal(0, 12, (64, 64, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+MUG_PLAN = {"sub_actions": [{"verb": "put_in", "subject": "red_mug", "target": "wooden_tray",
+                             "description": "put the red mug on the wooden tray",
+                             "prompt": "Put the red mug on the wooden tray.",
+                             "preconditions": [], "postconditions": ["inside(red_mug, wooden_tray)"]}]}
+
+
+@pytest.mark.parametrize("agents,readers", [([], "The sim backbone, the rule planner, the perception critic"),
+                                            (["--backbone", "tiny-wan", "--frames", "5", "--height", "64", "--width",
+                                              "64", "--steps", "2"], "The rule planner, the perception critic")])
+def test_a_photo_is_refused_in_one_line_by_the_offline_readers(tmp_path, agents, readers):
+    res = spiral("run", "--image", str(_photo_png(tmp_path)), "--action", "put the red ball in the bowl",
+                 "--workspace", str(tmp_path / "ws"), *agents)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("spiral: error: the start image does not look like SPIRAL's tabletop world: drawn "
+                               "again from what perception read in it")
+    assert f"{readers} read only that world (make one with `spiral scene`); for other images use a real backbone " \
+           "with --planner llm --critic llm" in lines[0]
+
+
+def test_the_same_photo_runs_with_a_real_backbone_and_llm_agents(tmp_path, llm_env):
+    script = {"planner": [MUG_PLAN], "critic": [PASS], "refiner": [{"instruction": "unused"}]}
+    with ScriptedOpenAI(script) as server:
+        res = spiral("run", "--image", str(_photo_png(tmp_path)), "--action", "put the red mug on the tray",
+                     "--backbone", "tiny-wan", "--frames", "5", "--height", "64", "--width", "64", "--steps", "2",
+                     "--planner", "llm", "--critic", "llm", "--llm-model", "qwen2.5-vl",
+                     "--base-url", f"http://127.0.0.1:{server.port}/v1", "--workspace", str(tmp_path / "ws"),
+                     "--out", str(tmp_path / "out"), env=llm_env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "done" and [s["subject"] for s in summary["plan"]] == ["red_mug"]
+    assert summary["notes"][0].startswith("start image outside the tabletop world (drawn again from what perception")
+    planner = [b for b in server.bodies if "PlanAgent" in json.dumps(b["messages"])]
+    assert "nothing was read from it; name each object you see" in json.dumps(planner[0]["messages"])

@@ -67,3 +67,11 @@ def test_what_the_grammar_cannot_mean_is_refused_naming_the_part(table, action, 
     with pytest.raises(ActionParseError, match=message) as info:
         RulePlanAgent().plan(action, perceive(render_scene(table)))
     assert "\n" not in str(info.value)
+
+
+def test_look_alikes_are_never_offered_as_a_choice():
+    twins = Scene(objects=[_obj("bowl", "bowl", "white", 30, 40), _obj("red_ball", "ball", "red", 80, 90, "small"),
+                           _obj("red_ball_2", "ball", "red", 100, 110, "small")])
+    with pytest.raises(ActionParseError, match=r"'red ball' matches 2 objects and some look the same "
+                                               r"\(2x small red ball\): no words can pick one"):
+        RulePlanAgent().plan("put the red ball in the bowl", perceive(render_scene(twins)))
