@@ -74,5 +74,6 @@ def _scene(args: argparse.Namespace):
         return demo_scene(), DEMO_ACTION
     movable, container = world.movables[:1], world.containers[:1]
     if movable and container:
-        return world, f"put the {phrase(movable[0], world)} in the {phrase(container[0], world)}"
+        into = "on" if container[0].shape == "plate" else "in"
+        return world, f"put the {phrase(movable[0], world)} {into} the {phrase(container[0], world)}"
     return world, ""

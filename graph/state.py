@@ -75,6 +75,9 @@ class Critique(BaseModel):
     feedback: str = Field(description="What went wrong, in words.")
     suggestion: str = Field("", description="How to fix the instruction.")
     replan: bool = Field(False, description="The sub-action cannot succeed from this state: replan.")
+    hidden_at: tuple[float, float] | None = Field(
+        None, description="Where the subject was last seen going into its container before others hid it "
+        "(table units): the ledger's place for it.")
     evidence: dict[str, float | str] = Field(default_factory=dict)
 
 

@@ -34,6 +34,10 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     seen = seen_in(ledger, ctx.artifacts.get_frame(chosen.last_frame))
     # a segment approved over the critic becomes the new reference, as a best-effort one does
     objects = remembered_objects(ledger, seen, {step.subject, step.partner}, passed=critique.passed)
+    if critique.hidden_at is not None and step.subject in objects:
+        # put into a container and hidden there by others: the critic saw it go in (nodes/critic.py)
+        x, y = critique.hidden_at
+        objects[step.subject] = objects[step.subject].model_copy(update={"x": x, "y": y, "z": 0.0})
     notes = [*ledger.notes] + ([] if accepted else [f"step {step.index + 1}: {critique.feedback}"])
     if chosen.review == "approved" and not critique.passed:
         notes.append(f"step {step.index + 1}: a reviewer approved it over the critic ({critique.feedback})")

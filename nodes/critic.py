@@ -58,6 +58,8 @@ class PerceptionCritic:
         if movers is None:
             movers = {sub.subject} | ({sub.partner} if sub.partner else set())
         evidence: dict[str, float | str] = {}
+        end = self._hidden_subject(sub, tracks, end, evidence)
+        housed = self._housed(ledger, end, movers)
 
         # action completion
         posts = [Predicate.parse(p) for p in sub.postconditions]
@@ -73,12 +75,18 @@ class PerceptionCritic:
 
         # object fidelity
         shifts = {oid: self._shift(ledger, oid, end.get(oid)) for oid in known}
+        for oid, room in housed.items():  # in a container or under a stacked object: hidden or part-hidden
+            if np.isfinite(shifts[oid]) and shifts[oid] > room:
+                continue  # moved further than covering explains: the drift check sees it
+            evidence[f"housed:{oid}"] = "hidden" if not np.isfinite(shifts[oid]) else round(shifts[oid], 2)
+            shifts[oid] = 0.0
         evidence.update({f"shift:{oid}": round(d, 2) if np.isfinite(d) else "missing" for oid, d in shifts.items()})
         subject_shift = shifts.get(sub.subject, 0.0)
         evidence["subject_displacement"] = round(subject_shift, 2)
         strays = {oid: d for oid, d in shifts.items() if oid not in movers and oid in ledger.objects
                   and ledger.objects[oid].shape not in ("bowl", "plate", "box") and d > self.move_tolerance}
-        recolored = self._recolored(ledger, end)
+        recolored = {oid: v for oid, v in self._recolored(ledger, end).items()
+                     if oid not in housed and not self._in_container(end, oid)}
         violations = len(strays) + len(recolored)
         fidelity = max(0.0, 1.0 - violations / max(len(known), 1)) if violations else 1.0
         if strays:
@@ -110,9 +118,56 @@ class PerceptionCritic:
                                            evidence, temporal, plausibility)
         if passed:
             failure, feedback = None, f"Done: {sub.description}; nothing else moved."
+        hidden_at = (float(evidence["hidden_x"]), float(evidence["hidden_y"])) if "hidden_x" in evidence else None
         return Critique(scores=scores, passed=passed, failure=failure, feedback=feedback,
                         suggestion=SUGGESTIONS.get(failure or "", ""), replan=failure == "missing_object",
-                        evidence=evidence)
+                        hidden_at=hidden_at, evidence=evidence)
+
+    # -- occlusion -------------------------------------------------------
+    @staticmethod
+    def _hidden_subject(sub: SubAction, tracks: list[dict[str, PerceivedObject]], end: dict[str, PerceivedObject],
+                        evidence: dict[str, float | str]) -> dict[str, PerceivedObject]:
+        """A subject put into a container that others then hide: where it was last seen, if that is inside.
+
+        The ledger learns its place from the verdict's `hidden_at` (nodes/advance.py)."""
+        if sub.verb != "put_in" or sub.subject in end or not sub.target or sub.target not in end:
+            return end
+        sightings = [frame[sub.subject] for frame in tracks if sub.subject in frame]
+        if not sightings:
+            return end
+        last = sightings[-1].model_copy(update={"occluded": True})
+        if not evaluate(Predicate(name="inside", args=[sub.subject, sub.target]), {**end, sub.subject: last}):
+            return end
+        evidence.update({"hidden_x": round(last.x, 2), "hidden_y": round(last.y, 2)})
+        return {**end, sub.subject: last}
+
+    @staticmethod
+    def _housed(ledger: Ledger, end: dict[str, PerceivedObject], movers: set[str]) -> dict[str, float]:
+        """Bystanders the ledger puts in a container or under a stacked object, and how far (table units)
+        they may seem to move as they are covered: the container's half size, or the covering object's.
+        Only while what houses them is where the ledger says."""
+        records = ledger.objects
+        out: dict[str, float] = {}
+        for oid, rec in records.items():
+            if oid in movers or rec.is_container:
+                continue
+            for host in records.values():
+                if host.id == oid:
+                    continue
+                holds = host.is_container and evaluate(Predicate(name="inside", args=[oid, host.id]), records)
+                covers = not host.is_container and evaluate(Predicate(name="on", args=[host.id, oid]), records)
+                if not (holds or covers):
+                    continue
+                seen = end.get(host.id)
+                if host.is_container and (seen is None or np.hypot(seen.x - host.x, seen.y - host.y) > 2.5):
+                    continue  # the container itself moved or vanished: that is for the checks to see
+                out[oid] = float(max(host.half_extent))
+        return out
+
+    @staticmethod
+    def _in_container(end: dict[str, PerceivedObject], oid: str) -> bool:
+        """Whether an object ends inside a container (its rim hides part of it: its colour says little)."""
+        return any(evaluate(Predicate(name="inside", args=[oid, cid]), end) for cid, c in end.items() if c.is_container)
 
     # -- measurements ----------------------------------------------------
     @staticmethod

@@ -130,15 +130,15 @@ def test_backbones_lists_the_simulator():
     assert "(weights shipped with SPIRAL)" in tabletop and "/" not in tabletop.split(";")[0]  # no machine's path
 
 
-def test_an_image_without_objects_is_refused_before_a_thread_starts(tmp_path):
+def test_an_image_outside_the_tabletop_world_is_refused_before_a_thread_starts(tmp_path):
     from PIL import Image
 
     grey = tmp_path / "grey.png"
     Image.new("RGB", (200, 150), (128, 128, 128)).save(grey)
     res = spiral("run", "--image", str(grey), "--action", "put the red ball in the bowl",
                  "--workspace", str(tmp_path / "ws"))
-    assert res.returncode != 0 and "no objects found" in res.stderr and "Traceback" not in res.stderr
-    assert not (tmp_path / "ws" / "checkpoints.sqlite").exists()
+    assert res.returncode == 2 and "does not look like SPIRAL's tabletop world" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "ws" / "checkpoints.sqlite").exists()
 
 
 def test_review_without_a_terminal_pauses_and_resume_answers(tmp_path, scene_png):

@@ -69,15 +69,28 @@ def scene_from_words(text: str, seed: int = 0) -> Scene:
                              "no action could say which one; give them different sizes (small/medium/large)")
         seen.add(look)
     rng = np.random.default_rng(seed)
+    ordered = sorted(looks, key=lambda look: look[0] not in CONTAINER_SHAPES)
+    for _ in range(LAYOUT_TRIES):  # a layout that boxed itself in is retried with the same generator
+        scene = _layout(ordered, rng)
+        if isinstance(scene, Scene):
+            return canonical_ids(scene)
+    raise InputError(f"--objects: no room on the table for the {scene} after {LAYOUT_TRIES} layouts; list fewer or "
+                     "smaller objects")
+
+
+LAYOUT_TRIES = 20
+
+
+def _layout(looks: list[tuple[str, str, str]], rng: np.random.Generator) -> Scene | str:
+    """The objects at free spots, or the words for the first one that found no room."""
     scene = Scene()
     taken: set[str] = set()
-    for shape, color, size in sorted(looks, key=lambda look: look[0] not in CONTAINER_SHAPES):
+    for shape, color, size in looks:
         obj = WorldObject(id=make_object_id(shape, "" if shape in CONTAINER_SHAPES else color, taken),
                           shape=shape, color=color, size=size, x=0, y=0)  # type: ignore[arg-type]
         spot = free_spot(scene, obj, rng, margin=4 if obj.is_container else 6)
         if spot is None:
-            raise InputError(f"--objects: no room on the table for the {object_words(shape, color, size)} with "
-                             f"{len(scene.objects)} objects already placed; list fewer or smaller objects")
+            return object_words(shape, color, size)
         taken.add(obj.id)
         scene = Scene(objects=[*scene.objects, obj.model_copy(update={"x": spot[0], "y": spot[1]})])
-    return canonical_ids(scene)
+    return scene
