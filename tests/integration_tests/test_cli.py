@@ -46,6 +46,7 @@ def test_same_seed_gives_identical_summary_and_frames(tmp_path):
         res = spiral("demo", "--seed", "7", "--out", str(tmp_path / f"o{i}"), "--workspace", str(tmp_path / f"w{i}"))
         assert res.returncode == 0, res.stderr
         outs.append(tmp_path / f"o{i}")
+    assert json.loads((outs[0] / "summary.json").read_text())["status"] == "done"
     assert (outs[0] / "summary.json").read_bytes() == (outs[1] / "summary.json").read_bytes()
     assert np.array_equal(np.load(outs[0] / "frames.npy"), np.load(outs[1] / "frames.npy"))
 
@@ -146,20 +147,21 @@ def test_review_without_a_terminal_pauses_and_resume_answers(tmp_path, scene_png
     res = spiral("run", "--image", str(scene_png), "--action", "put the red ball in the bowl then stack the blue "
                  "cube on the green cube", "--difficulty", "easy", "--review", "--thread-id", "rv",
                  "--workspace", ws, "--out", str(tmp_path / "out"), stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 5, res.stderr  # waiting for a review
     assert "paused for review" in res.stdout and "--approve" in res.stdout
     assert (Path(ws) / "review" / "rv.gif").stat().st_size > 0  # the segment to look at
     assert not (tmp_path / "out" / "summary.json").exists()
 
     res = spiral("resume", "rv", "--workspace", ws, "--reject", "the ball is not in the bowl", stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 5, res.stderr  # the new try waits for a review too
     assert "review: rejected (reviewer: the ball is not in the bowl)" in res.stdout and "refine" in res.stdout
     for _ in range(20):
         res = spiral("resume", "rv", "--workspace", ws, "--approve", stdin=subprocess.DEVNULL)
-        assert res.returncode == 0, res.stderr
         if "paused for review" not in res.stdout:
             break
+        assert res.returncode == 5, res.stderr
+    assert res.returncode == 0, res.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert all(o["reviewed"] for o in summary["outcomes"])
+    assert summary["status"] == "done" and all(o["reviewed"] for o in summary["outcomes"])
     res = spiral("resume", "rv", "--workspace", ws, "--approve")
     assert res.returncode != 0 and "not waiting for a review" in res.stderr

@@ -129,8 +129,9 @@ def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
                           "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "5", "--height", "64",
                           "--width", "64", "--max-calls", "2", "--trajectory", "--workspace", str(tmp_path / "ws"),
                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 3, res.stderr  # random weights render noise: accepted best-effort, partial
     assert (tmp_path / "out" / "summary.json").exists() and "generator calls: 2" in res.stdout
+    assert "not done: 1 of 1 sub-actions were accepted without passing the critic" in " ".join(res.stdout.split())
     from spiral.memory.traces import TraceDB
 
     attempts = TraceDB(tmp_path / "ws" / "traces.sqlite").attempts()

@@ -126,7 +126,7 @@ def _frames_of_a_run(tmp_path: Path, scene: Path, name: str, *extra: str) -> np.
     out = tmp_path / f"out-{name}"
     assert main(["run", "--image", str(scene), "--action", "put the red ball in the bowl", "--backbone", "tiny-wan",
                  "--frames", "5", "--steps", "2", "--max-calls", "1", "--workspace", str(tmp_path / "runs"),
-                 "--out", str(out), "--no-write-video", "--thread-id", name, *extra]) == 0
+                 "--out", str(out), "--no-write-video", "--thread-id", name, *extra]) == 3  # noise: partial
     return np.load(out / "frames.npy")
 
 
