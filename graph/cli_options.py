@@ -60,7 +60,7 @@ def _default_text(name: str) -> str:
 
 
 DEMO_OPTIONS = ("seed", "difficulty", "max_tries_per_segment", "max_replans", "max_generator_calls", "review",
-                "write_video", "workspace", "out_dir")
+                "memory", "write_video", "workspace", "out_dir")
 """What `spiral demo` offers: the demo runs the built-in scene on the simulator, so no backbone, GPU or LLM flags."""
 
 
