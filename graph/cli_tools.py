@@ -138,16 +138,20 @@ def cmd_history(args: argparse.Namespace) -> None:
         rows = session.history(args.thread_id)
     print(f"{'checkpoint':38s} {'step':>4s}  {'next':9s} {'sub-action':>10s} {'plan':>4s} {'tries':>5s}  status")
     for r in rows:  # plain lines: checkpoint ids are for copying into `spiral fork`
-        print(f"{r.checkpoint_id:38s} {r.step!s:>4s}  {r.next:9s} {r.sub_action!s:>10s} "
+        sub_action = "-" if r.sub_action is None else str(r.sub_action + 1)  # 1-based, as the run printed it
+        print(f"{r.checkpoint_id:38s} {r.step!s:>4s}  {r.next:9s} {sub_action:>10s} "
               f"{r.plan_version!s:>4s} {r.attempts!s:>5s}  {r.status}")
 
 
-def cmd_fork(args: argparse.Namespace) -> None:
+def cmd_fork(args: argparse.Namespace) -> int:
+    from .cli_run import EXIT_CODES
+
     with Session(_workspace(args)) as session:
         new_thread = args.new_thread_id or None
         run = session.fork(args.thread_id, args.checkpoint, new_thread, args.instruction, observer=ProgressPrinter())
         console().print(f"forked {args.thread_id}@{args.checkpoint} into {run.thread_id}")
     print_summary(run)
+    return EXIT_CODES.get(run.state.status, 1)
 
 
 def cmd_gc(args: argparse.Namespace) -> None:

@@ -48,7 +48,7 @@ def test_traces_ls_show_export(episode, tmp_path):
 def test_fork_replays_from_a_checkpoint_with_a_new_instruction(episode):
     history = spiral("history", "d1", "--workspace", str(episode)).stdout.splitlines()[1:]
     lines = [line.split() for line in history]
-    ckpt, inherited = next((row[0], int(row[5])) for row in lines if row[2] == "generate" and row[3] == "3")
+    ckpt, inherited = next((row[0], int(row[5])) for row in lines if row[2] == "generate" and row[3] == "4")
     text = "Pick up the small yellow cube and set it all the way on top of the blue block. Keep every other object still."
     res = spiral("fork", "d1", "--checkpoint", ckpt, "--instruction", text, "--new-thread-id", "f1",
                  "--workspace", str(episode))
