@@ -7,6 +7,7 @@ imports, since the sim path must not load torch, diffusers or transformers.
 
 from __future__ import annotations
 
+import shlex
 import statistics
 import subprocess
 import sys
@@ -74,8 +75,8 @@ def startup_times(repeats: int = 5) -> StartupResult:
         figures = []
         for what, args, timer in cases:
             runs = [timer(_cli(*args), cwd) for _ in range(repeats)]
-            figures.append(StartupFigure(what=what, command="spiral " + " ".join(args), runs_s=[round(r, 2) for r in runs],
-                                         median_s=round(statistics.median(runs), 2)))
+            figures.append(StartupFigure(what=what, command=shlex.join(["spiral", *args]),
+                                         runs_s=[round(r, 2) for r in runs], median_s=round(statistics.median(runs), 2)))
         return StartupResult(figures=figures, heavy_on_sim_path=_heavy_imports(cwd))
 
 
@@ -83,7 +84,8 @@ def startup_section(result: StartupResult, command: str) -> str:
     rows = "\n".join(f"| {f.what} | `{f.command}` | {f.median_s:.2f} | {', '.join(f'{r:.2f}' for r in f.runs_s)} |"
                      for f in result.figures)
     heavy = ", ".join(result.heavy_on_sim_path) or "none of " + ", ".join(HEAVY)
-    return (f"```bash\n{command}\n```\n\nEach a fresh process (`python -m spiral.graph.cli`), median of "
+    return ("### Startup: the first answer\n\n"
+            f"```bash\n{command}\n```\n\nEach a fresh process (`python -m spiral.graph.cli`), median of "
             f"{len(result.figures[0].runs_s)} runs, from start to exit (the demo: to its first line of output).\n\n"
             "| what | command | median (s) | runs (s) |\n| --- | --- | --- | --- |\n" + rows +
             f"\n\nHeavy packages a whole simulated episode imports: {heavy}.\n")
