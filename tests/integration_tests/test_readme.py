@@ -58,3 +58,12 @@ def test_readme_first_scene_and_runs_work_as_written(tmp_path, monkeypatch, caps
     for command in commands[1:]:
         assert main(command[1:]) == 0, capsys.readouterr().out[-3000:]
         assert "[done]" in capsys.readouterr().out
+    # the "Running episodes" block starts from the same start.png; placeholders (THREAD_ID) are skipped
+    block = re.search(r"## Running episodes\n\n```bash\n(.*?)```", README.read_text(), re.S)
+    assert block
+    runnable = [shlex.split(line.split("  #")[0]) for line in block.group(1).splitlines()
+                if line.strip() and "THREAD_ID" not in line]
+    assert [c[:2] for c in runnable] == [["spiral", "run"], ["spiral", "run"], ["spiral", "backbones"]]
+    for command in runnable:
+        assert main(command[1:]) == 0, capsys.readouterr().out[-3000:]
+    assert (tmp_path / "out" / "summary.json").exists()  # --out out/ as written
