@@ -24,7 +24,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "backbones": cli_run.cmd_backbones, "bench": cli_tools.cmd_bench, "dataset": cli_tools.cmd_dataset,
     "traces": cli_tools.cmd_traces, "history": cli_tools.cmd_history, "graph": cli_tools.cmd_graph,
     "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc, "train": cli_train.cmd_train,
-    "scene": cli_scene.cmd_scene}
+    "scene": cli_scene.cmd_scene, "report": cli_tools.cmd_report}
 
 
 def _workspace_option(p: argparse.ArgumentParser) -> None:

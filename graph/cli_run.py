@@ -24,6 +24,10 @@ def _finish(run: EpisodeRun) -> int:
     if not run.finished:
         return EXIT_WAITING_FOR_REVIEW if run.waiting is not None else 0
     print_summary(run)
+    if run.state.run_settings().write_video:  # the page embeds the segments: written with the video
+        from .report import write_report
+
+        console().print(f"report: {write_report(run.state.run_settings().workspace, run.thread_id)}")
     return EXIT_CODES.get(run.state.status, 1)
 
 

@@ -36,6 +36,10 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
     texp.add_argument("--out", required=True, help="the file to write")
     texp.add_argument("--thread-id", default="", help="one episode's attempts only (default: every episode's)")
     workspace_option(texp)
+    report = sub.add_parser("report", help="write an episode's HTML report (self-contained: opens from disk)")
+    report.add_argument("thread_id", help="the episode's thread (spiral traces ls lists them)")
+    report.add_argument("--out", default="", help="the HTML file (default: report.html next to the episode's video)")
+    workspace_option(report)
     hist = sub.add_parser("history", help="a thread's checkpoints (for fork)")
     hist.add_argument("thread_id", help="the thread whose checkpoints to list")
     workspace_option(hist)
@@ -131,6 +135,12 @@ def _show_traces(args: argparse.Namespace, db: TraceDB) -> None:
         table.add_row(str(a.sub_action_index + 1), attempt, str(a.plan_version), str(a.seed),
                       a.critic or "–", result, a.prompt, a.feedback[:80])
     console().print(table)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(f"wrote {write_report(_workspace(args), args.thread_id, args.out or None)}")
 
 
 def cmd_history(args: argparse.Namespace) -> None:

@@ -1,0 +1,111 @@
+"""The episode report: one HTML file, every attempt with its scores, playable segments, no request out.
+
+The browser test opens it in headless Chromium (the OS package; `.ci/run`
+installs it) through Playwright, checks every <video> loads, that no request
+leaves the file, and writes docs/img/report.png when SPIRAL_UPDATE_DOCS=1.
+"""
+
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from spiral.graph.cli import main
+from spiral.memory.traces import TraceDB
+from spiral.tools.media import save_png
+from spiral.tools.world.compose import scene_from_words
+from spiral.tools.world.render import render_scene
+
+pytestmark = pytest.mark.e2e
+ACTION = "put every ball in the bowl, then stack the blue cube on the green cube"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img" / "report.png"
+
+
+@pytest.fixture(scope="module")
+def episode(tmp_path_factory):
+    """A sim episode with refinements and a replan (hard difficulty, 2 tries per sub-action, seed 2)."""
+    root = tmp_path_factory.mktemp("report")
+    save_png(render_scene(scene_from_words("red ball, blue cube, green cube, bowl")), root / "start.png")
+    code = main(["run", "--image", str(root / "start.png"), "--action", ACTION, "--difficulty", "hard",
+                 "--max-tries", "2", "--seed", "2", "--workspace", str(root / "ws"), "--thread-id", "rep"])
+    assert code == 0
+    return root / "ws"
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.attempts, self.scores, self.videos, self.urls, self.current = [], {}, [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "data-attempt" in a:
+            self.current = a["data-attempt"]
+            self.attempts.append(self.current)
+        if "data-score" in a and self.current:
+            self.scores.setdefault(self.current, []).append(a["data-score"])
+        if tag == "video":
+            self.videos.append(a.get("src", ""))
+        self.urls += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_the_report_shows_every_attempt_with_scores_and_makes_no_request(episode):
+    page_file = episode / "runs" / "rep" / "report.html"
+    assert page_file.exists()  # written by `spiral run` next to the video
+    page = _Page()
+    page.feed(page_file.read_text())
+    attempts = TraceDB.open(episode / "traces.sqlite").attempts("rep")
+    assert len({a.plan_version for a in attempts}) == 2  # the fixture's episode replanned
+    assert any(a.try_index > 0 for a in attempts)  # and refined
+    expected = [f"{a.plan_version}-{a.sub_action_index + 1}-{a.try_index + 1}-{a.sample + 1}" for a in attempts]
+    assert sorted(page.attempts) == sorted(expected)
+    assert all(page.scores[key] == ["action_completion", "object_fidelity", "temporal_consistency",
+                                    "physical_plausibility", "visual_quality"] for key in expected)
+    assert len(page.videos) == len(attempts) + 1 and all(v.startswith("data:video/webm;base64,") for v in page.videos)
+    assert all(u.startswith("data:") for u in page.urls)
+    html = page_file.read_text()
+    assert "Replan 1 (from sub-action" in html and '<span class="added">' in html  # replan marked, refine diffed
+
+
+def test_spiral_report_writes_where_asked(episode, tmp_path, capsys):
+    out = tmp_path / "elsewhere.html"
+    assert main(["report", "rep", "--workspace", str(episode), "--out", str(out)]) == 0
+    assert out.read_text() == (episode / "runs" / "rep" / "report.html").read_text()
+    assert main(["report", "nope", "--workspace", str(episode)]) == 2
+    assert "no episode 'nope'" in capsys.readouterr().err
+
+
+def _chromium() -> str | None:
+    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
+                             shutil.which("google-chrome")) if p), None)
+
+
+def test_the_report_in_headless_chromium(episode):
+    browser_path = _chromium()
+    if browser_path is None and not os.environ.get("SPIRAL_REQUIRE_CHROMIUM"):
+        pytest.skip("no Chromium (apt-get install -y chromium); CI installs it")
+    from playwright.sync_api import sync_playwright
+
+    page_file = episode / "runs" / "rep" / "report.html"
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(page_file.as_uri())
+        page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 4 || v.error)",
+                               timeout=20000)
+        states = page.eval_on_selector_all("video", "vs => vs.map(v => [v.readyState, v.error && v.error.code])")
+        attempts = page.eval_on_selector_all("[data-attempt]", "els => els.length")
+        status = page.inner_text("#status")
+        if os.environ.get("SPIRAL_UPDATE_DOCS"):
+            page.wait_for_timeout(1500)  # the media controls' loading spinner fades out
+            page.screenshot(path=str(DOCS_IMG), full_page=False)
+        browser.close()
+    assert all(ready >= 2 and error is None for ready, error in states), states
+    assert attempts == len(TraceDB.open(episode / "traces.sqlite").attempts("rep")) and status == "done"
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    assert re.match(r"file://", requests[0])
