@@ -62,6 +62,10 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
         from .training import training_cost, training_section
 
         text = training_section(training_cost(size=size or 4), command)
+    elif suite == "report":
+        from .report_cost import report_cost, report_cost_section
+
+        text = report_cost_section(report_cost(), command)
     elif suite == "startup":
         from .startup import startup_section, startup_times
 

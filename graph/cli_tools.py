@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..memory.traces import TraceDB
 
 SUITES = ("actwm-sim", "tabletop-tiny", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory",
-          "training", "startup")
+          "training", "startup", "report")
 
 
 def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]) -> None:
