@@ -32,10 +32,17 @@ def _finish(run: EpisodeRun) -> int:
 
 
 def _run_episode(image: str, action: str, context: RunContext, thread_id: str) -> int:
-    with Session(context.workspace) as session:
-        run = session.start(action, image, context, thread_id, observer=ProgressPrinter(),
+    with Session(context.workspace) as session, ProgressPrinter(live=_live(context.review)) as progress:
+        run = session.start(action, image, context, thread_id, observer=progress,
                             reviewer=TerminalReviewer(session.workspace, thread_id))
     return _finish(run)
+
+
+def _live(review: bool) -> bool:
+    """A live status line on a terminal, unless a review will read answers from it."""
+    import sys
+
+    return sys.stdout.isatty() and not review
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..memory.artifacts import ArtifactStore
 from ..tools.media import write_gif
-from .events import ReviewDecision, ReviewRequest
+from .events import GeneratorProgress, ReviewDecision, ReviewRequest, SegmentReady
 from .session import (AttemptJudged, AttemptReviewed, EpisodeFinished, EpisodeRun, EpisodeStarted,
                       InstructionRefined, PlanMade, SessionEvent)
 
@@ -22,12 +22,61 @@ def console() -> Console:
 
 
 class ProgressPrinter:
-    """One line per plan, critique, refinement, review and finish (a session observer)."""
+    """One line per plan, critique, refinement, review and finish (a session observer); on a terminal also
+    a live status line: sub-action k of n, the try, the denoising step, the last verdict.
 
-    def __init__(self) -> None:
+    Use it as a context manager so the status line is cleared however the run ends."""
+
+    def __init__(self, live: bool | None = None) -> None:
         self.out = console()
+        self.live = sys.stdout.isatty() if live is None else live
+        self.plan_size, self.sub_action, self.try_number = 0, 0, 0
+        self.phase, self.verdict = "planning", ""
+        self._status = None
+
+    def __enter__(self) -> ProgressPrinter:
+        if self.live:
+            self._status = self.out.status(self.status_text(), spinner="dots")
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pause()
+
+    def pause(self) -> None:
+        """Stop the status line (before a prompt reads the terminal, and at the end)."""
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def status_text(self) -> str:
+        parts = [f"sub-action {self.sub_action} of {self.plan_size}" if self.plan_size else "planning"]
+        if self.try_number:
+            parts.append(f"try {self.try_number}")
+        if self.phase != "planning":
+            parts.append(self.phase)
+        if self.verdict:
+            parts.append(f"last: {self.verdict}")
+        return escape(" · ".join(parts))
+
+    def _track(self, event: SessionEvent) -> None:
+        """What the status line shows, from the event stream."""
+        if isinstance(event, PlanMade):
+            self.plan_size, self.sub_action = len(event.plan.sub_actions), event.cursor + 1
+            self.try_number, self.phase = 0, "generating"
+        elif isinstance(event, GeneratorProgress):
+            self.sub_action, self.try_number = event.sub_action + 1, event.try_index + 1
+            self.phase = f"denoising {event.step}/{event.steps}" if event.steps > 1 else "generating"
+        elif isinstance(event, SegmentReady):
+            self.phase = "judging"
+        elif isinstance(event, AttemptJudged) and event.attempt.critique is not None:
+            c = event.attempt.critique
+            self.verdict = "pass" if c.passed else f"fail ({c.failure})" if c.failure else "fail"
+        if self._status is not None:
+            self._status.update(self.status_text())
 
     def __call__(self, event: SessionEvent) -> None:
+        self._track(event)
         out = self.out
         if isinstance(event, EpisodeStarted):
             out.print(f"thread {event.thread_id}  (resume with: spiral resume {event.thread_id} "

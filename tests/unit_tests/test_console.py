@@ -29,3 +29,30 @@ def test_a_failed_critique_names_its_failure_only_when_it_has_one(capsys, failur
 def test_the_thread_line_comes_once_the_run_has_started(capsys):
     ProgressPrinter()(EpisodeStarted(thread_id="t1", workspace="/w"))
     assert capsys.readouterr().out.strip() == "thread t1  (resume with: spiral resume t1 --workspace /w)"
+
+
+def test_the_status_line_follows_sub_action_try_denoising_step_and_verdict(capsys):
+    from spiral.graph.events import GeneratorProgress, SegmentReady
+    from spiral.graph.session import PlanMade
+    from spiral.graph.state import Plan, SubAction
+
+    steps = [SubAction(id=f"s{i}", index=i, verb="put_in", subject="red_ball", subject_desc="red ball",
+                       description=f"step {i}", prompt="p", postconditions=["inside(red_ball, bowl)"])
+             for i in range(3)]
+    printer = ProgressPrinter(live=False)
+    assert printer.status_text() == "planning"
+    printer(PlanMade(plan=Plan(goal="g", sub_actions=steps), cursor=0))
+    printer(GeneratorProgress(sub_action=1, try_index=1, step=7, steps=30, backbone="wan2.2-ti2v"))
+    assert printer.status_text() == "sub-action 2 of 3 · try 2 · denoising 7/30"
+    printer(SegmentReady(sub_action=1, try_index=1, segment="s", thumbnail="", prompt="p", seed=1))
+    printer(judged("incomplete"))
+    assert printer.status_text() == "sub-action 2 of 3 · try 2 · judging · last: fail (incomplete)"
+    out = capsys.readouterr().out
+    assert "denoising" not in out  # off a terminal: plain lines only, no per-step chatter
+
+
+def test_a_live_status_line_is_cleared_when_the_run_ends(capsys):
+    with ProgressPrinter(live=True) as printer:
+        assert printer._status is not None
+        printer(EpisodeStarted(thread_id="t1", workspace="/w"))
+    assert printer._status is None and "thread t1" in capsys.readouterr().out
