@@ -174,6 +174,11 @@ def best_by_critic(action: str, frame: np.ndarray, candidates: list[np.ndarray])
 
 
 def run_open_loop(task: Task, job: Job) -> dict:
+    return open_loop_episode(task, job)[0]
+
+
+def open_loop_episode(task: Task, job: Job) -> tuple[dict, np.ndarray]:
+    """Scores and the video that was picked (open-loop: the only one; best-of-n: the critic's best)."""
     gen = _generator(job.difficulty)
     gen.reset()
     t0 = time.perf_counter()
@@ -185,10 +190,15 @@ def run_open_loop(task: Task, job: Job) -> dict:
     assert truth is not None
     wall = time.perf_counter() - t0
     return {**_goal_scores(task, truth.end), **_video_scores(best), "generator_calls": n, "wall_s": wall,
-            "generator_s": gen.seconds, "status": "done"}
+            "generator_s": gen.seconds, "status": "done"}, best
 
 
 def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
+    return spiral_episode(task, job, scratch)[0]
+
+
+def spiral_episode(task: Task, job: Job, scratch: Path) -> tuple[dict, np.ndarray]:
+    """Scores and the stitched video of one closed-loop episode (its workspace is removed after)."""
     gen = _generator(job.difficulty)
     gen.reset()
     ws = scratch / f"{task.id}-{job.method}-{job.seed}"
@@ -221,7 +231,7 @@ def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
               "critic_fn": sum(t and not c for c, t in pairs), "critic_tn": sum(not c and not t for c, t in pairs),
               "checkpoint_bytes": ckpt, "attempts": len(attempts)}
     shutil.rmtree(ws, ignore_errors=True)
-    return result
+    return result, video
 
 
 _SCRATCH: Path | None = None

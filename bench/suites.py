@@ -92,8 +92,15 @@ def _actwm(command: str, methods: list[str], split: str, size: int | None, seeds
     minutes = table.run_minutes(run_key(methods, split, size, seeds, difficulty))
     rows = [r for r in table.rows(split, difficulty, methods) if r.seed < seeds]
     if docs:
+        from .gallery import bench_page, gallery_rows, write_bench_page
+        from .tasks import SPLIT_SIZES
+
         stem = f"actwm_{split}_{difficulty}"
         images = plots(rows, Path(docs) / "img", stem)
+        page = write_bench_page(bench_page(rows, command, images, gallery_rows(split, size or SPLIT_SIZES[split], difficulty),
+                                           f"ActWM-Sim, split {split}, difficulty {difficulty}"),
+                                Path(docs) / f"bench_{split}_{difficulty}.html")
         write_section(Path(docs) / "benchmarks.md", f"bench:actwm-sim:{split}:{difficulty}",
-                      section(rows, command, images, Path(docs), minutes))
+                      section(rows, command, images, Path(docs), minutes) +
+                      f"\nEvery method on the same tasks, side by side: [{page.name}]({page.name}) (open it from disk).\n")
     return main_table(rows)

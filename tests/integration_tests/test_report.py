@@ -120,3 +120,36 @@ def test_a_30_sub_action_report_stays_under_its_size_and_opens_fast():
     if _chromium():
         assert len(cost.open_s) == 1 and cost.open_s[0] < 10  # the benchmark's figure is < 1 s; slack for CI
     assert f"(within the documented {SIZE_BUDGET_MB:g} MB)" in report_cost_section(cost, "spiral bench")
+
+
+def test_the_bench_page_shows_the_same_tasks_under_each_method(tmp_path):
+    from spiral.bench.gallery import GALLERY_METHODS, GALLERY_TASKS
+    from spiral.bench.suites import run_suite
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "benchmarks.md").write_text("# Benchmarks\n")
+    run_suite("actwm-sim", "spiral bench --size 7 --seeds 1", methods=list(GALLERY_METHODS), size=7, seeds=1,
+              workers=1, results=str(tmp_path / "r.sqlite"), docs=str(docs))
+    page_file = docs / "bench_test_medium.html"
+    assert "[bench_test_medium.html](bench_test_medium.html)" in (docs / "benchmarks.md").read_text()
+    html = page_file.read_text()
+    cells = re.findall(r'<td data-method="([a-z-]+)" data-success="(yes|no)">', html)
+    assert [m for m, _ in cells] == list(GALLERY_METHODS) * len(GALLERY_TASKS)
+    assert re.findall(r'<tr data-task="([a-z0-9-]+)">', html) == [f"test-{i:04d}" for i in GALLERY_TASKS]
+    assert all(u.startswith("data:") for u in re.findall(r'(?:src|href)="([^"]+)"', html))
+    browser_path = _chromium()
+    if browser_path is None:
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(page_file.as_uri())
+        broken = page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || !i.naturalWidth).length")
+        if os.environ.get("SPIRAL_UPDATE_DOCS"):
+            page.locator("#gallery").scroll_into_view_if_needed()
+            page.screenshot(path=str(DOCS_IMG.parent / "bench_gallery.png"))
+        browser.close()
+    assert broken == 0
