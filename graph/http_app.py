@@ -7,10 +7,11 @@ the final video's path on the server; a remote client fetches them here:
   `?format=npy` for the raw uint8 pixels), a plan or ledger as JSON, a thumbnail
   as JPEG;
 * `GET /spiral/threads/{thread_id}/video` — the finished episode's MP4
-  (`?format=gif` for the GIF).
+  (`?format=gif` for the GIF);
+* `GET /spiral/threads/{thread_id}/report` — its self-contained HTML report.
 
 The server's auth runs on these routes too (`enable_custom_route_auth`). The
-video route serves a thread only to its owner (`metadata.owner`, as
+video and report routes serve a thread only to its owner (`metadata.owner`, as
 graph/auth.py stamps it); an in-process SDK call is not filtered by the
 caller's identity, so the route checks the owner itself. Artifact references
 are content hashes, known only to whoever could read the state that holds
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from spiral.graph.config import default_workspace
@@ -81,12 +82,10 @@ def _may_read(request: Request, thread: dict) -> bool:
     return identity is not None and (thread.get("metadata") or {}).get("owner") == identity
 
 
-async def video(request: Request) -> Response:
+async def _owned_values(request: Request, thread_id: str) -> dict | Response:
+    """The thread's state values when the caller owns it; else the 404 a missing thread gets."""
     from langgraph_sdk import get_client
 
-    thread_id, fmt = request.path_params["thread_id"], request.query_params.get("format", "mp4")
-    if fmt not in ("mp4", "gif"):
-        return _error(400, "format must be mp4 or gif")
     client = get_client()  # in-process; it is not filtered by the caller's identity, so check the owner here
     missing = _error(404, f"no thread {thread_id} for you")
     try:
@@ -96,7 +95,36 @@ async def video(request: Request) -> Response:
         state = await client.threads.get_state(thread_id)
     except Exception:  # the SDK raises httpx errors for unknown threads
         return missing
-    path = (state.get("values") or {}).get("video") or ""
+    return state.get("values") or {}
+
+
+async def report(request: Request) -> Response:
+    """The episode's HTML report (graph/report.py), built from the server's workspace and the thread's state."""
+    from spiral.graph.report import build_report, render_report
+    from spiral.graph.state import EpisodeState
+
+    thread_id = request.path_params["thread_id"]
+    values = await _owned_values(request, thread_id)
+    if isinstance(values, Response):
+        return values
+    if not values.get("summary"):
+        return _error(409, "the episode has not finished")
+    state = EpisodeState.model_validate(values)
+    try:
+        page = await asyncio.to_thread(lambda: render_report(build_report(default_workspace(), thread_id, state)))
+    except SpiralError:
+        return _error(404, f"no report for {thread_id}")
+    return HTMLResponse(page, headers={"Cache-Control": "private, no-cache"})
+
+
+async def video(request: Request) -> Response:
+    thread_id, fmt = request.path_params["thread_id"], request.query_params.get("format", "mp4")
+    if fmt not in ("mp4", "gif"):
+        return _error(400, "format must be mp4 or gif")
+    values = await _owned_values(request, thread_id)
+    if isinstance(values, Response):
+        return values
+    path = values.get("video") or ""
     if not path:
         return _error(409, "the episode has no video yet")
     chosen = Path(path).with_suffix(f".{fmt}")
@@ -113,4 +141,5 @@ async def video(request: Request) -> Response:
 app = Starlette(routes=[
     Route("/spiral/artifacts/{ref}", artifact),
     Route("/spiral/threads/{thread_id}/video", video),
+    Route("/spiral/threads/{thread_id}/report", report),
 ])

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord, TraceDB
 from ..tools.errors import ResumeError
-from .state import CritiqueScores, Ledger, Plan
+from .state import CritiqueScores, EpisodeState, Ledger, Plan
 from .session import Session
 
 KEYFRAMES = 4
@@ -158,18 +158,25 @@ def word_changes(before: str, after: str) -> list[WordChange]:
     return out
 
 
-def build_report(workspace: str | Path, thread_id: str) -> EpisodeReport:
-    """Everything the page shows, read through the trace DB, the artifact store and the thread's state."""
+def finished_state(workspace: str | Path, thread_id: str) -> EpisodeState:
+    """The thread's last state from the workspace's checkpoints; a clear error unless it has finished."""
+    with Session(str(workspace)) as session:
+        state = session.state(thread_id)
+    if state is None or not state.summary:
+        raise ResumeError(f"episode {thread_id!r} has not finished; finish it with `spiral resume {thread_id}`")
+    return state
+
+
+def build_report(workspace: str | Path, thread_id: str, state: EpisodeState | None = None) -> EpisodeReport:
+    """Everything the page shows, read through the trace DB, the artifact store and the thread's state
+    (from the workspace's checkpoints unless given: a LangGraph server keeps its own)."""
     workspace = Path(workspace)
     traces = TraceDB.for_reading(workspace / "traces.sqlite")
     episode = traces.episode(thread_id)
     if episode is None:
         raise ResumeError(f"no episode {thread_id!r} in {workspace}; `spiral traces ls` lists them")
     store = ArtifactStore(workspace / "artifacts")
-    with Session(str(workspace)) as session:
-        state = session.state(thread_id)
-    if state is None or not state.summary:
-        raise ResumeError(f"episode {thread_id!r} has not finished; finish it with `spiral resume {thread_id}`")
+    state = state or finished_state(workspace, thread_id)
     summary = json.loads(Path(state.summary).read_text())
     plans = {r.version: (r, store.get_model(r.plan, Plan)) for r in traces.plans(thread_id)}
     attempts = traces.attempts(thread_id)
@@ -255,10 +262,8 @@ def render_report(report: EpisodeReport) -> str:
 
 def write_report(workspace: str | Path, thread_id: str, out: str | Path | None = None) -> Path:
     """Build and render the page; by default next to the episode's video (report.html)."""
-    report = build_report(workspace, thread_id)
-    with Session(str(workspace)) as session:
-        state = session.state(thread_id)
-    assert state is not None
+    state = finished_state(workspace, thread_id)
+    report = build_report(workspace, thread_id, state)
     path = Path(out) if out else Path(state.summary).parent / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(report), encoding="utf-8")

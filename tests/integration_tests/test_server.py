@@ -207,6 +207,10 @@ def test_clients_download_artifacts_and_their_own_videos(server, scene_png):
     frame = ledger["last_frame"]
     assert _get(url, ALICE, f"/spiral/artifacts/{frame}").content[:8] == b"\x89PNG\r\n\x1a\n"
 
+    page = _get(url, ALICE, f"/spiral/threads/{tid}/report")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text.count("data-attempt=") >= 1 and 'id="status">done<' in page.text
+    assert _get(url, BOB, f"/spiral/threads/{tid}/report").status_code == 404  # not bob's thread either
     assert _get(url, BOB, f"/spiral/threads/{tid}/video").status_code == 404  # not bob's thread
     assert _get(url, None, f"/spiral/artifacts/{frame}").status_code == 401
     assert _get(url, ALICE, "/spiral/artifacts/sha256:..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
