@@ -162,7 +162,9 @@ def finished_state(workspace: str | Path, thread_id: str) -> EpisodeState:
     """The thread's last state from the workspace's checkpoints; a clear error unless it has finished."""
     with Session(str(workspace)) as session:
         state = session.state(thread_id)
-    if state is None or not state.summary:
+    if state is None:
+        raise ResumeError(f"no episode {thread_id!r} in {workspace}; `spiral traces ls` lists them")
+    if not state.summary:
         raise ResumeError(f"episode {thread_id!r} has not finished; finish it with `spiral resume {thread_id}`")
     return state
 

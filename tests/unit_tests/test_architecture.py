@@ -45,9 +45,9 @@ def test_the_tree_keeps_every_contract():
 @pytest.mark.parametrize("where,line,broken", [
     ("tools/errors.py", "from spiral.graph.state import Plan  # upward\n", "tools/ knows nothing of LangGraph"),
     ("memory/gc.py", "def _peek():\n    from spiral.nodes import plan  # upward, inside a function\n",
-     "shell -> bench/training -> session -> graph -> nodes -> memory"),
+     "shell -> bench/training -> report -> session -> graph -> nodes -> memory"),
     ("nodes/ledger.py", "from spiral.graph import session  # a node importing the shell\n",
-     "shell -> bench/training -> session -> graph -> nodes -> memory"),
+     "shell -> bench/training -> report -> session -> graph -> nodes -> memory"),
     ("nodes/grammar.py", "def _peek():\n    from spiral.nodes import plan  # a cycle through a function\n",
      "no import cycles between the modules of a room"),
 ])
