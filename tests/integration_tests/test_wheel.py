@@ -35,6 +35,7 @@ def test_the_wheel_installs_without_torch_and_runs_the_demo(tmp_path):
     [wheel] = (tmp_path / "dist").glob("spiral_actwm-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "spiral/tools/video/sim/generator.py" in names and "spiral/nodes/prompts/critic.md" in names
+    assert {"spiral/graph/templates/report.html.j2", "spiral/bench/templates/bench_page.html.j2"} <= set(names)
     assert not [n for n in names if n.startswith(("spiral/tests", "spiral/setup.py", "spiral/docs"))]
     venv = tmp_path / "venv"
     base = getattr(sys, "_base_executable", sys.executable)  # the interpreter behind this virtual environment
@@ -48,7 +49,7 @@ def test_the_wheel_installs_without_torch_and_runs_the_demo(tmp_path):
     demo = _run(str(spiral), "demo", "--out", str(out), "--workspace", str(tmp_path / "ws"), cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert "SIMULATED" in demo.stdout and (out / "summary.json").stat().st_size > 0
-    assert (out / "video.mp4").stat().st_size > 0
+    assert (out / "video.mp4").stat().st_size > 0 and "data-attempt=" in (out / "report.html").read_text()
 
     listed = _run(str(spiral), "backbones", cwd=tmp_path)  # every backbone is listed without torch
     assert listed.returncode == 0 and "wan2.2-ti2v" in listed.stdout and "frames 4k+1" in listed.stdout
