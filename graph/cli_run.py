@@ -27,7 +27,13 @@ def _finish(run: EpisodeRun) -> int:
     if run.state.run_settings().write_video:  # the page embeds the segments: written with the video
         from .report import write_report
 
-        console().print(f"report: {write_report(run.state.run_settings().workspace, run.thread_id)}")
+        try:
+            console().print(f"report: {write_report(run.state.run_settings().workspace, run.thread_id)}")
+        except Exception as exc:  # the episode is done and saved; a page that cannot be written must not hide it
+            from rich.markup import escape
+
+            console().print(f"[yellow]{escape(f'report not written ({type(exc).__name__}: {exc})')}; try: spiral "
+                            f"report {run.thread_id}[/yellow]")
     return EXIT_CODES.get(run.state.status, 1)
 
 

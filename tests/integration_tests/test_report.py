@@ -150,3 +150,16 @@ def test_the_bench_page_shows_the_same_tasks_under_each_method(tmp_path):
         broken = page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || !i.naturalWidth).length")
         browser.close()
     assert broken == 0
+
+
+def test_a_report_that_cannot_be_written_does_not_hide_the_finished_episode(tmp_path, monkeypatch, capsys):
+    import spiral.graph.report as report_module
+
+    def broken(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(report_module, "write_report", broken)
+    assert main(["demo", "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "out")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "report not written (OSError: no space left on device); try: spiral report" in out
+    assert (tmp_path / "out" / "summary.json").exists()

@@ -31,6 +31,11 @@ def test_every_option_has_help_and_every_default_is_shown():
     assert undescribed == [] and no_default == []
 
 
+def test_every_command_s_help_renders():
+    for path, command in _commands(parser()):
+        assert command.format_help().startswith("Usage: " + path), path
+
+
 def test_every_command_has_a_description():
     assert [path for path, command in _commands(parser()) if path != "spiral" and not command.description] == []
 
