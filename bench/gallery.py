@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 
-from ..graph.report import keyframe_strip, png_uri
+from ..graph.report import keyframe_strip, page_template, png_uri
 from .episodes import EpisodeResult, Job, open_loop_episode, spiral_episode, suite
 from .report import COLUMNS, mean_std, methods_in
 
@@ -84,16 +83,7 @@ def bench_page(rows: list[EpisodeResult], command: str, images: list[Path], gall
                      table=table, plots=plots, gallery=gallery)
 
 
-@lru_cache(maxsize=1)
-def _template():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("spiral.bench", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    return env.get_template("bench_page.html.j2")
-
-
 def write_bench_page(page: BenchPage, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_template().render(p=page), encoding="utf-8")
+    path.write_text(page_template("spiral.bench", "bench_page.html.j2").render(p=page), encoding="utf-8")
     return path

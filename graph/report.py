@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord, TraceDB
 from ..tools.errors import ResumeError
+from ..nodes.ledger import words_for
 from .state import CritiqueScores, EpisodeState, Ledger, Plan
 from .session import Session
 
@@ -108,28 +109,9 @@ def _data_uri(kind: str, data: bytes) -> str:
 
 
 def webm_uri(frames: np.ndarray, fps: int = 8) -> str:
-    """Frames as a VP9 WebM data URI (every browser plays it; H.264 is missing from some Chromium builds);
-    one thread and bit-exact flags, so the same frames give the same bytes."""
-    import tempfile
+    from ..tools.media import webm_bytes
 
-    import imageio_ffmpeg
-
-    t, h, w, _ = frames.shape
-    ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "segment.webm"
-        writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec="libvpx-vp9", pix_fmt_out="yuv420p",
-                                             macro_block_size=1, quality=None, bitrate=None,
-                                             output_params=["-crf", "36", "-b:v", "0", "-deadline", "realtime",
-                                                            "-cpu-used", "8", "-threads", "1", "-flags", "+bitexact",
-                                                            "-fflags", "+bitexact", "-map_metadata", "-1"])
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-        return _data_uri("video/webm", path.read_bytes())
+    return _data_uri("video/webm", webm_bytes(frames, fps))
 
 
 def png_uri(image: np.ndarray) -> str:
@@ -173,15 +155,14 @@ def build_report(workspace: str | Path, thread_id: str, state: EpisodeState | No
     """Everything the page shows, read through the trace DB, the artifact store and the thread's state
     (from the workspace's checkpoints unless given: a LangGraph server keeps its own)."""
     workspace = Path(workspace)
-    traces = TraceDB.for_reading(workspace / "traces.sqlite")
-    episode = traces.episode(thread_id)
-    if episode is None:
-        raise ResumeError(f"no episode {thread_id!r} in {workspace}; `spiral traces ls` lists them")
+    with TraceDB.for_reading(workspace / "traces.sqlite") as traces:
+        if traces.episode(thread_id) is None:
+            raise ResumeError(f"no episode {thread_id!r} in {workspace}; `spiral traces ls` lists them")
+        plan_records, attempts = traces.plans(thread_id), traces.attempts(thread_id)
     store = ArtifactStore(workspace / "artifacts")
     state = state or finished_state(workspace, thread_id)
     summary = json.loads(Path(state.summary).read_text())
-    plans = {r.version: (r, store.get_model(r.plan, Plan)) for r in traces.plans(thread_id)}
-    attempts = traces.attempts(thread_id)
+    plans = {r.version: (r, store.get_model(r.plan, Plan)) for r in plan_records}
     outcomes = {o["index"]: o for o in summary["outcomes"]}
     views: list[SubActionView] = []
     for (version, index), group in _grouped(attempts).items():
@@ -204,7 +185,7 @@ def build_report(workspace: str | Path, thread_id: str, state: EpisodeState | No
         plans=[PlanView(version=v, planner=r.planner, first_step=_first_step(attempts, v) + 1,
                         steps=[s.description for s in p.sub_actions]) for v, (r, p) in sorted(plans.items())],
         sub_actions=views,
-        ledger=[ObjectView(id=o.id, words=_words(o), x=round(o.x, 1), y=round(o.y, 1), z=round(o.z, 1))
+        ledger=[ObjectView(id=o.id, words=words_for(ledger, o.id), x=round(o.x, 1), y=round(o.y, 1), z=round(o.z, 1))
                 for o in ledger.objects.values()],
         notes=list(ledger.notes))
 
@@ -243,23 +224,18 @@ def _first_step(attempts: list[AttemptRecord], version: int) -> int:
     return min((a.sub_action_index for a in attempts if a.plan_version == version), default=0)
 
 
-def _words(record) -> str:
-    from ..tools.world.scene import object_words
-
-    return object_words(record.shape, record.color, record.size)
-
-
-@lru_cache(maxsize=1)
-def _template():
+@lru_cache(maxsize=4)
+def page_template(package: str, name: str):
+    """A package's jinja2 template, autoescaped and strict (an unknown name is an error, not a blank)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("spiral.graph", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader(package, "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    return env.get_template("report.html.j2")
+    return env.get_template(name)
 
 
 def render_report(report: EpisodeReport) -> str:
-    return _template().render(r=report)
+    return page_template("spiral.graph", "report.html.j2").render(r=report)
 
 
 def write_report(workspace: str | Path, thread_id: str, out: str | Path | None = None) -> Path:

@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ..tools.errors import ActionParseError
-from ..tools.words import COLOR_WORDS, GROUP_WORDS, PLURAL_SHAPES, SHAPE_WORDS, SIZE_WORDS, ObjectRef
+from ..tools.words import COLOR_WORDS, GROUP_WORDS, SHAPE_WORDS, SIZE_WORDS, ObjectRef, take_word
 
 GRAMMAR_HELP = (
     "I understand: 'put all red objects in the bowl', 'put the red ball in the bowl', "
@@ -70,18 +70,13 @@ def read_ref(phrase: str, text: str) -> ObjectRef:
                                       "anchor": anchor})
     ref = ObjectRef()
     for w in words.split():
-        if w in _RANKS and ref.rank is None:
+        if w in _RANKS and ref.rank is None:  # before the size words, where "largest" would mean large
             ref.rank = _RANKS[w]
-        elif w in COLOR_WORDS and ref.color is None:
-            ref.color = COLOR_WORDS[w]
-        elif w in SIZE_WORDS and ref.size is None:
-            ref.size = SIZE_WORDS[w]
-        elif w in SHAPE_WORDS and ref.shape is None:
-            ref.shape = SHAPE_WORDS[w]
-            ref.group = ref.group or w in PLURAL_SHAPES
-        elif w in _COUNTS:
+        elif w in _COUNTS:  # before the group words, where "both" would lose its count
             ref.group, ref.count = True, _COUNTS[w]
-        elif w in GROUP_WORDS or w == "everything":
+        elif take_word(ref, w):
+            continue
+        elif w == "everything":
             ref.group = True
         elif w not in _FILLERS:
             raise _unknown_word(w, text)

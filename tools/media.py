@@ -132,24 +132,41 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) ->
     return path
 
 
-def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
-    """H.264 mp4 through imageio-ffmpeg's bundled ffmpeg (sides padded to even)."""
+def _encode(frames: np.ndarray, path: Path, fps: int, codec: str, params: list[str]) -> None:
+    """Frames to a video file through imageio-ffmpeg's bundled ffmpeg (sides padded to even)."""
     import imageio_ffmpeg
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     t, h, w, _ = frames.shape
     ph, pw = h + h % 2, w + w % 2
     if (ph, pw) != (h, w):
         frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, quality=None, bitrate=None,
-                                         output_params=["-crf", "18", "-preset", "veryfast"])
+    writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec=codec, pix_fmt_out="yuv420p",
+                                         macro_block_size=1, quality=None, bitrate=None, output_params=params)
     writer.send(None)
     for frame in frames:
         writer.send(np.ascontiguousarray(frame))
     writer.close()
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
+    """H.264 mp4."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _encode(frames, path, fps, "libx264", ["-crf", "18", "-preset", "veryfast"])
     return path
+
+
+def webm_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
+    """VP9 WebM (every browser plays it; H.264 is missing from some Chromium builds); one thread and
+    bit-exact flags, so the same frames give the same bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "segment.webm"
+        _encode(frames, path, fps, "libvpx-vp9", ["-crf", "36", "-b:v", "0", "-deadline", "realtime", "-cpu-used",
+                                                  "8", "-threads", "1", "-flags", "+bitexact", "-fflags", "+bitexact",
+                                                  "-map_metadata", "-1"])
+        return path.read_bytes()
 
 
 def keyframe_sheet(frames: list[np.ndarray], labels: list[str] | None = None, scale: int = 2) -> np.ndarray:

@@ -9,13 +9,13 @@ so such an image is refused before any work rather than read as phantom
 objects or run until the budget is spent.
 
 The difference is the critic's own continuity measure (mean absolute
-difference over 4x4 blocks). Measured on 20 to 150 images per kind: renders of
-the world 0 (median; 1.4 at most), JPEG quality 90 up to 2.1, a 1-pixel blur
-up to 2.9, Gaussian noise of 10 levels up to 2.5 (each of these runs as a
-clean render does); JPEG quality 15 4.6-8.5 and a 2.5-pixel blur 2.7-8.8 (every
-sim episode on them spent its budget on "does not continue smoothly" and
-drift); 0.9x lighting 16, another table colour 32-67, photograph-like images
-42-51.
+difference over 4x4 blocks). `python -m spiral.bench.scene_fit_cases` measures
+it per kind of image (min / median / max): renders of the world 0 / 0 / 1.4,
+JPEG quality 90 up to 1.8, noise of 10 levels up to 2.5, a 1-pixel blur up to
+3.1 (1 of 20 refused); JPEG quality 15 4.5-7.8 and a 2.5-pixel blur 2.7-6.5
+(every sim episode tried on such images spent its budget on "does not
+continue smoothly" and drift); 0.9x lighting 16-17, another table colour
+56-67, photograph-like images 42-51.
 """
 
 from __future__ import annotations

@@ -54,17 +54,27 @@ class ObjectRef(BaseModel):
         return text
 
 
+def take_word(ref: ObjectRef, w: str) -> bool:
+    """Fill `ref` from one colour, size, shape or group word; False when the word is none of those (or
+    names a slot already filled)."""
+    if w in COLOR_WORDS and ref.color is None:
+        ref.color = COLOR_WORDS[w]
+    elif w in SIZE_WORDS and ref.size is None:
+        ref.size = SIZE_WORDS[w]
+    elif w in SHAPE_WORDS and ref.shape is None:
+        ref.shape = SHAPE_WORDS[w]
+        ref.group = ref.group or w in PLURAL_SHAPES
+    elif w in GROUP_WORDS:
+        ref.group = True
+    else:
+        return False
+    return True
+
+
 def parse_ref(phrase: str) -> ObjectRef:
-    """The first colour, size and shape words of `phrase`, and whether it is plural."""
+    """The first colour, size and shape words of `phrase`, and whether it is plural (other words skipped:
+    the simulator reads prompts full of manner words)."""
     ref = ObjectRef()
     for w in re.findall(r"[a-z\-]+", phrase.lower()):
-        if w in COLOR_WORDS and ref.color is None:
-            ref.color = COLOR_WORDS[w]
-        elif w in SIZE_WORDS and ref.size is None:
-            ref.size = SIZE_WORDS[w]
-        elif w in SHAPE_WORDS and ref.shape is None:
-            ref.shape = SHAPE_WORDS[w]
-            ref.group = ref.group or w in PLURAL_SHAPES
-        elif w in GROUP_WORDS:
-            ref.group = True
+        take_word(ref, w)
     return ref

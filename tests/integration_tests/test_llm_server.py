@@ -196,15 +196,13 @@ def test_empty_choices_and_refusals_fall_back_and_are_recorded(scene_png, tmp_pa
 
 
 def _photo_png(tmp_path):
-    """A stand-in for a photograph (tests/unit_tests/test_scene_fit.py's), 64 px."""
-    import numpy as np
+    """A stand-in for a photograph (bench/scene_fit_cases.py's), 64 px."""
     from PIL import Image
 
-    rng = np.random.default_rng(3)
-    base = Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8)).resize((64, 64), Image.BICUBIC)
-    pixels = np.clip(np.asarray(base, dtype=np.float64) + rng.normal(0, 12, (64, 64, 3)), 0, 255).astype(np.uint8)
+    from spiral.bench.scene_fit_cases import photo_like
+
     path = tmp_path / "photo.png"
-    Image.fromarray(pixels).save(path)
+    Image.fromarray(photo_like(3, size=64)).save(path)
     return path
 
 

@@ -1,43 +1,13 @@
 """Images outside the tabletop world are told apart from its renders, mildly degraded ones included."""
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image, ImageFilter
 
-from spiral.tools.pixels import TABLE, classify_pixels
+from spiral.bench.scene_fit_cases import blur, jpeg, other_table, photo_like
+from spiral.bench.scene_fit_cases import scaled as lit
 from spiral.tools.scene_fit import MAX_DIFFERENCE, scene_fit
 from spiral.tools.world.demo import demo_scene
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import random_scene
-
-
-def photo_like(seed: int, size: int = 96) -> np.ndarray:
-    """A small stand-in for a photograph: smooth colour fields, texture, no flat palette."""
-    rng = np.random.default_rng(seed)
-    base = Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
-    return np.clip(np.asarray(base, dtype=np.float64) + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
-
-
-def jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def blur(frame: np.ndarray, radius: float) -> np.ndarray:
-    return np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(radius)))
-
-
-def other_table(frame: np.ndarray, rgb=(60, 90, 140)) -> np.ndarray:
-    out = frame.copy()
-    out[classify_pixels(frame) == TABLE] = rgb
-    return out
-
-
-def lit(frame: np.ndarray, gain: float) -> np.ndarray:
-    return np.clip(frame.astype(np.float64) * gain, 0, 255).astype(np.uint8)
 
 
 RENDERS = [render_scene(random_scene(seed, num_objects=n)) for seed, n in zip(range(8), (1, 3, 5, 7, 8, 2, 4, 6))]
@@ -60,3 +30,12 @@ def test_other_images_are_not_tabletop_and_say_why(frame, kind):
     fit = scene_fit(frame)
     assert not fit.is_tabletop and fit.difference > MAX_DIFFERENCE
     assert fit.reason().startswith(f"drawn again from what perception read in it ({fit.objects} objects)")
+
+
+def test_the_cases_benchmark_prints_one_row_per_kind(capsys):
+    from spiral.bench.scene_fit_cases import cases, main
+
+    main()
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows] == list(cases())
+    assert rows[0].endswith("| 0 |") and rows[-1].endswith("| 20 |")  # renders kept, photographs refused
