@@ -14,16 +14,22 @@ beside it. Nothing here reads the critic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import BaseModel
 
 from ..graph.state import SubAction
-from ..tools.perception import PerceivedObject, match_objects, perceive
+from ..nodes.goal import world_step
+from ..tools.perception import PerceivedObject, match_objects
+from ..tools.soft_perception import perceive_soft
 from ..tools.predicates import Predicate, evaluate
 from ..tools.world.execute import Step, apply_moves, step_moves
 from ..tools.world.render import render_scene
 from ..tools.world.scene import Scene, WorldObject
 
+Reader = Callable[[np.ndarray], list[PerceivedObject]]
+"""Objects from a frame's pixels."""
 POSITION_TOLERANCE = 6.0
 """Table units (pixels at 128x128) an object may sit from its reference position: about half a small ball."""
 EXTRA_MIN_PIXELS = 40
@@ -57,17 +63,19 @@ def _container_of(oid: str, objects: dict[str, PerceivedObject]) -> str | None:
     return None
 
 
-def judge_frame(reference: Scene, generated: np.ndarray) -> Judgement:
+def judge_frame(reference: Scene, generated: np.ndarray, read: Reader = perceive_soft) -> Judgement:
     """Does `generated` (uint8 H, W, 3) show the world as `reference` has it?
 
     Objects inside a container overlap and hide each other's outlines (in the reference too), so there
     each reference object needs one of its colour inside the same container (or, where two of one colour
     touch and read as one region, as much of that colour there as the reference has, within 40 %); elsewhere an object needs
-    its full look within `POSITION_TOLERANCE` of the reference position."""
+    its full look within `POSITION_TOLERANCE` of the reference position. Both frames are read with `read`: outlines at
+    half of each edge (tools/soft_perception.py), so a soft frame is read at its objects' true sizes and shapes;
+    `perception.perceive` gives the judge as it was before it read soft frames (bench/judge_robustness.py)."""
     height, width = generated.shape[:2]
     ref_frame = render_scene(reference, height, width)
-    ref = {o.id: o for o in perceive(ref_frame)}
-    seen = {f"g{i}": o for i, o in enumerate(perceive(generated))}
+    ref = {o.id: o for o in read(ref_frame)}
+    seen = {f"g{i}": o for i, o in enumerate(read(generated))}
     containers = match_objects({oid: (*_look(o), o.x, o.y) for oid, o in ref.items() if o.is_container},
                                [o for o in seen.values() if o.is_container], max_distance=float("inf"))
     gen_ids = {id(o): gid for gid, o in seen.items()}
@@ -123,7 +131,7 @@ def reference_after(scene: Scene, steps: list[Step], seed: int = 0) -> Scene:
 def scene_in_frame(truth: Scene, frame: np.ndarray) -> Scene:
     """`truth`'s objects where perception finds them in `frame` (by look); unseen ones stay put. The
     start of a later segment is the generated frame it continues, not the ideal world."""
-    by_look = {_look(o): o for o in perceive(frame)}
+    by_look = {_look(o): o for o in perceive_soft(frame)}
     moved = []
     for obj in truth.objects:
         seen = by_look.get(_look(obj))
@@ -136,25 +144,7 @@ def step_of(sub: SubAction, looks: dict[str, tuple[str, str, str]], truth: Scene
     the world's by look (`looks`: the plan's id -> look, from the episode's ledger). None when a named
     object is not in the world."""
     ids = {_look(o): o.id for o in truth.objects}
-
-    def world_id(oid: str | None) -> str | None:
-        return ids.get(looks[oid]) if oid in looks else None
-
-    subject = world_id(sub.subject)
-    if subject is None:
-        return None
-    if sub.verb == "swap":
-        partner = world_id(sub.partner)
-        return Step(verb="swap", subject=subject, target=partner) if partner else None
-    if sub.verb in ("put_in", "stack"):
-        target = world_id(sub.target)
-        return Step(verb=sub.verb, subject=subject, target=target) if target else None
-    post = sub.postconditions[0] if sub.postconditions else ""
-    for rel in ("left_of", "right_of"):
-        if post.startswith(rel):
-            target = world_id(sub.target)
-            return Step(verb="move_to", subject=subject, target=target, place=rel) if target else None
-    return Step(verb="move_to", subject=subject, place=sub.target)
+    return world_step(sub, lambda oid: ids.get(looks[oid]) if oid in looks else None)
 
 
 def judge_segment(truth: Scene, sub: SubAction, looks: dict[str, tuple[str, str, str]], conditioning: np.ndarray,

@@ -32,6 +32,7 @@ from .world.scene import (
     SIZE_HALF,
     TABLE_SIZE,
     ObjectBody,
+    WorldObject,
     make_object_id,
 )
 
@@ -52,6 +53,14 @@ class PerceivedObject(ObjectBody, BaseModel):
     pixels: int
     occluded: bool = False
     """Its top is hidden under a stacked object."""
+
+
+def as_world(obj: PerceivedObject, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> WorldObject:
+    """A perceived object as a world object (rounded to whole table units, where resting objects sit), for
+    world geometry on what a frame shows: where a verb puts it, what it would collide with."""
+    size = obj.size if obj.size in SIZE_HALF else "medium"
+    return WorldObject(id=obj.id, shape=obj.shape, color=obj.color, size=size, x=float(round(obj.x)),  # type: ignore[arg-type]
+                       y=float(round(obj.y)), z=float(round(obj.z)), tint=tint)
 
 
 def _nearest_size(half: float) -> str:
@@ -155,7 +164,7 @@ def _objects(frame: np.ndarray, labels: np.ndarray, regions: list[Region], memo:
         if key not in memo:
             memo[key] = _region_object(frame, labels, cls, sl, comp, occluded, sx, sy)
         found.append(memo[key].model_copy())
-    _place_stacked(found, owner, sy)  # indexes `found` by region: filter after it
+    place_stacked(found, owner, sy)  # indexes `found` by region: filter after it
     min_container = MIN_CONTAINER_PIXELS * height * width / TABLE_SIZE**2
     found = [o for o in found if not o.is_container or o.pixels >= min_container]
     found.sort(key=lambda o: (o.y, o.x))
@@ -168,12 +177,17 @@ def _objects(frame: np.ndarray, labels: np.ndarray, regions: list[Region], memo:
 
 def _region_object(frame: np.ndarray, labels: np.ndarray, cls: int, sl: tuple[slice, slice], comp: np.ndarray,
                    occluded: bool, sx: float, sy: float) -> PerceivedObject:
-    r0, r1 = sl[0].start, sl[0].stop - 1
-    c0, c1 = sl[1].start, sl[1].stop - 1
     own = frame[sl][comp & (labels[sl] == cls)]
     rgb = own.sum(axis=0) / len(own)  # integer sums, then one division: what mean() gives, faster
-    common = {"bbox": (r0, c0, r1, c1), "mean_rgb": tuple(float(v) for v in rgb),
-              "pixels": int(np.count_nonzero(comp))}
+    bbox = (sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1)
+    return object_from_outline(cls, bbox, comp, occluded, tuple(float(v) for v in rgb), sx, sy)
+
+
+def object_from_outline(cls: int, bbox: tuple[int, int, int, int], comp: np.ndarray, occluded: bool,
+                        mean_rgb: tuple[float, float, float], sx: float, sy: float) -> PerceivedObject:
+    """An object's look and place from its material, outline (`comp` inside `bbox`) and occlusion."""
+    r0, c0, r1, c1 = bbox
+    common = {"bbox": bbox, "mean_rgb": mean_rgb, "pixels": int(np.count_nonzero(comp))}
     w_units, h_units = (c1 - c0) / sx, (r1 - r0) / sy
     if cls >= N_OBJECT_COLORS:
         shape = list(CONTAINER_COLORS)[cls - N_OBJECT_COLORS]
@@ -196,11 +210,12 @@ def _region_object(frame: np.ndarray, labels: np.ndarray, cls: int, sl: tuple[sl
                            **common)
 
 
-def _place_stacked(found: list, owner: np.ndarray, sy: float) -> None:
+def place_stacked(found: list, owner: np.ndarray, sy: float, gap: int = 0) -> None:
     """Give an object resting on another its height, and read the base by its bottom edge.
 
     Resting objects never touch (the world keeps gaps), so an object whose
-    bottom edge sits on another object's pixels is stacked on it.
+    bottom edge sits on another object's pixels (within `gap` rows: a soft frame's outlines are
+    separated by a seam of mixed pixels) is stacked on it.
     """
     for idx, obj in enumerate(found):
         if obj.is_container:
@@ -208,9 +223,10 @@ def _place_stacked(found: list, owner: np.ndarray, sy: float) -> None:
         r0, c0, r1, c1 = obj.bbox
         if r1 + 1 >= owner.shape[0]:
             continue
-        below = owner[r1 + 1, c0:c1 + 1]
-        hits = below[(below >= 0) & (below != idx)]
-        if hits.size < 0.3 * below.size:
+        below = owner[r1 + 1:r1 + 2 + gap, c0:c1 + 1]
+        column_hits = [col[(col >= 0) & (col != idx)] for col in below.T]
+        hits = np.array([h[0] for h in column_hits if h.size], dtype=np.int64)
+        if hits.size < 0.3 * below.shape[1]:
             continue
         base = found[int(np.bincount(hits).argmax())]
         base.y = base.bbox[2] / sy - base.half_extent[1]

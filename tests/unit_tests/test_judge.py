@@ -87,3 +87,50 @@ def test_held_out_segments_are_judged_right_on_their_own_truth_and_measure_the_m
         assert largest_move(ex.frames[:1].repeat(2, axis=0)) == 0.0  # nothing moves in a still clip
     moved = [largest_move(ex.frames) for ex in examples]
     assert max(moved) > 10, moved  # the executor really moves something
+
+
+def test_soft_frames_of_the_truth_pass_and_soft_frames_of_the_start_still_fail():
+    """The judge reads outlines at half of each edge: a decoder's blur does not change sizes or shapes, and a
+    blurred start frame is still the wrong end state (figures for 64 segments: bench/judge_robustness.py)."""
+    from spiral.bench.heldout_segments import held_out
+    from spiral.bench.judge_robustness import blur, halved
+    from spiral.tools.perception import perceive
+
+    examples = held_out(12)
+    for sigma in (1.0, 1.25):
+        now = [judge_frame(ex.after, blur(ex.frames[-1], sigma)).success for ex in examples]
+        before = [judge_frame(ex.after, blur(ex.frames[-1], sigma), read=perceive).success for ex in examples]
+        assert sum(now) >= 11 and sum(before) <= 8, (sigma, sum(now), sum(before))
+        assert not any(judge_frame(ex.after, blur(ex.frames[0], sigma)).success for ex in examples)
+    assert sum(judge_frame(ex.after, halved(ex.frames[-1])).success for ex in examples) >= 11
+
+
+@pytest.mark.parametrize("change", ["colour", "shape", "size", "extra", "moved"])
+@pytest.mark.parametrize("sigma", [0.0, 1.25])
+def test_a_wrong_end_state_fails_sharp_or_soft(change, sigma):
+    """Strict whatever the softness: another colour, shape or size, an object too many, or one 8 units off."""
+    from spiral.bench.judge_robustness import blur
+    from spiral.tools.world.scene import WorldObject
+
+    cases = failures = 0
+    for task in TASKS:
+        reference = reference_after(task.scene, task.steps, seed=0)
+        subject = next((o for o in reference.movables if o.shape in ("ball", "cube") and o.z == 0
+                        and all(np.hypot(o.x - c.x, o.y - c.y) > 30 for c in reference.objects if c is not o)), None)
+        if subject is None or cases == 8:
+            continue
+        cases += 1
+        other = {"colour": {"color": "purple" if subject.color != "purple" else "green"},
+                 "shape": {"shape": "cube" if subject.shape == "ball" else "ball"},
+                 "size": {"size": "large" if subject.size != "large" else "small"},
+                 "moved": {"x": subject.x + 8 if subject.x < 100 else subject.x - 8}}.get(change)
+        if change == "extra":
+            x, y = next((x, y) for y in range(24, 120, 8) for x in range(12, 120, 8)
+                        if all(np.hypot(o.x - x, o.y - y) > 12 + max(o.half_extent) for o in reference.objects))
+            wrong = reference.model_copy(update={"objects": [*reference.objects, WorldObject(
+                id="intruder", shape="ball", color="red", size="medium", x=x, y=y)]})
+        else:
+            wrong = reference.replace(subject.model_copy(update=other))
+        verdict = judge_frame(reference, blur(render_scene(wrong), sigma))
+        failures += not verdict.success
+    assert cases == 8 and failures == cases, (change, sigma, cases, failures)
