@@ -17,9 +17,12 @@ from pydantic import BaseModel, ConfigDict
 
 from ..nodes.planner import PLACE_WORDS
 from ..nodes.prompts.generator import write_instruction
+from ..tools.perception import perceive
+from ..tools.video.base import GoalMove
 from ..tools.world.execute import Step, apply_moves, step_moves
-from ..tools.world.motion import animate, render_segment
-from ..tools.world.scene import Scene, name_among
+from ..tools.world.motion import Move, animate, render_segment
+from ..tools.world.render import ELEVATION
+from ..tools.world.scene import TABLE_SIZE, Scene, name_among
 from .tasks import SPLIT_SEEDS, build_suite
 
 FLAG_SETS = ((), ("explicit",), ("explicit", "complete"), ("identity",), ("still",), ("explicit", "complete", "still"),
@@ -36,6 +39,30 @@ class SegmentExample(BaseModel):
     task_id: str
     after: Scene
     """The world at the segment's end: the reference a held-out sample is judged against (bench/judge.py)."""
+    before: Scene
+    """The world at the segment's start."""
+    step: Step
+    """What the instruction asks, in the world's object ids."""
+    goal: list[GoalMove]
+    """Hindsight goals: each mover's box in the first frame and where the executor put it (pixels); what a
+    goal-taking model learns from, and what the planner's goal (nodes/goal.py) estimates at run time."""
+
+
+def hindsight_goal(scene: Scene, moves: list[Move], first: np.ndarray) -> list[GoalMove]:
+    """Each mover's box as perception finds it in `first` (the nearest object of its colour and shape) and the
+    point the executor's move takes its box's centre to."""
+    seen = perceive(first)
+    sx, sy = first.shape[1] / TABLE_SIZE, first.shape[0] / TABLE_SIZE
+    goal = []
+    for move in moves:
+        obj = scene.get(move.object_id)
+        looks = [p for p in seen if (p.shape, p.color) == (obj.shape, obj.color)] or \
+            [p for p in seen if p.color == obj.color]
+        if not looks:
+            continue
+        found = min(looks, key=lambda p: np.hypot(p.x - obj.x, p.y - obj.y))
+        goal.append(GoalMove(box=found.bbox, to=(move.x * sx, (move.y - ELEVATION * move.z) * sy)))
+    return goal
 
 
 def instruction_for(scene: Scene, step: Step, flags: tuple[str, ...]) -> str:
@@ -71,7 +98,7 @@ def train_segments(count: int, *, num_frames: int = 9, side: int = 128, seed: in
                 if made >= start:
                     frames = render_segment(animate(scene, list(moves), num_frames), side, side)
                     yield SegmentExample(frames=frames, prompt=instruction_for(scene, step, flags), task_id=task.id,
-                                         after=after)
+                                         before=scene, after=after, step=step, goal=hindsight_goal(scene, moves, frames[0]))
                 scene = after
                 made += 1
                 if made >= count:

@@ -12,8 +12,9 @@ from ..graph.state import Attempt, Candidate, EpisodeState
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord
 from ..tools.media import data_url, thumbnail_jpeg
-from ..tools.video import SegmentRequest, generate_group, load_generator
+from ..tools.video import SegmentRequest, backbone_info, generate_group, load_generator
 from .context import NodeContext
+from .goal import goal_for
 
 
 def derive_seed(seed: int, sub_action: int, try_index: int, plan_version: int, sample: int = 0) -> int:
@@ -33,7 +34,8 @@ def save_trajectory(store: ArtifactStore, trajectory) -> str:
 
 def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     """`group_size` segments from the last accepted frame with the current instruction (batched where the
-    backbone can), each recorded; the state carries them as candidates until the critic chooses one."""
+    backbone can), each recorded; the state carries them as candidates until the critic chooses one. A
+    backbone that takes goals is also shown where the planner reads the movers should end (nodes/goal.py)."""
     ctx = NodeContext.of(state, runtime)
     settings, store = ctx.settings, ctx.artifacts
     step, ledger = ctx.step(state), ctx.ledger(state)
@@ -41,7 +43,9 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     try_index = len(state.attempts)
     group = settings.group_size
     seeds = [derive_seed(settings.seed, state.cursor, try_index, state.plan_version, k) for k in range(group)]
-    request = SegmentRequest(image=store.get_frame(ledger.last_frame), prompt=state.instruction,
+    frame = store.get_frame(ledger.last_frame)
+    goal = goal_for(step, frame, ledger) if backbone_info(settings.backbone).takes_goal else []
+    request = SegmentRequest(image=frame, prompt=state.instruction, goal=goal,
                              num_frames=settings.num_frames, height=settings.height, width=settings.width,
                              num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,
                              seed=seeds[0], trajectory=settings.trajectory, sde_noise_level=settings.sde_noise_level,

@@ -8,18 +8,40 @@ LangGraph: a backbone can be used on its own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import InputError
 
 MIN_SIDE, MAX_SIDE = 32, 2048
 MAX_FRAMES = 257
+
+
+class GoalMove(BaseModel):
+    """Where one moving object should end, as a drag in the conditioning image: the object's box now and the
+    point its box's centre should reach. The planner's reading of a sub-action; a backbone that takes goals
+    (`BackboneSpec.takes_goal`) is shown it, the others render from the prompt alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    box: tuple[int, int, int, int] = Field(description="Rows and columns (r0, c0, r1, c1), inclusive, in pixels of "
+                                           "the request's image.")
+    to: tuple[float, float] = Field(description="(x, y) in pixels of the request's image: where the box's centre ends.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GoalMove:
+        r0, c0, r1, c1 = self.box
+        if not (0 <= r0 <= r1 and 0 <= c0 <= c1):
+            raise InputError(f"a goal's box must be (r0, c0, r1, c1) with 0 <= r0 <= r1 and 0 <= c0 <= c1; got {self.box}")
+        if not all(math.isfinite(v) for v in self.to):
+            raise InputError(f"a goal's point must be finite; got {self.to}")
+        return self
 
 
 class SegmentRequest(BaseModel):
@@ -41,6 +63,8 @@ class SegmentRequest(BaseModel):
     sde_noise_level: float = 0.7
     trajectory_dtype: Literal["float32", "bfloat16"] = "float32"
     """How trajectory latents are stored (bfloat16 halves them; the log-probs stay exact for what is stored)."""
+    goal: list[GoalMove] = Field(default_factory=list)
+    """Where the moving objects should end (empty: the prompt alone says it)."""
 
     @field_validator("image")
     @classmethod
@@ -62,6 +86,15 @@ class SegmentRequest(BaseModel):
         if not 2 <= n <= MAX_FRAMES:
             raise InputError(f"num_frames must be between 2 and {MAX_FRAMES}; got {n}")
         return n
+
+    @model_validator(mode="after")
+    def _goal_in_image(self) -> SegmentRequest:
+        height, width = self.image.shape[:2]
+        for move in self.goal:
+            r0, c0, r1, c1 = move.box
+            if r1 >= height or c1 >= width or not (0 <= move.to[0] < width and 0 <= move.to[1] < height):
+                raise InputError(f"a goal lies outside the {width}x{height} conditioning image: {move.box} -> {move.to}")
+        return self
 
     def conditioning_frame(self) -> np.ndarray:
         """The image at the requested size (resized with Lanczos when it differs)."""

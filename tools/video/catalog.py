@@ -52,7 +52,7 @@ def register_builtins() -> None:
         register_backbone(
             name, partial(_diffusers, name),
             f"{spec.pipeline} ({_source(spec.default_model)}); {spec.notes}",
-            needs_gpu=spec.needs_gpu, settings=diffusers_specs.OPTIONS,
+            needs_gpu=spec.needs_gpu, settings=diffusers_specs.OPTIONS, takes_goal=spec.takes_goal,
             validate=partial(diffusers_specs.validate, name), rules=spec.rules())
 
 

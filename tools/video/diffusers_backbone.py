@@ -148,6 +148,18 @@ class DiffusersBackbone:
         recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde, request.trajectory_dtype)
         return recorder, ConditioningCapture(self.pipe, guidance)
 
+    def _goal_kwargs(self, request: SegmentRequest) -> dict[str, Any]:
+        """`last_image`: the goal's sketch, for a backbone trained on them and a request that has a goal."""
+        if not (self.spec.takes_goal and request.goal):
+            return {}
+        from .goal_sketch import goal_sketch
+
+        image = request.image if request.image.shape[:2] == (request.height, request.width) else None
+        if image is None:
+            raise InputError(f"{self.name} takes a goal only at the conditioning image's own size "
+                             f"({request.image.shape[1]}x{request.image.shape[0]}); got {request.width}x{request.height}")
+        return {"last_image": Image.fromarray(goal_sketch(image, request.goal))}
+
     def policy_metadata(self, request: SegmentRequest, steps: int, guidance: float) -> dict[str, str]:
         """Who sampled (weights, dtype, adapter) and how (settings): what a trainer checks before replaying."""
         scheduler = self.pipe.scheduler.config
@@ -190,7 +202,8 @@ class DiffusersBackbone:
                                                        gen_device)
         try:
             with recorder or contextlib.nullcontext(), capture or contextlib.nullcontext():
-                out = self.pipe(image=Image.fromarray(request.conditioning_frame()), height=request.height,
+                out = self.pipe(image=Image.fromarray(request.conditioning_frame()), **self._goal_kwargs(request),
+                                height=request.height,
                                 width=request.width, num_frames=pipeline_frames(self.pipe, request.num_frames),
                                 num_inference_steps=steps,
                                 guidance_scale=guidance, generator=generator, output_type="pt",

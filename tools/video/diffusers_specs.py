@@ -42,6 +42,8 @@ class BackboneSpec:
     needs_gpu: bool = True
     native: tuple[int, int, int] | None = None
     """(frames, height, width) of a model trained at one size only; other sizes are refused."""
+    takes_goal: bool = False
+    """Shown a request's goal (its sketch as the pipeline's `last_image`): a model trained on goal sketches."""
 
     def rules(self) -> str:
         shape = (f"exactly {self.native[0]} frames of {self.native[1]}x{self.native[2]}" if self.native else
@@ -61,7 +63,8 @@ def _tabletop_tiny() -> BackboneSpec:
 
     return BackboneSpec("WanImageToVideoPipeline", str(WEIGHTS_DIR), 4, 16, 12, 1.0, 32, 8, "pair",
                         "LEARNED model of the tabletop world (Wan-shaped, a few MB, trained on CPU: "
-                        "docs/tabletop-tiny.md); CPU", needs_gpu=False, native=(NATIVE_FRAMES, NATIVE_SIDE, NATIVE_SIDE))
+                        "docs/tabletop-tiny.md); CPU; shown the planner's goal sketch", needs_gpu=False,
+                        native=(NATIVE_FRAMES, NATIVE_SIDE, NATIVE_SIDE), takes_goal=True)
 
 
 SPECS: dict[str, BackboneSpec] = {

@@ -35,6 +35,8 @@ class BackboneInfo:
     validate: Validator | None = None
     rules: str = ""
     """What the backbone accepts (frame counts, sizes, options), one line for `spiral backbones`."""
+    takes_goal: bool = False
+    """It is shown `SegmentRequest.goal` (the planner computes one only for such a backbone)."""
 
     def check(self, *, num_frames: int, height: int, width: int, **settings: Any) -> None:
         """Every check that needs no weights, before any work (so bad input leaves nothing behind)."""
@@ -49,8 +51,8 @@ _LOCK = threading.Lock()
 
 def register_backbone(name: str, factory: Callable[..., VideoGenerator], description: str, *,
                       needs_gpu: bool = False, settings: tuple[str, ...] = (), validate: Validator | None = None,
-                      rules: str = "") -> None:
-    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings, validate, rules)
+                      rules: str = "", takes_goal: bool = False) -> None:
+    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings, validate, rules, takes_goal)
 
 
 def backbone_names() -> list[str]:

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from ...perception import PerceivedObject, perceive
+from ...perception import as_world, perceive
 from ...world.motion import Change, Move, Recolor, animate, render_segment
 from ...world.render import render_scene
 from ...world.scene import SIZE_HALF, Scene, WorldObject
@@ -83,14 +83,8 @@ def scene_from_frame(frame: np.ndarray) -> Scene:
             ratio = np.asarray(p.mean_rgb) / np.maximum(_reference_rgb(p.shape, p.color, p.size), 1.0)
             if np.max(np.abs(ratio - 1.0)) > 0.04:
                 tint = tuple(float(v) for v in np.round(ratio, 3))
-        objects.append(_to_world(p, tint))
+        objects.append(as_world(p, tint))
     return Scene(objects=objects)
-
-
-def _to_world(p: PerceivedObject, tint: tuple[float, float, float]) -> WorldObject:
-    size = p.size if p.size in SIZE_HALF else "medium"
-    return WorldObject(id=p.id, shape=p.shape, color=p.color, size=size, x=float(round(p.x)),  # type: ignore[arg-type]
-                       y=float(round(p.y)), z=float(round(p.z)), tint=tint)
 
 
 def _matches(ref: ObjectRef, pool: list[WorldObject]) -> list[WorldObject]:
