@@ -32,7 +32,9 @@ def main(out: Path, max_minutes: float | None, seed: int, steps: int | None = No
 
     from ..tools.video.tabletop import shipped_weights
     from ..training.config import PretrainConfig
-    from ..training.pretrain import Metrics, generate, pretrain
+    from ..training.pretrain import pretrain
+    from ..training.pretrain_common import Metrics
+    from ..training.pretrain_denoiser import generate
     from .segments import train_segments
 
     config = PretrainConfig(**(GPU_VARIANT | ({"steps": steps} if steps else {})), vae_from=str(shipped_weights()),

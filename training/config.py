@@ -15,8 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .rewards import RewardWeights
 
 
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""Every training setting: unknown names and non-finite numbers are refused at the door."""
+
+
 class LoraSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     rank: int = Field(32, ge=1, le=1024)
     alpha: float = Field(32.0, gt=0)
@@ -27,7 +31,7 @@ class LoraSettings(BaseModel):
 class TrainerSettings(BaseModel):
     """What every trainer takes: the optimizer, the LoRA, precision, checkpoints, rewards."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     learning_rate: float = Field(1e-4, ge=0)
     """0 is allowed: the control run a statistical test compares against."""
@@ -86,30 +90,42 @@ def config_for(kind: type[BaseModel], recipe: str = "", **overrides) -> BaseMode
 
 
 class PretrainConfig(BaseModel):
-    """What `spiral train pretrain` does; the defaults are the shipped model's recipe (about an hour on
-    two CPU cores)."""
+    """What `spiral train pretrain` does; the defaults are the shipped model's recipe (docs/tabletop-tiny.md)."""
+
+    model_config = STRICT
 
     examples: int = Field(2000, gt=0, description="Segments in the pool (single sub-actions of train-split tasks).")
     held_out: int = Field(64, ge=4, description="Pool segments kept out of training, for validation loss and samples.")
     vae_steps: int = Field(1800, ge=0, description="Autoencoder optimizer steps.")
-    vae_batch: int = Field(2, gt=0)
+    vae_batch: int = Field(2, gt=0, description="Clips per autoencoder step.")
     vae_clip_frames: int = Field(9, ge=9, description="Frames per autoencoder clip: the first alone, then two chunks of "
                                  "4 (the second reads the first's cached features, as every later chunk does).")
-    vae_lr: float = 1e-3
-    kl_weight: float = 1e-6
+    vae_lr: float = Field(1e-3, gt=0, description="Autoencoder learning rate (AdamW).")
+    kl_weight: float = Field(1e-6, ge=0, description="Weight of the autoencoder's KL term.")
     foreground_weight: float = Field(10.0, ge=0, description="Extra weight of object pixels in the autoencoder's L1.")
+    edge_weight: float = Field(10.0, ge=0, description="Extra weight of the pixels on either side of an outline in the "
+                               "autoencoder's L1.")
+    corner_weight: float = Field(0.0, ge=0, description="Extra weight of the pixels where outlines turn a corner "
+                                 "(what tells a cube from a ball) in the autoencoder's L1.")
     steps: int = Field(3400, ge=0, description="Denoiser optimizer steps.")
     batch: int = Field(8, gt=0, description="Segments per denoiser step.")
-    lr: float = 5e-4
-    warmup: int = 200
-    ema: float = 0.999
-    prompt_dropout: float = 0.1
-    shift: float = 3.0
+    lr: float = Field(5e-4, gt=0, description="Denoiser learning rate (AdamW, after a linear warm-up).")
+    warmup: int = Field(200, ge=1, description="Denoiser warm-up steps.")
+    ema: float = Field(0.999, ge=0, lt=1, description="Decay of the weights' moving average (what is saved).")
+    prompt_dropout: float = Field(0.1, ge=0, le=1, description="Share of denoiser samples trained with the empty "
+                                  "prompt (keeps classifier-free guidance possible).")
+    no_goal_share: float = Field(0.15, ge=0, le=1, description="Share of segments trained without their goal "
+                                 "sketch (the prompt-alone path a goal-less request takes).")
+    motion_weight: float = Field(10.0, ge=0, description="Extra loss weight where the clip changes (0: a uniform "
+                                 "loss).")
+    motion_threshold: float = Field(0.5, gt=0, description="Mean change of a latent position from the first frame "
+                                    "(normalised units) from which it counts as changing.")
+    shift: float = Field(3.0, gt=0, description="Flow-matching timestep shift (the scheduler's).")
     width: int = Field(128, ge=32, multiple_of=32, description="Transformer width (heads of 32).")
     layers: int = Field(4, gt=0, description="Transformer blocks.")
     save_every: int = Field(250, gt=0, description="Steps between saved states (a rerun resumes from the newest).")
-    sample_every: int = 1000
-    sample_steps: int = 12
+    sample_every: int = Field(1000, gt=0, description="Steps between sample sheets of held-out segments.")
+    sample_steps: int = Field(12, gt=0, description="Denoising steps of the samples.")
     seed: int = Field(0, ge=0, description="Seed of the pool's draws, the weights and the noise.")
     vae_from: str = Field("", description="A trained tabletop-tiny pipeline folder whose autoencoder stage 1 starts "
                           "from (with --vae-steps 0 it is used as it is).")
@@ -121,3 +137,26 @@ class PretrainConfig(BaseModel):
             raise ValueError(f"--examples must be at least {self.held_out + max(self.batch, self.vae_batch)} "
                              f"({self.held_out} are held out, and a batch needs {max(self.batch, self.vae_batch)})")
         return self
+
+
+class FitOptions(BaseModel):
+    """`spiral train grpo | dpo` (and each round of `loop`): which trainer settings, for how long, where."""
+
+    model_config = STRICT
+
+    recipe: str = Field("", description="named defaults: tiny-cpu, wan-1gpu (docs/training.md)")
+    epochs: int = Field(4, ge=1, le=10_000, description="passes over the samples")
+    lr: float | None = Field(None, ge=0, description="learning rate (default: the recipe's; 0 is the control run)")
+    device: str = Field("auto", description="auto (each process's own GPU under a launcher), cpu, cuda:N")
+    dtype: str = Field("auto", description="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+
+
+class LoopOptions(BaseModel):
+    """`spiral train loop`: rounds of collect, train and evaluate."""
+
+    model_config = STRICT
+
+    rounds: int = Field(3, ge=1, le=1000, description="collect-train-evaluate rounds")
+    size: int = Field(8, ge=1, description="train tasks collected per round")
+    eval_size: int = Field(4, ge=1, description="held-out test tasks evaluated per round")
+    method: Literal["grpo", "dpo"] = Field("grpo", description="the trainer each round")

@@ -29,9 +29,9 @@ SCORES = ("action_completion", "object_fidelity", "temporal_consistency", "physi
 
 
 class RewardWeights(BaseModel):
-    """Weights of named reward terms; unknown names are refused."""
+    """Weights of named reward terms; unknown names and non-finite numbers are refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     weights: dict[str, float] = Field(default_factory=lambda: {"success": 1.0, "score:action_completion": 0.5})
     missing: dict[str, float] = Field(default_factory=dict)

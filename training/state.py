@@ -22,9 +22,14 @@ from typing import Any
 
 import torch
 
+from ..tools.errors import SpiralError
 from ..tools.video.adapters import AdapterCard, add_lora, load_adapter_weights, save_adapter
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteTraining(SpiralError):
+    """A training step would have made the weights non-finite; nothing was changed."""
 KEEP_STATES = 2
 """Saved training states kept (the newest); older ones are deleted after each save."""
 
@@ -162,7 +167,16 @@ class TrainingRun:
         return -(-mine // self.config.gradient_accumulation)
 
     def optimizer_step(self) -> None:
-        self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        """Clip, step, and save every `save_every` steps; a step whose gradients are not finite (a NaN reward,
+        a learning rate too high) is not taken: training stops with the last saved state as it was."""
+        norm = self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        if norm is not None and not torch.isfinite(torch.as_tensor(norm)).all():
+            self.optimizer.zero_grad(set_to_none=True)
+            latest = self.latest_state()
+            kept = f"the last good state is {latest}" if latest else "no state was saved yet"
+            raise NonFiniteTraining(f"{self.method}: optimizer step {self.counter.steps + 1} has non-finite gradients "
+                                    f"(a NaN or infinite reward or loss; or a learning rate too high); it was not "
+                                    f"taken and {kept}: check the rewards, or lower --lr, and run again to resume")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.counter.steps += 1

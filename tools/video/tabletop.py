@@ -1,10 +1,15 @@
 """`tabletop-tiny`: a small learned text+image-to-video model of the tabletop world.
 
-It is a Wan2.2-TI2V-shaped diffusers pipeline (`WanImageToVideoPipeline` with
-the first frame as a latent condition, a patchified residual Wan VAE, a small
-`WanTransformer3DModel`, a UMT5 text encoder and a flow-matching scheduler),
-only small: so trajectories, LoRA, groups and `spiral train` work on it through
-the same code as on Wan, with nothing special-cased. Its weights are learned
+It is a Wan-I2V-shaped diffusers pipeline (`WanImageToVideoPipeline` with the
+condition concatenated on channels: a mask, then the latents of the first
+frame and of a last frame, as Wan2.1's first-last-frame models take it; no
+CLIP image encoder, as Wan2.2-I2V), with a patchified residual Wan VAE, a
+small `WanTransformer3DModel`, a UMT5 text encoder and a flow-matching
+scheduler, only small: so trajectories, LoRA, groups and `spiral train` work
+on it through the same code as on Wan, with nothing special-cased. The last
+frame it is given is the planner's goal sketch (tools/video/goal_sketch.py:
+each moving object cut from the first frame and pasted where it should end);
+without one it renders from the prompt alone. Its weights are learned
 (`spiral train pretrain`, training/pretrain.py) from the world's error-free
 segments, and the trained pipeline ships inside the package (`WEIGHTS_DIR`),
 so it runs on a fresh machine with no download. Its failures are whatever an
@@ -52,8 +57,10 @@ def tabletop_tiny_pipeline(seed: int = 0, width: int = 128, layers: int = 4):
 
     VAE: Wan2.2's patchified residual design (2x2 pixel patches, then two downsamplings: 8x in space,
     none in time, 32 latent channels). A tiny VAE that also compressed 4 frames into one smeared moving
-    objects across frames and blurred cubes into balls, which perception then misread. Transformer: `layers` blocks of width `width` over 2x2 latent
-    patches. Text: a frozen 2-layer UMT5 over the world's words; the transformer learns to read it.
+    objects across frames and blurred cubes into balls, which perception then misread. Transformer: `layers`
+    blocks of width `width` over 2x2 latent patches of the noisy latents with the condition's channels after
+    them (1 mask + 32 latent). Text: a frozen 2-layer UMT5 over the world's words; the transformer learns to
+    read it.
     """
     import torch
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
@@ -70,11 +77,12 @@ def tabletop_tiny_pipeline(seed: int = 0, width: int = 128, layers: int = 4):
                            latents_mean=[0.0] * LATENT_CHANNELS, latents_std=[1.0] * LATENT_CHANNELS)
     heads = max(width // 32, 1)
     transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=width // heads,
-                                        in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, text_dim=64, freq_dim=256, ffn_dim=3 * width,
+                                        in_channels=2 * LATENT_CHANNELS + 1, out_channels=LATENT_CHANNELS, text_dim=64,
+                                        freq_dim=256, ffn_dim=3 * width,
                                         num_layers=layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                                         rope_max_seq_len=64)
     return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), expand_timesteps=True)
+                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
 
 
 def shipped_weights() -> Path | None:

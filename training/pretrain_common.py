@@ -1,0 +1,131 @@
+"""What both stages of `tabletop-tiny` pre-training share: metrics on disk, a wall-clock deadline, the device,
+and resumable state (modules and random generators saved together, atomically)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import PretrainConfig
+from .pretrain_data import atomic_save
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    """Rows to metrics.csv and a plot of them to curves.png."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path, self.plot_path = folder / "metrics.csv", folder / "curves.png"
+        self.rows: list[dict[str, float]] = []
+        if self.path.exists():
+            with self.path.open() as fh:
+                self.rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+
+    def forget_after(self, stage: int, step: int) -> None:
+        """Drop the rows a killed run logged after the state it resumes from (they are logged again)."""
+        self.rows = [r for r in self.rows if r.get("stage") != stage or r["step"] <= step]
+
+    def add(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        tmp = self.path.with_name(".metrics.partial.csv")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self._fields())
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def _fields(self) -> list[str]:
+        return list(dict.fromkeys(k for r in self.rows for k in r))
+
+    def plot(self) -> None:
+        """curves.png from the rows so far (at saved states only: a plot costs more than a GPU step)."""
+        names = [f for f in self._fields() if f not in ("stage", "step")]
+        if not names:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(len(names), 1, figsize=(6, 1.8 * len(names)), squeeze=False)
+        for ax, name in zip(axes[:, 0], names, strict=True):
+            points = [(r["step"], r[name]) for r in self.rows if name in r]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", markersize=3)
+            ax.set_ylabel(name, fontsize=8)
+            ax.set_yscale("log")
+        axes[-1, 0].set_xlabel("step (within its stage)")
+        fig.tight_layout()
+        fig.savefig(self.plot_path, dpi=80)
+        plt.close(fig)
+
+
+class Deadline:
+    """A wall-clock limit (`--max-minutes`): a stage that reaches it saves its state and stops; None: none."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.at = time.monotonic() + seconds if seconds else None
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+
+def train_device() -> torch.device:
+    """Where training runs: accelerate's choice (this process's GPU when there is one, else the CPU)."""
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+def precision(config: PretrainConfig) -> str:
+    return config.mixed_precision if train_device().type == "cuda" else "no"
+
+
+class Rng:
+    """A numpy generator (`np`) or a torch one (`torch`) as a module-like state_dict holder, so a resumed
+    run draws the batches and noise an uninterrupted one would."""
+
+    def __init__(self, rng: np.random.Generator | torch.Generator) -> None:
+        self.rng = rng
+
+    def state_dict(self) -> dict:
+        if isinstance(self.rng, torch.Generator):
+            return {"torch": self.rng.get_state()}
+        return {"np": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(self.rng, torch.Generator):
+            self.rng.set_state(state["torch"])
+        else:
+            self.rng.bit_generator.state = state["np"]
+
+
+def resume_state(path: Path, modules: dict[str, Any]) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=False)
+    for name, module in modules.items():
+        module.load_state_dict(state[name])
+    log.info("resumed %s at step %d", path.name, state["step"])
+    return int(state["step"])
+
+
+def save_state(path: Path, step: int, modules: dict[str, Any]) -> None:
+    atomic_save({"step": step, **{name: module.state_dict() for name, module in modules.items()}}, path)
+
+
+def check_finite(loss: torch.Tensor, stage: str, step: int, state_path: Path) -> None:
+    """Stop before a non-finite loss reaches the weights: the last saved state stays as it was."""
+    if not torch.isfinite(loss.detach()).all():
+        from ..tools.errors import SpiralError
+
+        kept = f"the last good state is {state_path}" if state_path.exists() else "no state was saved yet"
+        raise SpiralError(f"{stage}: the loss at step {step + 1} is not finite; nothing was changed and {kept}: lower "
+                          "the learning rate and run the same command again to resume")
