@@ -4,7 +4,6 @@ locked", and every row must be there exactly once."""
 
 from __future__ import annotations
 
-import multiprocessing
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ import pytest
 
 from spiral.graph.config import RunContext
 from spiral.graph.session import Session
-from spiral.memory.traces import EpisodeRecord, TraceDB
+from spiral.memory.traces import TraceDB
 
 pytestmark = pytest.mark.e2e
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
@@ -75,29 +74,27 @@ def test_eight_threads_run_sessions_in_one_process(tmp_path, scene_png, round_):
     assert len(set(counts.values())) == 1 and len(rows["attempts"]) == len(set(rows["attempts"]))
 
 
-def _upsert_many(path: str, writer: int, n: int, failures) -> None:
-    try:
-        db = TraceDB.open(path)
-        for i in range(n):
-            db.record_episode(EpisodeRecord(thread_id=f"w{writer}-{i}", action="a"))
-            db.record_episode(EpisodeRecord(thread_id=f"w{writer}-{i}", action="a", status="done"))
-    except Exception as exc:  # noqa: BLE001
-        failures.put(f"{type(exc).__name__}: {exc}")
+UPSERT_MANY = """
+import sys
+from spiral.memory.traces import EpisodeRecord, TraceDB
+path, writer, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+db = TraceDB.open(path)
+for i in range(n):
+    db.record_episode(EpisodeRecord(thread_id=f"w{writer}-{i}", action="a"))
+    db.record_episode(EpisodeRecord(thread_id=f"w{writer}-{i}", action="a", status="done"))
+"""
+"""One writer process: a fresh interpreter that imports only the installed package, so it runs the same under
+`pytest` and `python -m pytest` (a spawned function from this module needs the repository on the child's path)."""
 
 
 @pytest.mark.parametrize("round_", range(3))
 def test_eight_processes_create_and_fill_one_fresh_trace_database(tmp_path, round_):
     """Every process opens the database while others are creating its tables."""
     path = str(tmp_path / "traces.sqlite")
-    context = multiprocessing.get_context("spawn")
-    failures = context.Queue()
-    procs = [context.Process(target=_upsert_many, args=(path, w, 40, failures)) for w in range(WRITERS)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0] * WRITERS
-    assert failures.empty(), failures.get()
+    procs = [subprocess.Popen([sys.executable, "-c", UPSERT_MANY, path, str(w), "40"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for w in range(WRITERS)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert [(code, err.strip().splitlines()[-1:]) for code, err in results] == [(0, [])] * WRITERS
     db = TraceDB(path, read_only=True)
     episodes = db.episodes()
     assert len(episodes) == WRITERS * 40 and {e.status for e in episodes} == {"done"}

@@ -67,3 +67,15 @@ def test_readme_first_scene_and_runs_work_as_written(tmp_path, monkeypatch, caps
     for command in runnable:
         assert main(command[1:]) == 0, capsys.readouterr().out[-3000:]
     assert (tmp_path / "out" / "summary.json").exists()  # --out out/ as written
+
+
+def test_ci_runs_the_readmes_set_up_and_test_commands_word_for_word():
+    """CI must be green on what a new user types, not on a variant of it (`python -m pytest` once put the
+    repository on the path and hid a failure that `pytest` shows)."""
+    quick_start = re.search(r"```bash\n(bash setup.sh.*?)```", README.read_text(), re.S)
+    assert quick_start
+    commands = {line.split("#")[0].strip() for line in quick_start.group(1).splitlines()}
+    test_command = next(c for c in commands if c.startswith("pytest"))
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci
+    assert "bash setup.sh" in ci and not any("python -m pytest" in line for line in ci)
