@@ -6,7 +6,10 @@ Tokens come from the environment: `SPIRAL_API_TOKENS="alice:tok-a,bob:tok-b"`
 `metadata.owner`, and every read, search, update, delete or run on a thread
 is filtered to the caller's own, so one user can neither see nor resume
 another's episode. The server keeps its paths to itself: a run may not set
-`workspace`, `out_dir` or `prompts_dir` in its context.
+`workspace`, `out_dir` or `prompts_dir` in its context. Nor does a client choose
+where the server's LLM key goes: a run's `base_url` must be on the operator's
+allow-list (`SPIRAL_ALLOWED_BASE_URLS`, empty by default), and the key is sent
+only to the URL it was configured for (nodes/credentials.py).
 
 LangGraph Studio on a local `langgraph dev` server signs in as its own
 Studio user, which sees every thread (it is you, on your machine).
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
+from pathlib import Path
 
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import StudioUser
 
+from spiral.graph.config import default_workspace
+from spiral.graph.environment import environment, same_url
 from spiral.nodes.preflight import check_start
 from spiral.tools.errors import SpiralError
 
@@ -34,7 +39,7 @@ auth = Auth()
 def tokens_from_env() -> dict[str, str]:
     """{token: user} from SPIRAL_API_TOKENS; a malformed entry is an error that names it."""
     users: dict[str, str] = {}
-    for entry in filter(None, (e.strip() for e in os.environ.get(TOKENS_ENV, "").split(","))):
+    for entry in filter(None, (e.strip() for e in environment().api_tokens.split(","))):
         user, sep, token = entry.partition(":")
         if not sep or not user.strip() or len(token.strip()) < 8:
             raise ValueError(f"{TOKENS_ENV} entry {entry.split(':')[0]!r}... is not 'user:token' with a token "
@@ -89,11 +94,56 @@ async def run_own_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threa
     chosen = [name for name in SERVER_PATHS if context.get(name)]
     if chosen:
         raise _refuse(403, f"{', '.join(chosen)} are set by the server, not per run")
+    base_url = context.get("base_url")
+    if base_url and (not isinstance(base_url, str) or same_url(base_url) not in environment().allowed_urls()):
+        raise _refuse(403, "base_url: this server talks only to the LLM servers its operator allows "
+                           "(SPIRAL_ALLOWED_BASE_URLS); leave it out to use the server's own")
+    lora = context.get("lora")
+    if lora and not (isinstance(lora, str) and Path(lora).resolve().is_relative_to(Path(default_workspace()).resolve())):
+        raise _refuse(403, "lora: this server loads adapters only from inside its own workspace")
+    command = kwargs.get("command") or {}
+    episode_input = kwargs.get("input")
+    if command.get("resume") is not None:
+        await _check_review_answer(value.get("thread_id"), command["resume"])
+    elif episode_input is None and not await _has_state(value.get("thread_id")):
+        raise _refuse(400, "input: a new episode needs {'action': ..., 'image': ...} (null only continues a thread "
+                           "that has started)")
     try:  # a bad run is refused here, with the CLI's message, before any node runs
-        await asyncio.to_thread(check_start, kwargs.get("input"), context)
+        await asyncio.to_thread(check_start, episode_input, context)
     except SpiralError as exc:
         raise _refuse(400, str(exc)) from None
     return _owned(ctx, value)
+
+
+async def _thread_state(thread_id: object) -> dict:
+    """The thread's state through the in-process client (empty for a thread with none)."""
+    from langgraph_sdk import get_client
+
+    if thread_id is None:
+        return {}
+    try:
+        return await get_client().threads.get_state(str(thread_id))
+    except Exception:  # noqa: BLE001 — the SDK raises httpx errors for a thread with no state yet
+        return {}
+
+
+async def _has_state(thread_id: object) -> bool:
+    return bool((await _thread_state(thread_id)).get("values"))
+
+
+async def _check_review_answer(thread_id: object, answer: object) -> None:
+    """A review answer must name the question it answers (`review_id`), and that question must be pending:
+    a second click or a second client gets 409 instead of approving a segment nobody saw."""
+    named = answer.get("review_id") if isinstance(answer, dict) else None
+    if not named:
+        raise _refuse(400, "resume: a review answer names the question it answers: {'review_id': ID, 'decision': "
+                           "'approve'} (the ID is the pending interrupt's `id`)")
+    state = await _thread_state(thread_id)
+    pending = [i.get("value", {}).get("id") for i in state.get("interrupts") or []
+               if isinstance(i, dict) and isinstance(i.get("value"), dict)]
+    if named not in pending:
+        now = f"review {pending[0]} is pending now" if pending else "no review is pending now"
+        raise _refuse(409, f"review {named} is no longer pending (it was answered already); {now}")
 
 
 @auth.on.threads.read

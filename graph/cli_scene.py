@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from pathlib import Path
 
 from ..tools.errors import InputError
 from .console import console
@@ -35,10 +34,13 @@ def cmd_scene(args: argparse.Namespace) -> None:
     from ..tools.media import save_png
     from ..tools.world.render import render_scene
 
+    from ..tools.paths import writable_file
+
     if not 32 <= args.size <= 1024:
         raise InputError(f"--size {args.size}: choose 32 to 1024 pixels")
+    target = writable_file(args.out, "--out")
     world, action = _scene(args)
-    out = save_png(render_scene(world, args.size, args.size), Path(args.out))
+    out = save_png(render_scene(world, args.size, args.size), target)
     names = ", ".join(phrase(obj, world) for obj in world.objects)
     console().print(f"{out}: {names} ({args.size}x{args.size})")
     if action:

@@ -17,7 +17,8 @@ import argparse
 from pathlib import Path
 
 from ..tools.errors import InputError
-from .cli_options import add_context_options, context_from_args
+from ..training.config import FitOptions, LoopOptions, PretrainConfig
+from .cli_options import add_context_options, add_model_options, context_from_args, model_from_args
 from .console import console
 
 
@@ -25,8 +26,9 @@ def add_parsers(sub) -> None:
     train = sub.add_parser("train", help="collect rollouts and train the generator on them (GRPO, DPO)")
     tsub = train.add_subparsers(dest="train_command", required=True)
     collect = tsub.add_parser("collect", help="rollouts with trajectories and groups, through the graph")
-    collect.add_argument("--split", default="train", help="ActWM-Sim split the tasks come from")
-    collect.add_argument("--size", type=int, default=8, help="number of tasks (default: 8)")
+    collect.add_argument("--split", choices=("train", "val", "test"), default="train",
+                         help="ActWM-Sim split the tasks come from (default: train)")
+    collect.add_argument("--size", type=_positive, default=8, help="number of tasks (default: 8)")
     add_context_options(collect)
     pre = tsub.add_parser("pretrain", help="train the tabletop-tiny video model from the world's error-free segments "
                                            "(the shipped recipe: about an hour on 2 CPU cores; reruns resume)")
@@ -35,11 +37,8 @@ def add_parsers(sub) -> None:
     _pretrain_options(pre)
     loop = tsub.add_parser("loop", help="rounds of collect (with the current adapter), train, evaluate on held-out "
                                         "tasks; warns when training reward rises while held-out reward falls")
-    loop.add_argument("--rounds", type=int, default=3, help="collect-train-evaluate rounds (default: 3)")
-    loop.add_argument("--size", type=int, default=8, help="train tasks collected per round")
-    loop.add_argument("--eval-size", type=int, default=4, help="held-out test tasks evaluated per round")
-    loop.add_argument("--method", choices=("grpo", "dpo"), default="grpo", help="the trainer each round")
-    _training_options(loop)
+    add_model_options(loop, LoopOptions)
+    _training_options(loop, skip=("device", "dtype"))
     add_context_options(loop)
     for method in ("grpo", "dpo"):
         p = tsub.add_parser(method, help=f"train a LoRA with {'Flow-GRPO' if method == 'grpo' else 'Diffusion-DPO'} "
@@ -47,30 +46,28 @@ def add_parsers(sub) -> None:
         p.add_argument("--workspace", required=True, help="where `spiral train collect` recorded the rollouts")
         p.add_argument("--out", required=True, help="training folder: state/, metrics.csv, curves.png, adapter/")
         _training_options(p)
-        p.add_argument("--device", default="auto", help="auto (each process's own GPU under a launcher), cpu, cuda:N")
-        p.add_argument("--dtype", default="auto", help="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def _pretrain_options(p: argparse.ArgumentParser) -> None:
-    from ..training.config import PretrainConfig
-
-    for name in ("examples", "held_out", "vae_steps", "vae_batch", "steps", "batch", "width", "layers", "save_every",
-                 "seed"):
-        field = PretrainConfig.model_fields[name]
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=field.default,
-                       help=f"{(field.description or name.replace('_', ' ')).rstrip('.')} (default: {field.default})")
-    p.add_argument("--vae-from", default="", metavar="DIR", help=PretrainConfig.model_fields["vae_from"].description)
-    p.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
-                   help="bf16 autocast on CUDA; ignored on the CPU (default: no)")
+    add_model_options(p, PretrainConfig)
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop at this wall time, saving the state (in stage 2 the pipeline is written as it is then); "
                         "the same command again resumes (default: no limit)")
 
 
-def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="", help="named defaults: tiny-cpu, wan-1gpu (docs/training.md)")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the samples (default: 4)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
+def _training_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    add_model_options(p, FitOptions, skip=skip)
     p.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT",
                    help="a reward term and its weight, repeatable (default: success=1, score:action_completion=0.5)")
     p.add_argument("--reward-missing", action="append", default=[], metavar="NAME=VALUE",
@@ -119,15 +116,9 @@ def _pretrain(args: argparse.Namespace) -> None:
     from ..training.pretrain import Stopped, pretrain
 
     require_torch("tabletop-tiny")
-    try:
-        config = PretrainConfig(examples=args.examples, held_out=args.held_out, vae_steps=args.vae_steps,
-                                vae_batch=args.vae_batch, steps=args.steps, batch=args.batch, width=args.width,
-                                layers=args.layers, save_every=args.save_every, seed=args.seed,
-                                vae_from=args.vae_from, mixed_precision=args.mixed_precision)
-    except ValueError as exc:
-        raise InputError(_reason(exc)) from None
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise InputError(f"--max-minutes must be positive, got {args.max_minutes:g}")
+    config = model_from_args(PretrainConfig, args)
+    if args.max_minutes is not None and not 0 < args.max_minutes < float("inf"):
+        raise InputError(f"--max-minutes must be a positive number of minutes, got {args.max_minutes:g}")
     if config.vae_from and not (Path(config.vae_from) / "vae").is_dir():
         raise InputError(f"--vae-from {config.vae_from}: no vae/ folder there (give a tabletop-tiny pipeline folder, "
                          "e.g. the pipeline/ that `spiral train pretrain` wrote)")
@@ -158,36 +149,16 @@ def _collect(args: argparse.Namespace) -> None:
 
 
 def _run_tasks(context, split: str, size: int, prefix: str) -> int:
-    """ActWM-Sim tasks through the session driver into `context.workspace`; finished episodes are skipped,
-    a task the planner cannot read is reported and skipped. Returns the episodes there now."""
-    from ..bench.tasks import build_suite
-    from ..tools.media import save_png
-    from ..tools.world.render import render_scene
-    from .session import Session
+    """Tasks through the session driver (training/collect.py), said in a line; returns the episodes there now."""
+    from ..training.collect import run_tasks
 
-    tasks = build_suite(split, size)
-    workspace = Path(context.workspace)
-    done = skipped = 0
-    failed: list[str] = []
-    with Session(workspace) as session:
-        for task in _progress(tasks, f"{prefix}: {len(tasks)} tasks (G={context.group_size})"):
-            thread = f"{prefix}-{task.id}-s{context.seed}"
-            state = session.state(thread)
-            if state is not None and state.summary:
-                skipped += 1
-                continue
-            image = save_png(render_scene(task.scene, context.height, context.width),
-                             workspace / "inputs" / f"{task.id}.png")
-            try:
-                session.start(task.action, str(image), context, thread)
-                done += 1
-            except InputError as exc:  # one task the planner cannot read at this size: say so, go on
-                failed.append(f"{task.id}: {exc}")
-    for line in failed:
+    collected = run_tasks(context, split, size, prefix, _progress)
+    for line in collected.failed:
         console().print(f"skipped {line}")
-    console().print(f"{prefix}: {done} episodes ({skipped} already there, {len(failed)} failed) in {workspace} "
-                    f"with {context.backbone}, groups of {context.group_size}")
-    return done + skipped
+    console().print(f"{prefix}: {collected.started} episodes started, {collected.resumed} resumed, {collected.kept} "
+                    f"already there, {len(collected.failed)} failed, in {context.workspace} with {context.backbone}, "
+                    f"groups of {context.group_size}")
+    return collected.episodes
 
 
 def _loop(args: argparse.Namespace) -> None:
@@ -202,25 +173,26 @@ def _loop(args: argparse.Namespace) -> None:
     from ..training.loop_log import LoopRow, overfitting_warning, write_loop
     from ..training.replay import mean_reward
 
+    options, fit_options = model_from_args(LoopOptions, args), model_from_args(FitOptions, args)
     base = _rollout_context(args)
-    config = _config(args, args.method)
+    config = _config(args, options.method, fit_options)
     root = Path(base.workspace)
 
     def evaluate(folder: Path, adapter: Path | None) -> float | None:
         held_out = base.model_copy(update={"workspace": str(folder), "lora": str(adapter or ""), "group_size": 1,
                                            "trajectory": False, "seed": base.seed})
-        _run_tasks(held_out, "test", args.eval_size, "eval")
+        _run_tasks(held_out, "test", options.eval_size, "eval")
         return mean_reward(folder, config.rewards, chosen_only=True)
 
     policies = [LoopRow(policy=0, optimizer_steps=0, heldout_reward=evaluate(root / "base-eval", None))]
     adapter: Path | None = None
-    for r in range(args.rounds):
+    for r in range(options.rounds):
         folder = root / f"round-{r}"
         rollouts = base.model_copy(update={"workspace": str(folder / "rollouts"), "seed": base.seed + r,
                                            "lora": str(adapter or "")})
-        _run_tasks(rollouts, "train", args.size, "collect")
+        _run_tasks(rollouts, "train", options.size, "collect")
         policies[-1].train_reward = mean_reward(folder / "rollouts", config.rewards, chosen_only=False)
-        result = fit(args.method, folder / "rollouts", folder / args.method, config, args.epochs,
+        result = fit(options.method, folder / "rollouts", folder / options.method, config, fit_options.epochs,
                      init_adapter=adapter, progress=_progress)
         adapter = result.adapter
         policies.append(LoopRow(policy=r + 1, optimizer_steps=policies[-1].optimizer_steps + result.optimizer_steps,
@@ -234,12 +206,14 @@ def _loop(args: argparse.Namespace) -> None:
                         f"held-out {policies[-2].heldout_reward} -> {policies[-1].heldout_reward}; adapter {adapter}")
 
 
-def _config(args: argparse.Namespace, method: str):
+def _config(args: argparse.Namespace, method: str, options: FitOptions):
     from ..training.config import DPOConfig, GRPOConfig, config_for
 
-    overrides = {"rewards": _weights(args.reward, args.reward_missing)} | ({"learning_rate": args.lr} if args.lr is not None else {})
+    overrides = {"rewards": _weights(args.reward, args.reward_missing)}
+    if options.lr is not None:
+        overrides["learning_rate"] = options.lr
     try:
-        return config_for(GRPOConfig if method == "grpo" else DPOConfig, args.recipe, **overrides)
+        return config_for(GRPOConfig if method == "grpo" else DPOConfig, options.recipe, **overrides)
     except ValueError as exc:
         raise InputError(_reason(exc)) from None
 
@@ -254,8 +228,9 @@ def _train(args: argparse.Namespace) -> None:
     from ..training.fit import fit
 
     method = args.train_command
-    result = fit(method, args.workspace, args.out, _config(args, method), args.epochs, args.device, args.dtype,
-                 progress=_progress)
+    options = model_from_args(FitOptions, args)
+    result = fit(method, args.workspace, args.out, _config(args, method, options), options.epochs, options.device,
+                 options.dtype, progress=_progress)
     console().print(f"{method}: {result.optimizer_steps} optimizer steps; adapter in {result.adapter} (use: spiral run "
                     f"--backbone {result.stats.backbone} --lora {result.adapter}); metrics in "
                     f"{result.adapter.parent / 'metrics.csv'}")

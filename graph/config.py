@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..tools.errors import InputError
 from ..tools.video import backbone_info
@@ -32,7 +32,9 @@ def default_workspace() -> str:
 
 class RunContext(BaseModel):
     """How an episode runs. Saved into the episode's state on its first step so a resume
-    continues with the same settings."""
+    continues with the same settings. An unknown field or a non-finite number is refused, naming it."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backbone: str = Field("sim", description="Video generator: `sim` (simulated, CPU) or a registered backbone.")
     model: str = Field("", description="Diffusers backbones: local pipeline folder or hub id (default: the backbone's).")

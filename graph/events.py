@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .state import CritiqueScores, FailureKind
 
@@ -54,9 +54,12 @@ class CritiqueEvent(BaseModel):
 
 
 class ReviewRequest(BaseModel):
-    """The interrupt's payload: the segment about to be accepted and what the critic said."""
+    """The interrupt's payload: the segment about to be accepted and what the critic said. `id` names this
+    question: an answer that names another one (a second click, a second client) answers nothing."""
 
-    question: str = "Accept this segment? Resume with 'approve', or {'decision': 'reject', 'feedback': '...'}."
+    question: str = ("Accept this segment? Resume with {'review_id': ID, 'decision': 'approve'}, or "
+                     "{'review_id': ID, 'decision': 'reject', 'feedback': '...'}.")
+    id: str = Field("", description="This question's id: the answer names it as `review_id`.")
     sub_action: int
     description: str
     try_index: int
@@ -69,8 +72,12 @@ class ReviewRequest(BaseModel):
 
 
 class ReviewDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     decision: Literal["approve", "reject"]
     feedback: str = Field("", description="With reject: what is wrong, used to rewrite the instruction.")
+    review_id: str = Field("", description="The id of the question this answers (a server requires it; in-process "
+                           "an answer without one answers the question pending).")
 
     @classmethod
     def parse(cls, answer: object) -> ReviewDecision:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord, TraceDB
 from ..tools.errors import ResumeError
+from ..tools.paths import writable_file, write_atomic
 from ..nodes.ledger import words_for
 from .state import CritiqueScores, EpisodeState, Ledger, Plan
 from .session import Session
@@ -240,9 +241,8 @@ def render_report(report: EpisodeReport) -> str:
 
 def write_report(workspace: str | Path, thread_id: str, out: str | Path | None = None) -> Path:
     """Build and render the page; by default next to the episode's video (report.html)."""
+    chosen = writable_file(out, "--out") if out else None
     state = finished_state(workspace, thread_id)
     report = build_report(workspace, thread_id, state)
-    path = Path(out) if out else Path(state.summary).parent / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(report), encoding="utf-8")
-    return path
+    path = chosen or Path(state.summary).parent / "report.html"
+    return write_atomic(path, render_report(report).encode("utf-8"))

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
+from ..memory.lease import run_lease
 from ..memory.traces import TraceDB
 from ..memory.workspace import check_thread_id, is_writable, prepare_for_writing, refuse_file
 from ..nodes.context import artifact_store
@@ -219,7 +220,8 @@ class Session:
         config = _config(thread_id)
         while True:
             try:
-                asked = list(self._stream(graph, payload, config, context, observer))
+                with run_lease(self.workspace):
+                    asked = list(self._stream(graph, payload, config, context, observer))
             except (OSError, sqlite3.Error) as exc:  # a full disk, a folder made read-only mid-run
                 error = storage_error(exc, self.workspace)
                 if error is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..tools.world.scene import ObjectBody
 from .config import RunContext
@@ -171,7 +171,9 @@ class Ledger(BaseModel):
 
 
 class EpisodeInput(BaseModel):
-    """What a user gives: a start image and an action."""
+    """What a user gives: a start image and an action (nothing else: an unknown key is refused, named)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     action: str = Field(description="High-level action, e.g. 'put all red objects in the bowl'.")
     image: str = Field(description="Start image: a file path, an http(s) URL, a data:image/...;base64 URL, "

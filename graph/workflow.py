@@ -22,6 +22,7 @@ from spiral.graph.config import RunContext
 from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
 from spiral.graph.state import EpisodeInput, EpisodeOutput, EpisodeState
 from spiral.nodes.advance import advance
+from spiral.nodes.context import leased
 from spiral.nodes.critique import critique
 from spiral.nodes.finalize import finalize
 from spiral.nodes.generate import generate
@@ -42,14 +43,14 @@ def checkpoint_serde() -> JsonPlusSerializer:
 def compile_graph():
     builder = StateGraph(EpisodeState, context_schema=RunContext, input_schema=EpisodeInput,
                          output_schema=EpisodeOutput)
-    builder.add_node("ingest", ingest)
-    builder.add_node("plan", plan)
-    builder.add_node("generate", generate)
-    builder.add_node("critique", critique)
-    builder.add_node("review", review)
-    builder.add_node("refine", refine)
-    builder.add_node("advance", advance)
-    builder.add_node("finalize", finalize)
+    builder.add_node("ingest", leased(ingest))
+    builder.add_node("plan", leased(plan))
+    builder.add_node("generate", leased(generate))
+    builder.add_node("critique", leased(critique))
+    builder.add_node("review", leased(review))
+    builder.add_node("refine", leased(refine))
+    builder.add_node("advance", leased(advance))
+    builder.add_node("finalize", leased(finalize))
     builder.add_edge(START, "ingest")
     builder.add_edge("ingest", "plan")
     builder.add_conditional_edges("plan", after_plan)

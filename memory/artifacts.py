@@ -40,7 +40,7 @@ import zstandard
 from PIL import Image
 from pydantic import BaseModel
 
-from ..tools.errors import InputError, SpiralError
+from ..tools.errors import DamagedDataError, InputError, SpiralError
 
 M = TypeVar("M", bound=BaseModel)
 ARRAY_EXT = "npy.zst"
@@ -252,15 +252,24 @@ class ArtifactStore:
         release_free_memory()
 
     def get_bytes(self, ref: str) -> bytes:
+        """The artifact's bytes, checked against its name: a file whose bytes changed on disk is refused
+        rather than decoded into garbage."""
         path = self.path(ref)
         on_its_way = _WRITER.pending.get(path)
         if on_its_way is not None:
             return on_its_way
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             raise SpiralError(f"artifact {ref} is missing from {self.root}; was the workspace moved or "
                               "cleaned?") from None
+        except IsADirectoryError:
+            data = None
+        if data is None or hashlib.sha256(data).hexdigest() != ref.removeprefix("sha256:")[:64]:
+            raise DamagedDataError(f"artifact {path} is damaged (its bytes no longer match its name): restore it "
+                                   "from a backup, or delete it and run the step that made it again "
+                                   "(`spiral fork` from before that step)")
+        return data
 
     def put_frame(self, frame: np.ndarray) -> str:
         """One RGB frame (H, W, 3), stored as a segment is (the server renders it as PNG)."""
@@ -309,10 +318,20 @@ class ArtifactStore:
         return cls.model_validate_json(data)
 
     def put_tensors(self, tensors: dict, metadata: dict[str, str] | None = None) -> str:
-        """torch tensors as safetensors (the RL trajectories and prompt embeddings)."""
+        """torch tensors as safetensors (the RL trajectories and prompt embeddings), byte-identical for the
+        same tensors and metadata: safetensors writes its header's keys in hash order, which changes from one
+        process to the next, so the header is written again with its keys sorted (content addressing needs
+        the same bytes for the same content)."""
+        import json
+        import struct
+
         from safetensors.torch import save
 
-        return self.put_bytes(save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata), "safetensors")
+        raw = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+        size = struct.unpack("<Q", raw[:8])[0]
+        header = json.dumps(json.loads(raw[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+        header += b" " * (-len(header) % 8)  # the data starts 8-byte aligned, as safetensors pads it
+        return self.put_bytes(struct.pack("<Q", len(header)) + header + raw[8 + size:], "safetensors")
 
     def get_tensors(self, ref: str) -> tuple[dict, dict[str, str]]:
         """Tensors and metadata of a safetensors artifact."""

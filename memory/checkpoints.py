@@ -10,7 +10,6 @@ need not wait themselves.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from ..tools.errors import SpiralError
+from ..graph.environment import environment
+from ..tools.errors import InputError, SpiralError
 from .artifacts import wait_for_disk
 from .sqlite import connect, retry_busy
 
@@ -34,7 +34,12 @@ def checkpoint_path(workspace: str | Path) -> Path:
 
 
 def database_uri() -> str:
-    return os.environ.get(DATABASE_ENV, "").strip()
+    """The PostgreSQL URL from the environment ('' when unset); one line when it is not one."""
+    uri = environment().database_uri
+    if uri and not uri.startswith(("postgresql://", "postgres://")):
+        raise InputError(f"{DATABASE_ENV} must be a PostgreSQL URL like postgresql://user:password@host:5432/db "
+                         f"(got {redacted(uri)[:60]!r}); unset it to keep checkpoints in the workspace")
+    return uri
 
 
 def redacted(uri: str) -> str:
@@ -111,7 +116,7 @@ def postgres_connection(uri: str) -> Iterator[Any]:
     try:
         conn = psycopg.Connection.connect(uri, autocommit=True, prepare_threshold=0, row_factory=dict_row,
                                           connect_timeout=10)
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, or a URL psycopg cannot read
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpiralError(f"cannot connect to PostgreSQL at {redacted(uri)} ({DATABASE_ENV}): {first}") from None
     with conn:

@@ -4,15 +4,28 @@ References are found by scanning the raw bytes of every checkpoint and pending
 write (all threads), every text cell of the trace database, and the metadata of
 referenced safetensors trajectories (which point at prompt-embedding
 artifacts). Anything referenced is kept, whatever its age.
+
+gc never deletes what a live or resumable thread can still reach:
+- it needs the workspace's lease to itself (memory/lease.py): while any run
+  holds it shared, gc removes nothing and says so;
+- it leaves alone what is being written (temporary files) and anything younger
+  than the grace period (a step's artifacts are written before the checkpoint
+  that names them commits);
+- when a reference source cannot be read (a damaged or emptied checkpoint or
+  trace database, a truncated trajectory), it removes nothing and names it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import time
 from pathlib import Path
 
-from ..tools.errors import SpiralError
+from ..tools.errors import SpiralError, damaged_database
 from .artifacts import REF_PATTERN, ArtifactStore
+from .lease import sole_lease
 from .sqlite import connect
 from .workspace import is_writable, prepare_for_writing
 
@@ -30,14 +43,22 @@ def _refs_in_row(values) -> set[str]:
 
 
 def _refs_in_sqlite(path: Path) -> set[str]:
+    """Every reference in every table; a file that is there but holds no tables (emptied, or never finished)
+    cannot say what it referenced, so gc stops."""
     refs: set[str] = set()
     if not path.exists():
         return refs
-    conn = connect(path, read_only=not is_writable(path.parent))
+    conn = connect(path, read_only=True)  # gc reads: it must not even write a header into an emptied file
     try:
-        for (table,) in conn.execute("select name from sqlite_master where type='table'").fetchall():
+        tables = [t for (t,) in conn.execute("select name from sqlite_master where type='table'").fetchall()]
+        if not tables:
+            raise SpiralError(f"gc stopped, nothing removed: {path} holds no tables (emptied or damaged), so what it "
+                              "referenced is unknown; restore it, or move it aside if its threads are gone for good")
+        for table in tables:
             for row in conn.execute(f'select * from "{table}"'):
                 refs |= _refs_in_row(row)
+    except sqlite3.DatabaseError as exc:
+        raise damaged_database(path, exc) from None
     finally:
         conn.close()
     return refs
@@ -88,16 +109,34 @@ def _refs_in_trajectory(store: ArtifactStore, ref: str) -> set[str]:
     return {m.decode() for m in REF.findall(header)}
 
 
-def collect_garbage(workspace: str | Path, dry_run: bool = False) -> tuple[list[Path], int]:
-    """Unreferenced artifact files (removed unless `dry_run`) and the bytes they held."""
+GRACE_SECONDS = 3600.0
+"""Artifacts younger than this are kept even when nothing references them yet: a running step writes its
+artifacts before the checkpoint that names them commits."""
+
+
+def collect_garbage(workspace: str | Path, dry_run: bool = False,
+                    grace_s: float = GRACE_SECONDS) -> tuple[list[Path], int]:
+    """Unreferenced artifact files older than `grace_s` (removed unless `dry_run`) and the bytes they held.
+    Runs hold the workspace's lease: gc removes nothing while one does."""
     ws = Path(workspace)
     if not dry_run:
         prepare_for_writing(ws)
-    keep = referenced(ws)
-    root = ws / "artifacts"
-    doomed = [p for p in root.glob("*/*") if p.is_file() and f"sha256:{p.name}" not in keep]
-    size = sum(p.stat().st_size for p in doomed)
-    if not dry_run:
-        for p in doomed:
-            p.unlink()
+    with sole_lease(ws) if not dry_run else contextlib.nullcontext():
+        keep = referenced(ws)
+        cutoff = time.time() - grace_s
+        doomed, size = [], 0
+        for path in (ws / "artifacts").glob("*/*"):
+            if not REF_PATTERN.fullmatch(f"sha256:{path.name}") or f"sha256:{path.name}" in keep:
+                continue  # a temporary file being written, or referenced
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            if stat.st_mtime > cutoff or not path.is_file():
+                continue
+            doomed.append(path)
+            size += stat.st_size
+        if not dry_run:
+            for path in doomed:
+                path.unlink(missing_ok=True)
     return doomed, size

@@ -17,15 +17,13 @@ connections). Loaded by file path, so imports are absolute.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from spiral.graph.environment import environment
 from spiral.memory.checkpoints import DATABASE_ENV, database_uri, redacted
 from spiral.tools.errors import SpiralError
-
-POOL_ENV = "SPIRAL_DATABASE_POOL"
 
 
 def _uri() -> str:
@@ -41,7 +39,7 @@ async def _pool() -> AsyncIterator[Any]:
     from psycopg_pool import AsyncConnectionPool
 
     uri = _uri()
-    size = int(os.environ.get(POOL_ENV, "10"))
+    size = environment().database_pool_size
     pool = AsyncConnectionPool(uri, min_size=1, max_size=size, open=False,
                                kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
     try:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..tools.errors import ResumeError
+from ..tools.errors import DAMAGED_SQLITE, ResumeError, damaged_database
 
 BUSY_TIMEOUT_S = 60.0
 """How long a writer waits for another process's transaction before giving up."""
@@ -36,10 +36,16 @@ def connect(path: str | Path, *, read_only: bool = False, autocommit: bool = Fal
     path = Path(path)
     if read_only:
         return _connect_read_only(path)
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_S,
-                           isolation_level=None if autocommit else "")
-    retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_S,
+                               isolation_level=None if autocommit else "")
+        retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not any(k in str(exc).lower() for k in DAMAGED_SQLITE):
+            raise
+        raise damaged_database(path, exc) from None
     return conn
 
 
@@ -50,7 +56,9 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError as exc:
+        if not isinstance(exc, sqlite3.OperationalError) or any(k in str(exc).lower() for k in DAMAGED_SQLITE):
+            raise damaged_database(path, exc) from None
         # a WAL database closed cleanly has no -shm file, and a read-only folder cannot get one;
         # with no -wal file either, everything is in the main file and "immutable" reads it exactly
         if Path(f"{path}-wal").exists():

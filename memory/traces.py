@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import sqlite_utils
 
 from ..tools.errors import InputError, ResumeError
+from ..tools.paths import writable_file, write_atomic
 from .sqlite import connect, immediate
 from .workspace import is_writable
 from .trace_records import (RECORDS, AttemptKey, AttemptRecord, CriticKind, EpisodeRecord, Judgement, Lesson,
@@ -258,13 +259,10 @@ class TraceDB:
         """Every attempt (of one thread, or all) as JSONL or Parquet; returns the row count."""
         if fmt not in ("jsonl", "parquet"):
             raise InputError(f"unknown format {fmt!r}; choose jsonl or parquet")
+        path = writable_file(path, "--out")
         rows = [a.model_dump() for a in self.attempts(thread_id)]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "jsonl":
-            with open(path, "w") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, sort_keys=True) + "\n")
+            write_atomic(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
             return len(rows)
         try:
             import pyarrow as pa
@@ -272,5 +270,7 @@ class TraceDB:
         except ImportError:
             raise InputError("parquet export needs pyarrow (pip install pyarrow); or use --format jsonl") from None
         flat = [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in rows]
-        pq.write_table(pa.Table.from_pylist(flat), path)
+        buf = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(flat), buf)
+        write_atomic(path, buf.getvalue().to_pybytes())
         return len(rows)

@@ -32,7 +32,13 @@ def run_folder(workspace: str | Path, thread_id: str) -> Path:
 
 
 def refuse_file(workspace: Path) -> None:
-    if workspace.exists() and not workspace.is_dir():
+    """One line for a workspace that is a file, or a path that cannot be followed (a symlink loop)."""
+    try:
+        workspace.resolve(strict=False)
+        is_file = workspace.exists() and not workspace.is_dir()
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"--workspace {workspace}: {getattr(exc, 'strerror', None) or exc}") from None
+    if is_file:
         raise WorkspaceError(f"--workspace {workspace} is a file, not a folder")
 
 

@@ -7,19 +7,27 @@ node with a hand-made `Runtime` and no graph at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
-from ..graph.config import RunContext
+from ..graph.config import RunContext, default_workspace
 from ..graph.state import EpisodeState, Ledger, Plan, SubAction
 from ..memory.artifacts import ArtifactStore
+from ..memory.lease import run_lease
 from ..memory.traces import TraceDB
+from ..tools.errors import SpiralError
+
+
+class ServerPathError(SpiralError):
+    """A server run's settings name a folder outside the server's workspace."""
 
 
 @lru_cache(maxsize=64)
@@ -46,6 +54,8 @@ class NodeContext:
     @classmethod
     def of(cls, state: EpisodeState, runtime: Runtime[RunContext]) -> NodeContext:
         settings = state.settings if state.settings is not None else context_settings(runtime)
+        if on_server():
+            check_server_paths(settings)
         info = getattr(runtime, "execution_info", None)
         thread = (getattr(info, "thread_id", None) or "default") if info is not None else "default"
         store = getattr(runtime, "store", None) if settings.memory == "reflective" else None
@@ -66,6 +76,42 @@ class NodeContext:
     def step(self, state: EpisodeState) -> SubAction:
         """The plan step at the cursor: the one being generated."""
         return self.plan(state).sub_actions[state.cursor]
+
+
+def leased(node: Callable[[EpisodeState, Runtime[RunContext]], dict]) -> Callable[[EpisodeState, Runtime[RunContext]], dict]:
+    """`node`, holding its workspace's lease while it runs (memory/lease.py): gc removes nothing meanwhile.
+    A session driver holds it for a whole run already; on a server each step takes it."""
+    @functools.wraps(node)
+    def step(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
+        settings = state.settings if state.settings is not None else context_settings(runtime)
+        with run_lease(settings.workspace):
+            return node(state, runtime)
+
+    return step
+
+
+def on_server() -> bool:
+    """Whether this step runs for a client of a LangGraph server (the server puts the caller in the config)."""
+    try:
+        return "langgraph_auth_user" in (get_config().get("configurable") or {})
+    except RuntimeError:  # not inside a graph run (a node called on its own)
+        return False
+
+
+def check_server_paths(settings: RunContext) -> None:
+    """On a server, every folder a step writes to or reads a model from lies inside the server's workspace,
+    whatever the thread's saved settings say (a client may have changed them with `update_state`)."""
+    root = Path(default_workspace()).resolve()
+    chosen = {"workspace": settings.workspace, "out_dir": settings.out_dir, "lora": settings.lora,
+              "prompts_dir": settings.prompts_dir}
+    if Path(settings.workspace).resolve() != root or settings.prompts_dir:
+        outside = ["workspace"] if Path(settings.workspace).resolve() != root else ["prompts_dir"]
+    else:
+        outside = [name for name in ("out_dir", "lora") if chosen[name]
+                   and not Path(chosen[name]).resolve().is_relative_to(root)]
+    if outside:
+        raise ServerPathError(f"{', '.join(outside)}: this server writes and reads only inside its own workspace; "
+                              "the thread's settings name another folder, so nothing was written")
 
 
 def context_settings(runtime: Runtime[RunContext] | None) -> RunContext:

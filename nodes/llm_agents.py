@@ -27,6 +27,7 @@ from ..graph.config import RunContext
 from ..graph.state import Critique, CritiqueScores, CriticFailure, Ledger, Plan, SubAction
 from ..tools.errors import LLMUnavailableError
 from ..tools.llm import chat_model
+from .credentials import llm_endpoint
 from ..tools.media import data_url, keyframe_sheet, png_bytes
 from ..tools.perception import PerceivedObject
 from ..tools.predicates import Predicate
@@ -108,8 +109,10 @@ def structured_call(settings: RunContext, role: str, schema: type[T], messages: 
     """Ask for JSON matching `schema`; feed validation errors back; None after STRUCTURED_TRIES."""
     import openai
 
-    model = model or chat_model(settings.llm_model, settings.base_url or None, settings.temperature,
-                                settings.llm_timeout_s, settings.llm_retries)
+    if model is None:
+        url, key = llm_endpoint(settings)
+        model = chat_model(settings.llm_model, url, settings.temperature, settings.llm_timeout_s,
+                           settings.llm_retries, key)
     bound = model.bind(response_format={"type": "json_schema",
                                         "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}})
     call = LLMCall(role=role)

@@ -23,11 +23,16 @@ from .context import NodeContext
 
 
 def ask(request: ReviewRequest) -> ReviewDecision:
-    """Interrupt until the answer parses; each retry is a new interrupt that says what was wrong."""
+    """Interrupt until the answer parses and answers this question; each retry is a new interrupt that says
+    what was wrong. An answer naming another question (a second click, a second client) answers nothing."""
     answer = interrupt(request.model_dump())
     while True:
         try:
-            return ReviewDecision.parse(answer)
+            decision = ReviewDecision.parse(answer)
+            if decision.review_id and decision.review_id != request.id:
+                raise ValueError(f"that answer is for review {decision.review_id}, which is no longer pending; "
+                                 f"the question now is review {request.id}")
+            return decision
         except ValueError as exc:
             answer = interrupt(request.model_copy(update={"error": str(exc)}).model_dump())
 
@@ -45,7 +50,9 @@ def review(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     assert last.critique is not None
     step = ctx.step(state)
     thumbnail = data_url(ctx.artifacts.get_bytes(last.thumbnail), "image/jpeg") if last.thumbnail else ""
-    decision = ask(ReviewRequest(sub_action=step.index, description=step.description, try_index=last.try_index,
+    review_id = f"{state.plan_version}.{state.cursor}.{last.try_index}"
+    decision = ask(ReviewRequest(id=review_id, sub_action=step.index, description=step.description,
+                                 try_index=last.try_index,
                                  segment=last.segment, thumbnail=thumbnail, critic_passed=last.critique.passed,
                                  critic_feedback=last.critique.feedback))
     if decision.decision == "approve":

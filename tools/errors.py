@@ -42,6 +42,20 @@ class LLMUnavailableError(SpiralError):
     """The LLM server could not be reached or kept failing after the bounded retries."""
 
 
+class DamagedDataError(InputError):
+    """A file SPIRAL wrote that no longer reads back: a damaged database, an artifact whose bytes changed, a
+    training state cut short. Nothing is changed; the message names the file and how to go on."""
+
+
+DAMAGED_SQLITE = ("file is not a database", "malformed", "file is encrypted")
+"""What SQLite says of a file that is not (or no longer) a database."""
+
+
+def damaged_database(path: object, exc: BaseException) -> DamagedDataError:
+    return DamagedDataError(f"{path} is damaged ({str(exc).splitlines()[0]}): move it aside to start it afresh "
+                            "(a copy from a backup keeps its threads), or point --workspace elsewhere")
+
+
 class WorkspaceError(SpiralError):
     """The workspace cannot be written: a read-only folder, a file where a folder should be, a full disk.
     Nothing committed is lost: the run resumes from its last saved step once the cause is fixed."""
@@ -49,9 +63,9 @@ class WorkspaceError(SpiralError):
     exit_code = 1
 
 
-def storage_error(exc: BaseException, where: str) -> WorkspaceError | None:
-    """A WorkspaceError saying what happened, for the OS and SQLite errors a full disk or a read-only
-    folder raise (None for any other error: that one is a bug and keeps its traceback)."""
+def storage_error(exc: BaseException, where: str) -> SpiralError | None:
+    """A one-line error saying what happened, for the OS and SQLite errors a full disk, a read-only folder or
+    a damaged database raise (None for any other error: that one is a bug and keeps its traceback)."""
     text = str(exc).lower()
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in text:
         return WorkspaceError(f"the disk holding {where} is full; free some space and resume the run "
@@ -59,6 +73,8 @@ def storage_error(exc: BaseException, where: str) -> WorkspaceError | None:
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) or \
             isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
         return read_only_error(where)
+    if isinstance(exc, sqlite3.DatabaseError) and any(k in text for k in DAMAGED_SQLITE):
+        return damaged_database(f"a database in {where}", exc)
     return None
 
 

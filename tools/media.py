@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
+from .paths import write_atomic
 
 
 INPUT_ROOT_ENV = "SPIRAL_INPUT_ROOT"
@@ -94,10 +95,7 @@ def _open_image(text: str) -> Image.Image:
 
 
 def save_png(frame: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(frame, compress_level=1))
-    return path
+    return write_atomic(path, png_bytes(frame, compress_level=1))
 
 
 def save_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
@@ -105,10 +103,7 @@ def save_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     an OSError with no errno, which nobody can tell from a bug)."""
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
-    return path
+    return write_atomic(path, buf.getvalue())
 
 
 def gif_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
@@ -126,10 +121,7 @@ def gif_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gif_bytes(frames, fps))
-    return path
+    return write_atomic(path, gif_bytes(frames, fps))
 
 
 def _encode(frames: np.ndarray, path: Path, fps: int, codec: str, params: list[str]) -> None:
@@ -149,10 +141,15 @@ def _encode(frames: np.ndarray, path: Path, fps: int, codec: str, params: list[s
 
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) -> Path:
-    """H.264 mp4."""
+    """H.264 mp4, encoded under a temporary name and then renamed (no partial file under `path`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _encode(frames, path, fps, "libx264", ["-crf", "18", "-preset", "veryfast"])
+    partial = path.with_name(f".{path.name}.partial.mp4")
+    try:
+        _encode(frames, partial, fps, "libx264", ["-crf", "18", "-preset", "veryfast"])
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -80,7 +80,8 @@ def test_episode_with_streaming_review_history_and_owners(server, scene_png):
     assert _get(url, ALICE, f"/spiral/artifacts/{thumbnail}").content == base64.b64decode(asked[0]["thumbnail"][23:])
 
     # reject once with feedback: the segment is generated again, then reviewed again
-    _, asked, nodes = _stream(alice, tid, command={"resume": {"decision": "reject", "feedback": "not far enough"}})
+    _, asked, nodes = _stream(alice, tid, command={"resume": {"review_id": asked[0]["id"], "decision": "reject",
+                                                              "feedback": "not far enough"}})
     assert "refine" in nodes and "generate" in nodes
     assert asked and asked[0]["sub_action"] == 0
     rejected = [a for a in alice.threads.get_state(tid)["values"]["attempts"] if a["review"] == "rejected"]
@@ -88,7 +89,8 @@ def test_episode_with_streaming_review_history_and_owners(server, scene_png):
 
     # the other user can neither read nor resume it, nor find it
     for call in (lambda: bob.threads.get(tid), lambda: bob.threads.get_state(tid),
-                 lambda: bob.runs.create(tid, "spiral", command={"resume": "approve"})):
+                 lambda: bob.runs.create(tid, "spiral", command={"resume": {"review_id": asked[0]["id"],
+                                                                             "decision": "approve"}})):
         with pytest.raises(httpx.HTTPStatusError) as refused:
             call()
         assert refused.value.response.status_code in (403, 404)
@@ -96,7 +98,7 @@ def test_episode_with_streaming_review_history_and_owners(server, scene_png):
     assert tid in [t["thread_id"] for t in alice.threads.search()]
 
     while asked:
-        _, asked, _ = _stream(alice, tid, command={"resume": "approve"})
+        _, asked, _ = _stream(alice, tid, command={"resume": {"review_id": asked[0]["id"], "decision": "approve"}})
     final = alice.threads.get_state(tid)["values"]
     outcomes = _ledger(url, final)["outcomes"]
     assert final["status"] == "done" and len(outcomes) == 2

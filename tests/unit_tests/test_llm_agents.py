@@ -95,10 +95,31 @@ def test_prompt_templates_can_be_overridden(tmp_path, simple_scene):
     assert "PlanAgent" in template("planner")
 
 
-def test_no_api_key_is_a_clear_error(monkeypatch):
+def test_no_api_key_is_a_clear_error_for_openai_and_none_is_needed_for_a_local_server(monkeypatch):
+    from spiral.graph.config import RunContext
+    from spiral.nodes.credentials import llm_endpoint
     from spiral.tools.errors import InputError
-    from spiral.tools.llm import require_api_key
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(InputError, match="OPENAI_API_KEY is not set"):
-        require_api_key()
+        llm_endpoint(RunContext(planner="llm"))
+    assert llm_endpoint(RunContext(planner="llm", base_url="http://localhost:8000/v1")) == (
+        "http://localhost:8000/v1", "EMPTY")
+
+
+def test_the_key_goes_only_to_the_url_it_was_configured_for(monkeypatch):
+    from spiral.graph.config import RunContext
+    from spiral.nodes.credentials import llm_endpoint
+    from spiral.tools.errors import InputError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert llm_endpoint(RunContext())[1] == "sk-secret"  # OpenAI's API, the key's default home
+    assert llm_endpoint(RunContext(base_url="https://api.openai.com/v1/"))[1] == "sk-secret"  # same URL, spelt otherwise
+    assert llm_endpoint(RunContext(base_url="https://evil.example/v1"))[1] == "EMPTY"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://LOCALHOST:8000/v1")
+    assert llm_endpoint(RunContext()) == ("http://LOCALHOST:8000/v1", "sk-secret")
+    assert llm_endpoint(RunContext(base_url="http://localhost:8000/v1"))[1] == "sk-secret"
+    with pytest.raises(InputError, match="OPENAI_API_KEY is not set"):  # OpenAI's API is not the key's URL now
+        llm_endpoint(RunContext(base_url="https://api.openai.com/v1"))

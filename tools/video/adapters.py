@@ -80,9 +80,27 @@ def read_card(directory: str | Path) -> AdapterCard:
         raise InputError(f"{directory} is not a SPIRAL adapter folder (it needs {WEIGHTS} and {CARD}; "
                          "spiral train grpo and spiral train dpo write them)")
     try:
-        return AdapterCard(**json.loads((directory / CARD).read_text()))
+        card = AdapterCard(**json.loads((directory / CARD).read_text()))
     except (ValueError, TypeError) as exc:
         raise InputError(f"{directory / CARD} is unreadable: {str(exc).splitlines()[0]}") from None
+    _check_weights_file(directory / WEIGHTS)
+    return card
+
+
+def _check_weights_file(path: Path) -> None:
+    """A safetensors file whose header reads and whose tensors fit in it (a cut or overwritten file does not)."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size <= 2**26:
+                raise ValueError("its header length is not a safetensors header's")
+            header = json.loads(fh.read(size))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + size + end > path.stat().st_size:
+            raise ValueError("it is shorter than its header says")
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InputError(f"{path} is not a readable safetensors file ({exc}); train the adapter again or point "
+                         "--lora at another") from None
 
 
 def check_adapter(directory: str | Path, backbone: str) -> AdapterCard:

@@ -1,0 +1,113 @@
+"""Every environment variable SPIRAL reads, in one place: secrets, endpoints and server policy.
+
+Run settings are `RunContext` fields; the environment holds only what a run may
+not choose for itself: credentials, where the databases are, and what a server
+lets its clients touch. Read once per call through `environment()` (cheap: a
+pydantic-settings model over `os.environ`), so tests and a server's `.env`
+change it without restarting anything. `tools/` never reads the environment:
+what it needs is passed in from here.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..tools.errors import InputError
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
+
+class Environment(BaseSettings):
+    """SPIRAL's environment variables (names in capitals, as the fields' aliases say)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY", description="Key of the LLM/VLM server.")
+    openai_base_url: str = Field("", alias="OPENAI_BASE_URL", description="The URL `OPENAI_API_KEY` is for (empty: "
+                                 "OpenAI's API). The key is sent to this URL only.")
+    allowed_base_urls: str = Field("", alias="SPIRAL_ALLOWED_BASE_URLS", description="Comma-separated LLM server URLs "
+                                   "a client of a SPIRAL server may name as a run's `base_url` (empty: none).")
+    home: str = Field("", alias="SPIRAL_HOME", description="The workspace folder (default: ./.spiral).")
+    database_uri: str = Field("", alias="SPIRAL_DATABASE_URI", description="PostgreSQL for checkpoints, lessons and "
+                              "traces (empty: SQLite files in the workspace).")
+    database_pool_size: int = Field(10, ge=1, le=1000, alias="SPIRAL_DATABASE_POOL")
+    input_root: str = Field("", alias="SPIRAL_INPUT_ROOT", description="On a server: the only folder start images "
+                            "may be read from by path.")
+    api_tokens: str = Field("", alias="SPIRAL_API_TOKENS", description="A server's users: 'user:token,user:token'.")
+    http_proxy: str = Field("", alias="HTTP_PROXY", description="Proxy for http:// LLM servers (httpx reads it).")
+    https_proxy: str = Field("", alias="HTTPS_PROXY", description="Proxy for https:// LLM servers (httpx reads it).")
+    all_proxy: str = Field("", alias="ALL_PROXY", description="Proxy for every LLM server (httpx reads it).")
+
+    @field_validator("openai_base_url", "home", "database_uri", "input_root", "api_tokens", "allowed_base_urls")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        return value.strip()
+
+    def allowed_urls(self) -> set[str]:
+        return {same_url(u) for u in self.allowed_base_urls.split(",") if u.strip()}
+
+    def key_for(self, base_url: str) -> str | None:
+        """The API key to send to `base_url` (empty: OPENAI_BASE_URL, or OpenAI's): `OPENAI_API_KEY` when the
+        URL is the one it was configured for, else None (a client never moves the key to another host)."""
+        if self.openai_api_key is None:
+            return None
+        configured = same_url(self.openai_base_url or OPENAI_DEFAULT_URL)
+        return self.openai_api_key.get_secret_value() if same_url(base_url or configured) == configured else None
+
+
+def same_url(url: str) -> str:
+    """A URL in one spelling: scheme and host lower-case, default port dropped, no trailing slash."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number: compare the URL as written
+        return url.strip().rstrip("/")
+    if port and not (parts.scheme == "https" and port == 443 or parts.scheme == "http" and port == 80):
+        host = f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
+
+
+    def check_for_http(self) -> None:
+        """What the HTTP client would choke on later, as one line now: a key an HTTP header cannot carry, a
+        proxy URL it cannot parse, a SOCKS proxy without the package that speaks SOCKS."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+        if key and not (key.isascii() and key.isprintable() and key.strip() == key and " " not in key):
+            raise InputError("OPENAI_API_KEY holds characters an HTTP header cannot carry (a space, a newline or "
+                             "non-ASCII): set it again, copied without them")
+        for name, value in (("HTTP_PROXY", self.http_proxy), ("HTTPS_PROXY", self.https_proxy),
+                            ("ALL_PROXY", self.all_proxy)):
+            if value:
+                _check_proxy(name, value)
+
+
+def _check_proxy(name: str, value: str) -> None:
+    parts = urlsplit(value)
+    try:
+        parts.port
+    except ValueError:
+        raise InputError(f"{name}={value[:60]!r} is not a proxy URL (its port is not a number); fix or unset it") from None
+    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
+        raise InputError(f"{name}={value[:60]!r} is not a proxy URL like http://host:3128 or socks5://host:1080; "
+                         "fix or unset it")
+    if parts.scheme.startswith("socks"):
+        try:
+            import socksio  # noqa: F401
+        except ImportError:
+            raise InputError(f"{name} is a SOCKS proxy, which needs the socksio package: pip install "
+                             "'httpx[socks]', or use an http:// proxy") from None
+
+
+def environment() -> Environment:
+    """The environment as it is now; one line naming the variable when a value does not fit."""
+    try:
+        return Environment()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        info = Environment.model_fields.get(field)
+        name = info.alias if info is not None and info.alias else field
+        raise InputError(f"{name}: {error['msg']}") from None
