@@ -197,6 +197,9 @@ def vae_round_trip(folder: str, examples: list[SegmentExample], truth: list[floa
 def main(models: list[str], count: int, lora: str = "", use_goal: bool = True, vae: str = "") -> list[SegmentScore]:
     """Each model in turn; with `lora`, the last model again with the adapter (before and after RL); with `vae`,
     that autoencoder's round trip instead."""
+    from ..tools.video.diffusers_specs import quiet_transformers
+
+    quiet_transformers()
     from diffusers import WanImageToVideoPipeline
 
     from ..tools.video.adapters import load_adapter

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -31,8 +32,15 @@ def _workspace_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", default="", help="artifacts, checkpoints and traces (default: $SPIRAL_HOME or ./.spiral)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line (`spiral: error: ...`, then where the help is), exit 2; its subcommands too."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see: {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="spiral", description="SPIRAL: closed-loop action-conditioned video generation")
+    top = OneLineParser(prog="spiral", description="SPIRAL: closed-loop action-conditioned video generation")
     top.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = top.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the built-in scene and action on the simulated backbone",
@@ -78,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spiral: interrupted; resume with `spiral resume THREAD_ID`", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `spiral traces ls | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     return code or 0
 
 

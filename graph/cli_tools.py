@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..tools.errors import ResumeError
+from ..tools.errors import InputError, ResumeError
 from .config import default_workspace
 from .console import ProgressPrinter, console, print_summary
 from .session import Session
@@ -52,6 +52,9 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
     workspace_option(fork)
     gc = sub.add_parser("gc", help="delete artifacts no checkpoint or trace references")
     gc.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    gc.add_argument("--grace-minutes", type=float, default=60.0,
+                    help="keep unreferenced artifacts younger than this: a running step writes its artifacts before "
+                         "the checkpoint naming them commits (default: 60)")
     workspace_option(gc)
     bench = sub.add_parser("bench", help="run a benchmark and write its section of docs/benchmarks.md")
     bench.add_argument("--suite", default="actwm-sim", choices=SUITES, help="which benchmark")
@@ -167,7 +170,9 @@ def cmd_fork(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> None:
     from ..memory.gc import collect_garbage
 
-    doomed, size = collect_garbage(_workspace(args), dry_run=args.dry_run)
+    if not 0 <= args.grace_minutes < float("inf"):
+        raise InputError(f"--grace-minutes must be a number of minutes of at least 0; got {args.grace_minutes:g}")
+    doomed, size = collect_garbage(_workspace(args), dry_run=args.dry_run, grace_s=60 * args.grace_minutes)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(doomed)} unreferenced artifacts ({size / 1e6:.1f} MB)")
 

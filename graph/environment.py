@@ -57,6 +57,18 @@ class Environment(BaseSettings):
         configured = same_url(self.openai_base_url or OPENAI_DEFAULT_URL)
         return self.openai_api_key.get_secret_value() if same_url(base_url or configured) == configured else None
 
+    def check_for_http(self) -> None:
+        """What the HTTP client would choke on later, as one line now: a key an HTTP header cannot carry, a
+        proxy URL it cannot parse, a SOCKS proxy without the package that speaks SOCKS."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+        if key and not (key.isascii() and key.isprintable() and key.strip() == key and " " not in key):
+            raise InputError("OPENAI_API_KEY holds characters an HTTP header cannot carry (a space, a newline or "
+                             "non-ASCII): set it again, copied without them")
+        for name, value in (("HTTP_PROXY", self.http_proxy), ("HTTPS_PROXY", self.https_proxy),
+                            ("ALL_PROXY", self.all_proxy)):
+            if value:
+                _check_proxy(name, value)
+
 
 def same_url(url: str) -> str:
     """A URL in one spelling: scheme and host lower-case, default port dropped, no trailing slash."""
@@ -69,19 +81,6 @@ def same_url(url: str) -> str:
     if port and not (parts.scheme == "https" and port == 443 or parts.scheme == "http" and port == 80):
         host = f"{host}:{port}"
     return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
-
-
-    def check_for_http(self) -> None:
-        """What the HTTP client would choke on later, as one line now: a key an HTTP header cannot carry, a
-        proxy URL it cannot parse, a SOCKS proxy without the package that speaks SOCKS."""
-        key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
-        if key and not (key.isascii() and key.isprintable() and key.strip() == key and " " not in key):
-            raise InputError("OPENAI_API_KEY holds characters an HTTP header cannot carry (a space, a newline or "
-                             "non-ASCII): set it again, copied without them")
-        for name, value in (("HTTP_PROXY", self.http_proxy), ("HTTPS_PROXY", self.https_proxy),
-                            ("ALL_PROXY", self.all_proxy)):
-            if value:
-                _check_proxy(name, value)
 
 
 def _check_proxy(name: str, value: str) -> None:

@@ -21,6 +21,8 @@ pauses (or returns None to leave the run paused).
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 
 from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
@@ -106,6 +108,26 @@ class EpisodeRun(BaseModel):
         return "paused" if self.waiting is not None else self.state.status
 
 
+def _checked(method):
+    """A public method whose arguments are checked against its annotations first (pydantic's validate_call,
+    no coercion of strings to numbers), with one InputError naming the argument instead of a failure deep in."""
+    validated = validate_call(config=ConfigDict(arbitrary_types_allowed=True, strict=True))(method)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return validated(self, *args, **kwargs)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            names = list(inspect.signature(method).parameters)
+            where = ".".join(names[part] if isinstance(part, int) and part < len(names) else str(part)
+                             for part in error["loc"])
+            raise InputError(f"Session.{method.__name__}: {where}: {error['msg']} (got {error.get('input')!r:.80})") \
+                from None
+
+    return call
+
+
 class Session:
     """Episodes in one workspace: SQLite checkpoints there (or PostgreSQL with SPIRAL_DATABASE_URI),
     the reflective-memory store opened when a run uses it (in `lessons`, default the workspace)."""
@@ -153,6 +175,7 @@ class Session:
             store = self._store
         return build_graph(checkpointer=self._checkpointer(), store=store)
 
+    @_checked
     def state(self, thread_id: str) -> EpisodeState | None:
         """The thread's latest state, or None when there is no such thread."""
         if not has_checkpoints(self.workspace):
@@ -161,6 +184,7 @@ class Session:
         return EpisodeState.model_validate(values) if _started(values) else None
 
     # -- running -------------------------------------------------------------
+    @_checked
     def start(self, action: str, image: str, context: RunContext, thread_id: str | None = None, *,
               observer: Observer | None = None, reviewer: Reviewer | None = None) -> EpisodeRun:
         """Check, then run a new episode until it finishes or pauses for a review nobody answered."""
@@ -178,6 +202,7 @@ class Session:
         return self._drive(self._graph(context), {"action": action, "image": start_ref}, thread_id, context,
                            observer, reviewer)
 
+    @_checked
     def resume(self, thread_id: str, answer: ReviewDecision | None = None, *, observer: Observer | None = None,
                reviewer: Reviewer | None = None) -> EpisodeRun:
         """Continue a thread from its last checkpoint: finish it, or answer the review it waits at."""
@@ -270,11 +295,13 @@ class Session:
         return None
 
     # -- time travel ---------------------------------------------------------
+    @_checked
     def history(self, thread_id: str) -> list[CheckpointSummary]:
         if not has_checkpoints(self.workspace):
             raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
         return history(self._graph(), thread_id)
 
+    @_checked
     def fork(self, thread_id: str, checkpoint_id: str, new_thread: str | None = None, instruction: str | None = None,
              *, observer: Observer | None = None) -> EpisodeRun:
         """Copy the state at a past checkpoint into a new thread (with another instruction) and run it."""

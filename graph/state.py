@@ -188,7 +188,10 @@ class EpisodeOutput(BaseModel):
 
 class EpisodeState(EpisodeInput):
     """`image` becomes the start frame's artifact ref on the first step, so an image sent inline
-    (base64) is not copied into every checkpoint."""
+    (base64) is not copied into every checkpoint. Unlike the input, the state ignores keys it does not
+    know (LangGraph hands a node the whole channel map)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     settings: RunContext | None = None
     """The run's settings, saved on the first step: a resume continues with them."""

@@ -117,6 +117,12 @@ def _clause(text: str, previous: ObjectRef | None) -> Clause:
     if m := re.match(r"(?:swap|exchange|switch) (.+?) (?:and|with) (.+)$", t):
         a, b = pair(m.group(1), m.group(2))
         return Clause(kind="swap", subject=a, other=b)
+    if m := re.match(r"(?:swap|exchange|switch) (.+?)(?: around| over)?$", t):  # "swap the two cubes": a pair
+        group = ref(m.group(1))
+        if not group.group:
+            raise ActionParseError(f"cannot parse {text.strip()!r}: a swap needs two objects: 'swap the X and the Y' "
+                                   f"or 'swap the two Xs'. {GRAMMAR_HELP}")
+        return Clause(kind="swap", subject=group.model_copy(update={"count": 2}))
     if m := re.match(r"(?:line|arrange|order|sort) (.+?)(?: up)?(?: from left to right)? by size$", t):
         return Clause(kind="lineup", subject=ref(m.group(1)))
     if m := re.match(r"take (.+?) out of (.+)$", t):

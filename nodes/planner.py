@@ -125,14 +125,26 @@ class RulePlanAgent:
                     raise ActionParseError(f"the {name_among(outside[0], scene)} is not in the "
                                            f"{name_among(source, scene)} in the start image")
             return [self._step("put_in", s, scene, container) for s in subjects]
+        if clause.subject.group and clause.kind in ("stack", "relative") or \
+                clause.kind == "swap" and clause.subject.group and clause.other is not None:
+            named = _group(clause.subject, scene)
+            verb = {"stack": "stacking", "relative": "putting beside", "swap": "a swap"}[clause.kind]
+            raise ActionParseError(f"'{clause.subject.words()}' names {len(named)} objects ("
+                                   f"{', '.join(name_among(o, scene, with_size=True) for o in named)}) and {verb} "
+                                   "takes one: name one of them by colour and size")
         if clause.kind == "stack":
             a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
             if b.shape == "ball":
                 raise ActionParseError(f"cannot stack on the {name_among(b, scene)}: balls roll; stack on a cube or block")
             return [self._step("stack", a, scene, b)]
+        if clause.kind == "swap" and clause.other is None:  # "swap the two cubes"
+            a, b = _group(clause.subject, scene)
+            return [self._step("swap", a, scene, b)]
         if clause.kind == "swap":
             a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
             return [self._step("swap", a, scene, b)]
+        if clause.kind == "place" and clause.subject.group:  # "move every ball to the left side": each in turn
+            return [self._step("move_to", o, scene, place=clause.place) for o in _group(clause.subject, scene)]
         if clause.kind == "place":
             return [self._step("move_to", _one(clause.subject, scene), scene, place=clause.place)]
         if clause.kind == "relative":

@@ -94,20 +94,22 @@ class PretrainConfig(BaseModel):
 
     model_config = STRICT
 
-    examples: int = Field(2000, gt=0, description="Segments in the pool (single sub-actions of train-split tasks).")
+    examples: int = Field(4000, gt=0, description="Segments in the pool (single sub-actions of train-split tasks).")
     held_out: int = Field(64, ge=4, description="Pool segments kept out of training, for validation loss and samples.")
-    vae_steps: int = Field(1800, ge=0, description="Autoencoder optimizer steps.")
-    vae_batch: int = Field(2, gt=0, description="Clips per autoencoder step.")
+    vae_steps: int = Field(2400, ge=0, description="Autoencoder optimizer steps.")
+    vae_batch: int = Field(8, gt=0, description="Clips per autoencoder step.")
     vae_clip_frames: int = Field(9, ge=9, description="Frames per autoencoder clip: the first alone, then two chunks of "
                                  "4 (the second reads the first's cached features, as every later chunk does).")
     vae_lr: float = Field(1e-3, gt=0, description="Autoencoder learning rate (AdamW).")
+    vae_crop: int = Field(48, ge=0, le=128, multiple_of=8, description="Side of the squares the autoencoder trains on, "
+                          "centred on objects four times in five (0: whole frames).")
     kl_weight: float = Field(1e-6, ge=0, description="Weight of the autoencoder's KL term.")
     foreground_weight: float = Field(10.0, ge=0, description="Extra weight of object pixels in the autoencoder's L1.")
     edge_weight: float = Field(10.0, ge=0, description="Extra weight of the pixels on either side of an outline in the "
                                "autoencoder's L1.")
-    corner_weight: float = Field(0.0, ge=0, description="Extra weight of the pixels where outlines turn a corner "
+    corner_weight: float = Field(30.0, ge=0, description="Extra weight of the pixels where outlines turn a corner "
                                  "(what tells a cube from a ball) in the autoencoder's L1.")
-    steps: int = Field(3400, ge=0, description="Denoiser optimizer steps.")
+    steps: int = Field(4500, ge=0, description="Denoiser optimizer steps.")
     batch: int = Field(8, gt=0, description="Segments per denoiser step.")
     lr: float = Field(5e-4, gt=0, description="Denoiser learning rate (AdamW, after a linear warm-up).")
     warmup: int = Field(200, ge=1, description="Denoiser warm-up steps.")
@@ -121,8 +123,8 @@ class PretrainConfig(BaseModel):
     motion_threshold: float = Field(0.5, gt=0, description="Mean change of a latent position from the first frame "
                                     "(normalised units) from which it counts as changing.")
     shift: float = Field(3.0, gt=0, description="Flow-matching timestep shift (the scheduler's).")
-    width: int = Field(128, ge=32, multiple_of=32, description="Transformer width (heads of 32).")
-    layers: int = Field(4, gt=0, description="Transformer blocks.")
+    width: int = Field(160, ge=32, multiple_of=32, description="Transformer width (heads of 32).")
+    layers: int = Field(6, gt=0, description="Transformer blocks.")
     save_every: int = Field(250, gt=0, description="Steps between saved states (a rerun resumes from the newest).")
     sample_every: int = Field(1000, gt=0, description="Steps between sample sheets of held-out segments.")
     sample_steps: int = Field(12, gt=0, description="Denoising steps of the samples.")

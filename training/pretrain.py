@@ -107,33 +107,47 @@ def model_card(pipe: Any, config: PretrainConfig, metrics: Metrics, seconds: flo
     def params(module: Any) -> str:
         return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f} M"
 
+    vae, crop = pipe.vae.config, (f"{config.vae_crop}x{config.vae_crop} squares centred on objects four times in "
+                                   "five" if config.vae_crop else "whole frames")
     return "\n".join([
         "# tabletop-tiny", "",
-        "A small learned text+image-to-video model of SPIRAL's procedural tabletop world: a Wan2.2-TI2V-shaped "
-        "diffusers `WanImageToVideoPipeline` (first frame as latent condition), trained from scratch by "
-        "`spiral train pretrain` (training/pretrain.py). Random-initialised, no external weights or data.", "",
+        "A small learned text+image-to-video model of SPIRAL's procedural tabletop world: a Wan-I2V-shaped "
+        "diffusers `WanImageToVideoPipeline` (the condition on channels: a mask, the first frame and, as "
+        "`last_image`, the planner's goal sketch), trained from scratch by `spiral train pretrain` "
+        "(training/pretrain.py). Random-initialised, no external weights or data.", "",
         "## Parts", "",
-        f"- VAE (Wan, patchified and residual, 8x spatial, per frame, 32 channels): {params(pipe.vae)}",
-        f"- Transformer ({config.layers} blocks of width {config.width}, 2x2 latent patches): {params(pipe.transformer)}",
+        f"- VAE (Wan, patchified and residual, {vae.scale_factor_spatial}x spatial, per frame, {vae.z_dim} channels): "
+        f"{params(pipe.vae)}",
+        f"- Transformer ({config.layers} blocks of width {config.width}, {pipe.transformer.config.patch_size[1]}x"
+        f"{pipe.transformer.config.patch_size[2]} latent patches): {params(pipe.transformer)}",
         f"- Text encoder (UMT5, 2 layers, frozen at its random initialisation; word-level tokenizer over the "
         f"world's words): {params(pipe.text_encoder)}",
-        f"- Makes {NATIVE_FRAMES} frames of {NATIVE_SIDE}x{NATIVE_SIDE}; {config.sample_steps} Euler steps, guidance 1.", "",
+        f"- Makes {NATIVE_FRAMES} frames of {NATIVE_SIDE}x{NATIVE_SIDE}; {config.sample_steps} Euler steps, guidance 1.",
+        "- Given a goal (`SegmentRequest.goal`, which SPIRAL's planner reads from the conditioning frame), it is "
+        "shown its sketch: the moving objects cut from the first frame and pasted where they should end, on the "
+        "frame's table colour. Without one it renders from the prompt alone.", "",
         "## Data", "",
         f"{config.examples} single sub-action segments rendered without errors by the world's ground-truth executor "
         "from ActWM-Sim train-split tasks (and further draws of the train split's generator), each with the "
-        "instruction SPIRAL's planner writes for it (refinement phrases added at random). The test split was never "
+        "instruction SPIRAL's planner writes for it (refinement phrases added at random) and its hindsight goal "
+        "(each mover's box in the first frame, the point the executor took it to). The test split was never "
         f"drawn from. {config.held_out} pool segments were held out.", "",
         "## Training", "",
-        f"- Autoencoder: {f'from {config.vae_from}, then ' if config.vae_from else ''}{config.vae_steps} steps, batch {config.vae_batch} clips of {config.vae_clip_frames} frames, "
-        f"L1 (object pixels weighted {1 + config.foreground_weight:g}x against the background, the per-pixel "
-        f"median of the pool's first frames) + {config.kl_weight:g} KL, AdamW {config.vae_lr:g}.",
+        f"- Autoencoder: {f'from {config.vae_from}, then ' if config.vae_from else ''}{config.vae_steps} steps, batch "
+        f"{config.vae_batch} clips of {config.vae_clip_frames} frames ({crop}), L1 with object pixels weighted "
+        f"{1 + config.foreground_weight:g}x against the background (the per-pixel median of the pool's first frames), "
+        f"outlines {config.edge_weight:g} and corners {config.corner_weight:g} more, + {config.kl_weight:g} KL, AdamW "
+        f"{config.vae_lr:g}.",
         f"- Denoiser: {_steps(steps_done, config.steps)}, batch {config.batch}, flow matching (shift "
-        f"{config.shift:g}), AdamW {config.lr:g}, prompt dropout {config.prompt_dropout:g}, EMA {config.ema:g} (the "
-        "EMA is what is saved).",
-        f"- Precision: {'bf16 autocast' if precision(config) == 'bf16' else 'float32'}. Wall time of the invocation that finished these weights: "
-        f"{seconds / 60:.1f} min on {_where()} (a resumed run's earlier invocations add theirs).", "",
+        f"{config.shift:g}) weighted {1 + config.motion_weight:g}x where the clip changes, AdamW {config.lr:g}, prompt "
+        f"dropout {config.prompt_dropout:g}, {100 * config.no_goal_share:g} % of segments without their goal, EMA "
+        f"{config.ema:g} (the EMA is what is saved).",
+        f"- Precision: {'bf16 autocast' if precision(config) == 'bf16' else 'float32'}. Wall time of the invocation "
+        f"that finished these weights: {seconds / 60:.1f} min on {_where()} (a resumed run's earlier invocations add "
+        "theirs).", "",
         "## Held-out figures (the held-out pool segments)", "",
         f"- Autoencoder L1 (last logged, training clips): {last('vae_l1')}",
         f"- Flow-matching loss of the EMA model on held-out segments: {last('val_flow_loss')}",
+        "- One segment at a time, judged: docs/tabletop-tiny.md (`python -m spiral.bench.heldout_segments`).",
         "- Task success under the loop, scored by the independent judge: docs/benchmarks.md, `spiral bench "
         "--suite tabletop-tiny`.", ""])

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .config import PretrainConfig
+from ..tools.errors import DamagedDataError
 from .pretrain_data import atomic_save
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,18 @@ class Rng:
 
 
 def resume_state(path: Path, modules: dict[str, Any]) -> int:
+    """The step a saved state reached, loaded into `modules` (0 when there is none); one line for a state that
+    does not load (cut short, overwritten, or from another model size)."""
     if not path.exists():
         return 0
-    state = torch.load(path, weights_only=False)
-    for name, module in modules.items():
-        module.load_state_dict(state[name])
+    try:
+        state = torch.load(path, weights_only=False)
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
+    except Exception as exc:  # noqa: BLE001 — torch.load and load_state_dict raise many kinds for a bad file
+        raise DamagedDataError(f"{path} is damaged or from another model ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:120] if str(exc) else ''}): delete it to start that stage "
+                               "over, or pass another --out") from None
     log.info("resumed %s at step %d", path.name, state["step"])
     return int(state["step"])
 

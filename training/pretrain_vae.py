@@ -38,7 +38,7 @@ def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: Pret
     start = resume_state(state_path, modules)
     metrics.forget_after(1, start)
     span = config.vae_clip_frames
-    background = _background(frames, train_ids).to(accelerator.device)
+    background = _background(frames, train_ids).to(accelerator.device)[None]
     bar = tqdm(range(start, config.vae_steps), initial=start, total=config.vae_steps, desc="stage 1: autoencoder",
                disable=not progress, unit="step")
     model.train()
@@ -49,12 +49,15 @@ def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: Pret
         ids = np.sort(rng.choice(train_ids, config.vae_batch, replace=False))
         offset = int(rng.integers(0, frames.shape[1] - span + 1))
         x = to_unit(frames[ids, offset:offset + span]).to(accelerator.device)
+        bg = background.expand(len(ids), -1, -1, -1)
+        if config.vae_crop:
+            x, bg = _object_crops(x, bg, config.vae_crop, rng)
         posterior = model.encode(x).latent_dist
         recon = model.decode(posterior.sample(generator=noise)).sample
         error = (recon - x).abs()
         l1 = error.mean()
         edges, corners = _outline(x)
-        weight = 1 + config.foreground_weight * _foreground(x, background) + config.edge_weight * edges \
+        weight = 1 + config.foreground_weight * _foreground(x, bg) + config.edge_weight * edges \
             + config.corner_weight * corners
         loss = (weight * error).mean() / weight.mean() + config.kl_weight * posterior.kl().mean()
         check_finite(loss, "stage 1", step, state_path)
@@ -83,9 +86,34 @@ def _background(frames: np.ndarray, ids: np.ndarray, count: int = 256) -> torch.
 
 
 def _foreground(x: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """1 where a pixel of (B, 3, T, H, W) differs from the background by more than 10 levels (objects and
-    their shadows: a few per cent of the frame, which a plain L1 would let the table outweigh)."""
-    return ((x - background[None, :, None]).abs().amax(dim=1, keepdim=True) > 10 / 127.5).float()
+    """1 where a pixel of (B, 3, T, H, W) differs from its clip's background (B, 3, H, W) by more than 10 levels
+    (objects and their shadows: a few per cent of the frame, which a plain L1 would let the table outweigh)."""
+    return ((x - background[:, :, None]).abs().amax(dim=1, keepdim=True) > 10 / 127.5).float()
+
+
+CROP_GRID = 8
+"""Crops start on multiples of this many pixels (the VAE's largest spatial factor), so a crop's latent cells
+are the whole frame's cells: what it learns on crops is what it does on frames."""
+
+
+def _object_crops(x: torch.Tensor, background: torch.Tensor, side: int,
+                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A `side`-pixel square of each clip (and of its background), centred near one of its objects' pixels
+    in the first frame (a uniform place one time in five): the autoencoder's compute goes where the objects,
+    their outlines and their corners are, not to the table that fills most of a frame."""
+    height, width = x.shape[-2:]
+    crops, grounds = [], []
+    for clip, ground in zip(x, background, strict=True):
+        objects = np.argwhere((clip[:, 0] - ground).abs().amax(dim=0).cpu().numpy() > 10 / 127.5)
+        if len(objects) and rng.random() < 0.8:
+            row, col = objects[int(rng.integers(len(objects)))]
+        else:
+            row, col = int(rng.integers(height)), int(rng.integers(width))
+        top = int(np.clip(round((row - side / 2) / CROP_GRID) * CROP_GRID, 0, height - side))
+        left = int(np.clip(round((col - side / 2) / CROP_GRID) * CROP_GRID, 0, width - side))
+        crops.append(clip[..., top:top + side, left:left + side])
+        grounds.append(ground[..., top:top + side, left:left + side])
+    return torch.stack(crops), torch.stack(grounds)
 
 
 def _outline(x: torch.Tensor, levels: float = 24.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..tools.errors import SpiralError
+from ..tools.errors import DamagedDataError, SpiralError
 from ..tools.video.adapters import AdapterCard, add_lora, load_adapter_weights, save_adapter
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,11 @@ class TrainingRun:
         """Load the newest complete saved state, if any; returns the optimizer steps already done."""
         latest = self.latest_state()
         if latest is not None:
-            self.accelerator.load_state(str(latest))
+            try:
+                self.accelerator.load_state(str(latest))
+            except Exception as exc:  # noqa: BLE001 — accelerate and torch raise many kinds for a bad state
+                raise DamagedDataError(f"{latest} is damaged or from another run ({type(exc).__name__}): delete that "
+                                       "folder to resume from the state before it, or pass another --out") from None
             log.info("resumed %s from %s (%d optimizer steps)", self.method, latest, self.counter.steps)
         return self.counter.steps
 

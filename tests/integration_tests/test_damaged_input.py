@@ -9,6 +9,7 @@ exit code, no traceback (an exception would fail the test), and every file of th
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -56,6 +57,16 @@ def _all_artifacts(ws: Path) -> list[Path]:
     return sorted(p for p in (ws / "artifacts").glob("*/*") if p.is_file())
 
 
+def env(name: str, value: str) -> Callable[[Path], None]:
+    """Set an environment variable for this case (the test's monkeypatch undoes it)."""
+    def set_it(ws: Path) -> None:
+        ENV_FOR_CASE[name] = value
+    return set_it
+
+
+ENV_FOR_CASE: dict[str, str] = {}
+
+
 def garbage(relative: str, data: bytes = b"this is not a database, it is garbage" * 8) -> Callable[[Path], None]:
     return lambda ws: (ws / relative).write_bytes(data)
 
@@ -77,6 +88,40 @@ def artifacts_overwritten(ws: Path) -> None:
 
 def nothing(ws: Path) -> None:
     pass
+
+
+def lora(kind: str) -> Callable[[Path], None]:
+    """A LoRA folder next to the workspace (`lora/`), made wrong in one way."""
+    def make(ws: Path) -> None:
+        folder = ws.parent / "lora"
+        folder.mkdir(exist_ok=True)
+        card = {"backbone": "tiny-wan", "base_model": "x", "rank": 4, "alpha": 4.0, "targets": ["to_q"],
+                "method": "grpo", "optimizer_steps": 1}
+        (folder / "spiral_adapter.json").write_text("{not json" if kind == "card" else json.dumps(card))
+        weights = folder / "pytorch_lora_weights.safetensors"
+        if kind == "truncated":
+            weights.write_bytes((1024).to_bytes(8, "little") + b'{"a": {"dtype": "F32", "shape": [64], '
+                                b'"data_offsets": [0, 256]}}' + b" " * 40)
+        elif kind == "garbage":
+            weights.write_bytes(b"\x00garbage, not safetensors")
+        elif kind == "card":
+            weights.write_bytes(b"")
+    return make
+
+
+def prompts(text: bytes) -> Callable[[Path], None]:
+    def make(ws: Path) -> None:
+        folder = ws.parent / "prompts"
+        folder.mkdir(exist_ok=True)
+        (folder / "planner.md").write_bytes(text)
+    return make
+
+
+def train_state(ws: Path) -> None:
+    """A pre-training folder whose saved autoencoder state is cut short."""
+    state = ws.parent / "pre-out" / "state"
+    state.mkdir(parents=True)
+    (state / "vae.pt").write_bytes(b"PK\x03\x04 cut short")
 
 
 RUN = ["run", "--action", ACTION, "--no-write-video"]
@@ -137,6 +182,58 @@ CASES: list[tuple[str, Callable[[Path], None], Callable[[Path, Path], list[str]]
                                                    "--llm-timeout", "inf"], "--llm-timeout: Input should be a finite", 2),
     ("--temperature nan", nothing, lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws),
                                                    "--temperature", "nan"], "--temperature: Input should be a finite", 2),
+    # environments
+    ("SPIRAL_DATABASE_URI garbage", env("SPIRAL_DATABASE_URI", "garbage"),
+     lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws)], "SPIRAL_DATABASE_URI must be a PostgreSQL", 2),
+    ("SPIRAL_DATABASE_URI another database", env("SPIRAL_DATABASE_URI", "mysql://u:p@h/db"),
+     lambda ws, img: ["history", "good", "--workspace", str(ws)], "SPIRAL_DATABASE_URI must be a PostgreSQL", 2),
+    ("OPENAI_API_KEY with a newline", env("OPENAI_API_KEY", "sk-a\nb"),
+     lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--planner", "llm"], "OPENAI_API_KEY holds", 2),
+    ("OPENAI_API_KEY not ASCII", env("OPENAI_API_KEY", "sk-ключ"),
+     lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--critic", "llm"], "OPENAI_API_KEY holds", 2),
+    ("HTTPS_PROXY garbage", env("HTTPS_PROXY", "::garbage::"),
+     lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--planner", "llm", "--base-url",
+                      "http://127.0.0.1:9/v1"], "HTTPS_PROXY", 2),
+    ("ALL_PROXY SOCKS without socksio", env("ALL_PROXY", "socks5://127.0.0.1:1080"),
+     lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--planner", "llm", "--base-url",
+                      "http://127.0.0.1:9/v1"], "SOCKS", 2),
+    ("HTTP_PROXY without a host", env("HTTP_PROXY", "http://:3128"),
+     lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--planner", "llm", "--base-url",
+                      "http://127.0.0.1:9/v1"], "HTTP_PROXY", 2),
+    # prompt templates
+    *[(f"prompt template: {name}", prompts(text),
+       lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--planner", "llm", "--base-url",
+                        "http://127.0.0.1:9/v1", "--prompts-dir", str(ws.parent / "prompts")], expected, 2)
+      for name, text, expected in [("an unclosed brace", b"Plan {objects", "expected '}'"),
+                                   ("an unknown field", b"Plan {objects} for {user}", "uses user"),
+                                   ("a positional field", b"Plan {} now", "uses {}"),
+                                   ("not UTF-8", b"Plan \xff\xfe {objects}", "is not UTF-8")]],
+    # adapters
+    *[(f"LoRA {kind}", lora(kind),
+       lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--backbone", "tiny-wan", "--frames", "9",
+                        "--lora", str(ws.parent / "lora")], expected, 2)
+      for kind, expected in [("card", "spiral_adapter.json is unreadable"), ("garbage", "not a readable safetensors"),
+                             ("truncated", "shorter than its header says")]],
+    # training options and state
+    *[(f"train grpo {' '.join(flags)}", nothing,
+       lambda ws, img, flags=flags: ["train", "grpo", "--workspace", str(ws), "--out", str(ws.parent / "t"), *flags],
+       expected, 2)
+      for flags, expected in [(["--lr", "inf"], "--lr: Input should be a finite number"),
+                              (["--lr", "nan"], "--lr: Input should be a finite number"),
+                              (["--epochs", "0"], "--epochs: Input should be greater than or equal to 1"),
+                              (["--epochs", "-1"], "--epochs: Input should be greater than or equal to 1"),
+                              (["--reward", "success=nan"], "finite number"),
+                              (["--reward-missing", "evidence:goal_distance=inf", "--reward",
+                                "evidence:goal_distance=-0.01"], "finite number")]],
+    *[(f"train pretrain {' '.join(flags)}", nothing,
+       lambda ws, img, flags=flags: ["train", "pretrain", "--out", str(ws.parent / "p"), *flags], expected, 2)
+      for flags, expected in [(["--lr", "inf"], "--lr: Input should be a finite number"),
+                              (["--ema", "1.5"], "--ema: Input should be less than 1"),
+                              (["--max-minutes", "nan"], "--max-minutes must be a positive number"),
+                              (["--vae-crop", "50"], "--vae-crop: Input should be a multiple of 8")]],
+    ("train pretrain resuming a damaged state", train_state,
+     lambda ws, img: ["train", "pretrain", "--out", str(ws.parent / "pre-out"), "--examples", "72"],
+     "vae.pt is damaged", 2),
     ("the largest documented segment", nothing,
      lambda ws, img: [*RUN, "--image", str(img), "--workspace", str(ws), "--frames", "257", "--height", "2048",
                       "--width", "2048"], "lower --frames, --height or --width", 2),
@@ -155,7 +252,13 @@ def test_one_line_and_nothing_written(finished, tmp_path, capsys, monkeypatch, n
     workspace, image = finished
     ws = tmp_path / "ws"
     shutil.copytree(workspace, ws)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "SPIRAL_DATABASE_URI"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    ENV_FOR_CASE.clear()
     damage(ws)
+    for name, value in ENV_FOR_CASE.items():
+        monkeypatch.setenv(name, value)
     before = _files(ws)
     monkeypatch.chdir(tmp_path)
     assert main(argv(ws, image)) == code

@@ -70,6 +70,8 @@ def test_gc_keeps_everything_referenced(episode):
     before = referenced(episode)
     assert before and stray not in before
     res = spiral("gc", "--workspace", str(episode))
+    assert res.returncode == 0 and "removed 0 " in res.stdout  # a new file is within the grace period
+    res = spiral("gc", "--workspace", str(episode), "--grace-minutes", "0")
     assert res.returncode == 0 and "removed 1 " in res.stdout
     assert not store.path(stray).exists()
     for ref in before:  # every referenced artifact survived and still loads
@@ -94,3 +96,30 @@ def test_gc_stops_on_a_trajectory_it_cannot_read(tmp_path):
     res = spiral("gc", "--workspace", str(tmp_path))
     assert res.returncode == 2 and "gc stopped, nothing removed" in res.stderr and "truncated" in res.stderr
     assert store.path(stray).exists() and store.path(embeds).exists()
+
+
+def test_gc_removes_nothing_while_a_run_holds_the_workspace_nor_what_is_being_written(tmp_path):
+    """A live run holds the workspace's lease (here this process, as a session driver does): gc stops. Without
+    runs, a temporary file mid-write and a young artifact stay; an old unreferenced one goes."""
+    import os
+    import time
+
+    from spiral.memory.artifacts import ArtifactStore
+    from spiral.memory.lease import run_lease
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    old, young = store.put_bytes(b"old and unreferenced", "bin"), store.put_bytes(b"young", "bin")
+    an_hour_ago = time.time() - 7200
+    os.utime(store.path(old), (an_hour_ago, an_hour_ago))
+    writing = store.path(old).parent / f".tmp-1-2-{store.path(old).name}"
+    writing.write_bytes(b"half")
+    os.utime(writing, (an_hour_ago, an_hour_ago))
+    with run_lease(tmp_path):
+        busy = spiral("gc", "--workspace", str(tmp_path))
+    assert busy.returncode == 2 and busy.stderr.strip() == (
+        f"spiral: error: gc stopped, nothing removed: runs are using {tmp_path.resolve()} (they hold its lease); run "
+        "gc again when they have finished")
+    assert store.path(old).exists()
+    res = spiral("gc", "--workspace", str(tmp_path))
+    assert res.returncode == 0 and res.stdout.strip() == "removed 1 unreferenced artifacts (0.0 MB)"
+    assert not store.path(old).exists() and store.path(young).exists() and writing.exists()

@@ -92,3 +92,64 @@ def test_any_server_request_is_accepted_or_refused_with_spirals_message(scene_pn
         check_start(episode_input, context)
     except SpiralError as exc:
         assert "\n" not in str(exc).strip()
+
+
+def _numeric_fields(model) -> list[str]:
+    from spiral.graph.cli_options import _scalar
+
+    return sorted(n for n, f in model.model_fields.items() if _scalar(f.annotation) in (int, float))
+
+
+def _option_models():
+    from spiral.training.config import FitOptions, LoopOptions, PretrainConfig
+
+    return [RunContext, PretrainConfig, FitOptions, LoopOptions]
+
+
+number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-2**70, max_value=2**70))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_option_models()).flatmap(lambda m: st.tuples(st.just(m), st.sampled_from(_numeric_fields(m)),
+                                                                     number)))
+def test_every_numeric_option_is_finite_and_in_range_or_refused_naming_its_flag(case):
+    """Whatever number reaches a command's option (the CLI parses floats like 'inf' and 'nan'), the model
+    takes it finite and within its bounds, or one InputError names the flag."""
+    import argparse
+    import math
+
+    from spiral.graph.cli_options import flags_of, model_from_args
+    from spiral.tools.errors import InputError
+
+    model, field, value = case
+    if model.model_fields[field].annotation is int or isinstance(value, int):
+        value = value if isinstance(value, int) else (int(value) if math.isfinite(value) else value)
+    try:
+        made = model_from_args(model, argparse.Namespace(**{field: value}))
+    except InputError as exc:
+        text = str(exc)
+        assert "\n" not in text and (text.startswith(flags_of(field, model)[0]) or text.startswith("--")), text
+        return
+    got = getattr(made, field)
+    assert got is None or math.isfinite(got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=12), st.one_of(st.text(max_size=20), st.integers()), max_size=4))
+def test_an_episode_input_takes_exactly_action_and_image(extra):
+    """Unknown keys are refused by name (a client's typo is not silently dropped)."""
+    from pydantic import ValidationError
+
+    from spiral.graph.state import EpisodeInput
+
+    given = {"action": "put the red ball in the bowl", "image": "start.png", **extra}
+    try:
+        EpisodeInput.model_validate(given)
+    except ValidationError as exc:
+        unknown = sorted(set(given) - {"action", "image"})
+        wrong_type = any(not isinstance(given[k], str) for k in ("action", "image"))
+        assert unknown or wrong_type
+        if unknown and not wrong_type:
+            assert {str(e["loc"][0]) for e in exc.errors()} == set(unknown)
+        return
+    assert set(given) == {"action", "image"}

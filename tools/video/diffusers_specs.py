@@ -99,8 +99,19 @@ def check_sizes(name: str, num_frames: int, height: int, width: int) -> None:
             raise InputError(f"{name} needs {side} divisible by {spec.size_multiple}; got {value}")
 
 
+def quiet_transformers() -> None:
+    """transformers' import-time notices (e.g. that torchvision is missing, which no video pipeline here
+    needs) off: each would be a second line on stderr. Call before the first diffusers import."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.set_verbosity_error()
+
+
 def require_torch(name: str) -> None:
     """One clear line when the diffusers extra is missing."""
+    quiet_transformers()
     try:
         import diffusers  # noqa: F401
         import torch  # noqa: F401
