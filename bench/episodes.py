@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from ..graph.config import RunContext
 from ..graph.session import Session
-from ..graph.state import Ledger, SubAction
 from ..memory.artifacts import ArtifactStore
 from ..memory.checkpoints import checkpoint_path
 from ..memory.traces import TraceDB
@@ -34,6 +32,8 @@ from ..tools.perception import perceive
 from ..tools.predicates import Predicate, evaluate
 from ..tools.video import SegmentRequest, load_generator
 from ..tools.world.render import render_scene
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import Ledger, SubAction
 from . import metrics
 from .tasks import SUITE_VERSION, Task, build_suite
 from .truth import BACKBONE, ScoredSim, install

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from ..graph.report import keyframe_strip, page_template, png_uri
+from ..tools.pages import keyframe_strip, page_template, png_uri
 from .episodes import EpisodeResult, Job, open_loop_episode, spiral_episode, suite
 from .report import COLUMNS, mean_std, methods_in
 

@@ -56,7 +56,12 @@ def _text_parts(scale: str) -> dict[str, Any]:
 
 
 def _wan22_ti2v(scale: str) -> Any:
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
 
     tiny = scale == "tiny"
     transformer = WanTransformer3DModel(**dict(WAN22_TI2V_5B, **(TINY["transformer"] if tiny else {})))
@@ -69,8 +74,17 @@ def _wan22_ti2v(scale: str) -> Any:
 
 
 def _wan21_i2v(scale: str) -> Any:
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
 
     tiny = scale == "tiny"
     transformer = WanTransformer3DModel(**dict(WAN21_I2V_14B, **(TINY["transformer"] if tiny else {}),

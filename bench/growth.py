@@ -22,13 +22,13 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from ..graph.config import RunContext
 from ..graph.session import Session
 from ..graph.workflow import checkpoint_serde
 from ..memory.checkpoints import checkpoint_path
 from ..tools.media import save_png
 from ..tools.world.render import render_scene
 from ..tools.world.scene import random_scene
+from ..vocabulary.config import RunContext
 from .tasks import phrase
 
 SIDES = ("left", "right", "front", "back")

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from ..graph.state import SubAction
 from ..nodes.goal import goal_for
 from ..nodes.ledger import ledger_from
 from ..tools.perception import PerceivedObject, match_objects, perceive
 from ..tools.soft_perception import perceive_soft
 from ..tools.video.base import GoalMove
+from ..vocabulary.state import SubAction
 from .judge import judge_frame
 from .segments import SegmentExample, train_segments
 

@@ -19,14 +19,14 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel
 
-from ..graph.state import SubAction
 from ..nodes.goal import world_step
 from ..tools.perception import PerceivedObject, match_objects
-from ..tools.soft_perception import perceive_soft
 from ..tools.predicates import Predicate, evaluate
+from ..tools.soft_perception import perceive_soft
 from ..tools.world.execute import Step, apply_moves, step_moves
 from ..tools.world.render import render_scene
 from ..tools.world.scene import Scene, WorldObject
+from ..vocabulary.state import SubAction
 
 Reader = Callable[[np.ndarray], list[PerceivedObject]]
 """Objects from a frame's pixels."""

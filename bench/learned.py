@@ -28,14 +28,14 @@ import numpy as np
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from ..graph.config import RunContext
 from ..graph.session import Session
-from ..graph.state import Ledger, Plan
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import TraceDB
 from ..tools.media import save_png
 from ..tools.video import SegmentRequest, load_generator
 from ..tools.world.render import render_scene
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import Ledger, Plan
 from .episodes import best_by_critic
 from .judge import judge_frame, judge_segment, reference_after
 from .tasks import Task, build_suite

@@ -140,10 +140,10 @@ def _spiral_episodes(tasks, workspace: Path, difficulty: str, timers: ExclusiveT
     """(generator calls, checkpointed steps, wall seconds) of running the tasks in one session."""
     import sqlite3
 
-    from ..graph.config import RunContext
     from ..graph.session import Session
     from ..tools.media import save_png
     from ..tools.world.render import render_scene
+    from ..vocabulary.config import RunContext
     from .truth import BACKBONE, install
 
     install()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import precision_recall_counts
 from .episodes import METHODS, EpisodeResult
+from .metrics import precision_recall_counts
 
 COLUMNS = [
     ("success", "success", 100), ("completion", "completion", 100), ("fidelity", "fidelity", 100),

@@ -10,16 +10,17 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..graph.config import RunContext
-from ..graph.report import build_report, render_report
+from ..graph.report import EpisodeReport, build_report
 from ..graph.session import Session
 from ..tools.media import save_png
 from ..tools.world.compose import scene_from_words
 from ..tools.world.render import render_scene
+from ..vocabulary.config import RunContext
 
 OBJECTS = ("red ball", "blue cube", "green cube", "yellow ball", "purple cube", "orange ball")
 PLACES = ("left edge", "right edge", "front edge", "back edge", "center")
@@ -45,7 +46,11 @@ def long_action() -> str:
     return ", then ".join(f"move the {obj} to the {place}" for obj in OBJECTS for place in PLACES)
 
 
-def report_cost(opens: int = 3) -> ReportCost:
+Renderer = Callable[[EpisodeReport], str]
+
+
+def report_cost(render: Renderer, opens: int = 3) -> ReportCost:
+    """`render` is the shell's page renderer (shell/report_page.py): the bench measures it, it does not own it."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         image = save_png(render_scene(scene_from_words(", ".join(OBJECTS), seed=0)), root / "start.png")
@@ -57,7 +62,7 @@ def report_cost(opens: int = 3) -> ReportCost:
         report = build_report(context.workspace, "long")
         built = time.perf_counter()
         page = root / "report.html"
-        page.write_text(render_report(report), encoding="utf-8")
+        page.write_text(render(report), encoding="utf-8")
         rendered = time.perf_counter()
         return ReportCost(planned=len(report.plans[0].steps), sub_actions=len({s.number for s in report.sub_actions}),
                           attempts=sum(len(s.attempts) for s in report.sub_actions),

@@ -42,10 +42,10 @@ def rss_mb() -> float:
 
 
 def memory_profile(size: int = 20, difficulty: str = "medium") -> MemoryProfile:
-    from ..graph.config import RunContext
     from ..graph.session import Session
     from ..tools.media import save_png
     from ..tools.world.render import render_scene
+    from ..vocabulary.config import RunContext
     from .tasks import build_suite
     from .truth import BACKBONE, install
 

@@ -115,10 +115,10 @@ def _tasks(n: int):
 def _in_process(tasks, workspace: Path, difficulty: str) -> list[dict]:
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from ..graph.config import RunContext
     from ..graph.workflow import build_graph, checkpoint_serde
     from ..tools.media import save_png
     from ..tools.world.render import render_scene
+    from ..vocabulary.config import RunContext
 
     graph = build_graph(checkpointer=InMemorySaver(serde=checkpoint_serde()))
     rows = []

@@ -34,7 +34,7 @@ class StartupResult(BaseModel):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "spiral.graph.cli", *args]
+    return [sys.executable, "-m", "spiral.shell.cli", *args]
 
 
 def _time_to_exit(argv: list[str], cwd: Path) -> float:
@@ -55,7 +55,7 @@ def _time_to_first_line(argv: list[str], cwd: Path) -> float:
 
 def _heavy_imports(cwd: Path) -> list[str]:
     """Heavy packages in sys.modules after a whole simulated episode, run in a fresh interpreter."""
-    code = ("import sys; from spiral.graph.cli import main; "
+    code = ("import sys; from spiral.shell.cli import main; "
             "main(['run', '--image', 'start.png', '--action', 'put the red ball in the bowl', '--workspace', 'ws']); "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
@@ -85,7 +85,7 @@ def startup_section(result: StartupResult, command: str) -> str:
                      for f in result.figures)
     heavy = ", ".join(result.heavy_on_sim_path) or "none of " + ", ".join(HEAVY)
     return ("### Startup: the first answer\n\n"
-            f"```bash\n{command}\n```\n\nEach a fresh process (`python -m spiral.graph.cli`), median of "
+            f"```bash\n{command}\n```\n\nEach a fresh process (`python -m spiral.shell.cli`), median of "
             f"{len(result.figures[0].runs_s)} runs, from start to exit (the demo: to its first line of output).\n\n"
             "| what | command | median (s) | runs (s) |\n| --- | --- | --- | --- |\n" + rows +
             f"\n\nHeavy packages a whole simulated episode imports: {heavy}.\n")

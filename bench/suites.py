@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .report import main_table, plots, section, write_section
-
 
 FIGURE_TASK = 4
 """The held-out task whose keyframes the tabletop-tiny section shows (a `gather`: several objects into a bowl)."""
@@ -14,18 +14,20 @@ FIGURE_TASK = 4
 
 def run_suite(suite: str, command: str, *, methods: list[str], split: str = "test", size: int | None = None,
               seeds: int = 3, difficulty: str = "medium", workers: int = 2, results: str = "bench_results.sqlite",
-              docs: str = "docs", progress: bool = False, model: str = "", lora: str = "", label: str = "") -> str:
-    """The suite's section of docs/benchmarks.md (written there unless `docs` is empty)."""
+              docs: str = "docs", progress: bool = False, model: str = "", lora: str = "", label: str = "",
+              render_report: Callable | None = None) -> str:
+    """The suite's section of docs/benchmarks.md (written there unless `docs` is empty). `render_report`: the
+    shell's episode-page renderer, which the `report` suite measures."""
     if suite == "actwm-sim":
         from .episodes import METHODS
 
         return _actwm(command, methods or list(METHODS), split, size, seeds, difficulty, workers, results, docs,
                       progress)
     if suite == "tabletop-tiny":
-        from .learned import METHODS as LEARNED, run_learned, strips_figure
-        from .learned_report import learned_section
-
         from ..tools.errors import InputError
+        from .learned import METHODS as LEARNED
+        from .learned import run_learned, strips_figure
+        from .learned_report import learned_section
 
         unknown = sorted(set(methods) - set(LEARNED))
         if unknown:
@@ -65,7 +67,9 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
     elif suite == "report":
         from .report_cost import report_cost, report_cost_section
 
-        text = report_cost_section(report_cost(), command)
+        if render_report is None:
+            raise ValueError("the report suite measures a page renderer: pass render_report")
+        text = report_cost_section(report_cost(render_report), command)
     elif suite == "startup":
         from .startup import startup_section, startup_times
 
@@ -75,7 +79,7 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
 
         text = growth_section(checkpoint_growth(difficulty=difficulty), command)
     else:
-        from .overhead import overhead_section, loop_overhead
+        from .overhead import loop_overhead, overhead_section
 
         text = overhead_section(loop_overhead(size=size or 20, difficulty=difficulty), command)
     if docs:

@@ -18,7 +18,14 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..tools.world.execute import Step
-from ..tools.world.scene import SIZE_HALF, Scene, WorldObject, interpenetrating, object_words, random_scene
+from ..tools.world.scene import (
+    SIZE_HALF,
+    Scene,
+    WorldObject,
+    interpenetrating,
+    object_words,
+    random_scene,
+)
 
 SUITE_VERSION = "actwm-sim-v1"
 SPLIT_SEEDS = {"test": 1_000_003, "train": 2_000_003}

@@ -42,7 +42,7 @@ def _run(args: list[str]) -> CommandCost:
     """One `spiral` command in a fresh process: wall time and that process's own peak RSS (wait4)."""
     with tempfile.TemporaryFile() as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "spiral.graph.cli", *args], stdout=log, stderr=log)
+        proc = subprocess.Popen([sys.executable, "-m", "spiral.shell.cli", *args], stdout=log, stderr=log)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -1,18 +1,14 @@
-"""`spiral report THREAD`: one self-contained HTML page of an episode, readable from disk with no server.
+"""An episode's report, as data: what `spiral report THREAD` shows, read through the typed trace database,
+the artifact store and the episode's checkpointed state into the pydantic models below.
 
-The data comes through the typed trace database, the artifact store and the
-episode's checkpointed state, into the pydantic models below; a jinja2
-template (templates/report.html.j2, autoescaped) renders them. Segments are
-embedded as VP9 WebM data URIs and images as PNG data URIs, so the page makes
-no request: it can be mailed, archived or opened from a bench's folder.
+The shell renders it (shell/report_page.py, a jinja2 template); segments and
+images are already data URIs here, so the page it makes needs no request.
 """
 
 from __future__ import annotations
 
-import base64
 import difflib
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +16,10 @@ from pydantic import BaseModel
 
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord, TraceDB
-from ..tools.errors import ResumeError
-from ..tools.paths import writable_file, write_atomic
 from ..nodes.ledger import words_for
-from .state import CritiqueScores, EpisodeState, Ledger, Plan
+from ..tools.errors import ResumeError
+from ..tools.pages import keyframe_strip, png_uri, webm_uri
+from ..vocabulary.state import CritiqueScores, EpisodeState, Ledger, Plan
 from .session import Session
 
 KEYFRAMES = 4
@@ -103,27 +99,6 @@ class EpisodeReport(BaseModel):
     sub_actions: list[SubActionView]
     ledger: list[ObjectView]
     notes: list[str]
-
-
-def _data_uri(kind: str, data: bytes) -> str:
-    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
-
-
-def webm_uri(frames: np.ndarray, fps: int = 8) -> str:
-    from ..tools.media import webm_bytes
-
-    return _data_uri("video/webm", webm_bytes(frames, fps))
-
-
-def png_uri(image: np.ndarray) -> str:
-    from ..tools.media import png_bytes
-
-    return _data_uri("image/png", png_bytes(image))
-
-
-def keyframe_strip(frames: np.ndarray, count: int = KEYFRAMES) -> np.ndarray:
-    picks = np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))
-    return np.concatenate([frames[i] for i in picks], axis=1)
 
 
 def word_changes(before: str, after: str) -> list[WordChange]:
@@ -208,7 +183,7 @@ def _attempt_views(group: list[AttemptRecord], store: ArtifactStore) -> list[Att
             judged_by=a.critic or "nobody", passed=a.passed, failure=a.failure or "", feedback=a.feedback,
             scores=_in_order(a.scores), generate_s=round(a.generate_s, 2),
             critique_s=round(a.critique_s, 2), review=a.review, review_feedback=a.review_feedback,
-            video=webm_uri(frames), keyframes=png_uri(keyframe_strip(frames))))
+            video=webm_uri(frames), keyframes=png_uri(keyframe_strip(frames, KEYFRAMES))))
         if a.chosen:
             previous = a.prompt
     return views
@@ -223,26 +198,3 @@ def _in_order(scores: dict[str, float]) -> dict[str, float]:
 def _first_step(attempts: list[AttemptRecord], version: int) -> int:
     """Index of the first sub-action a plan version was used for (where a replan took over)."""
     return min((a.sub_action_index for a in attempts if a.plan_version == version), default=0)
-
-
-@lru_cache(maxsize=4)
-def page_template(package: str, name: str):
-    """A package's jinja2 template, autoescaped and strict (an unknown name is an error, not a blank)."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader(package, "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    return env.get_template(name)
-
-
-def render_report(report: EpisodeReport) -> str:
-    return page_template("spiral.graph", "report.html.j2").render(r=report)
-
-
-def write_report(workspace: str | Path, thread_id: str, out: str | Path | None = None) -> Path:
-    """Build and render the page; by default next to the episode's video (report.html)."""
-    chosen = writable_file(out, "--out") if out else None
-    state = finished_state(workspace, thread_id)
-    report = build_report(workspace, thread_id, state)
-    path = chosen or Path(state.summary).parent / "report.html"
-    return write_atomic(path, render_report(report).encode("utf-8"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .state import EpisodeState
+from ..vocabulary.state import EpisodeState
 
 
 def after_plan(state: EpisodeState) -> Literal["generate", "finalize"]:

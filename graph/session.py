@@ -36,13 +36,24 @@ from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
 from ..memory.lease import run_lease
 from ..memory.traces import TraceDB
-from ..memory.workspace import check_thread_id, is_writable, prepare_for_writing, refuse_file
+from ..memory.workspace import (
+    check_thread_id,
+    is_writable,
+    prepare_for_writing,
+    refuse_file,
+)
 from ..nodes.context import artifact_store
 from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError, storage_error
-from .config import RunContext
-from .events import CritiqueEvent, GeneratorProgress, ReviewDecision, ReviewRequest, SegmentReady
-from .state import Attempt, EpisodeState, Plan
+from ..vocabulary.config import RunContext
+from ..vocabulary.events import (
+    CritiqueEvent,
+    GeneratorProgress,
+    ReviewDecision,
+    ReviewRequest,
+    SegmentReady,
+)
+from ..vocabulary.state import Attempt, EpisodeState, Plan
 from .timetravel import CheckpointSummary, fork_state, history
 from .workflow import build_graph, checkpoint_serde
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ..tools.errors import ResumeError
-from .state import EpisodeState
+from ..vocabulary.state import EpisodeState
 
 AS_NODE = {"plan": "ingest", "generate": "refine", "critique": "generate", "advance": "critique",
            "refine": "critique", "finalize": "advance"}

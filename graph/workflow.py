@@ -14,13 +14,7 @@ from typing import Any
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
-
-# Absolute imports: the LangGraph server loads this file by path (langgraph.json),
-# where relative imports have no package to be relative to.
-from spiral.graph import state as state_module
-from spiral.graph.config import RunContext
 from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
-from spiral.graph.state import EpisodeInput, EpisodeOutput, EpisodeState
 from spiral.nodes.advance import advance
 from spiral.nodes.context import leased
 from spiral.nodes.critique import critique
@@ -30,6 +24,12 @@ from spiral.nodes.ingest import ingest
 from spiral.nodes.plan import plan
 from spiral.nodes.refine import refine
 from spiral.nodes.review import review
+
+# Absolute imports: the LangGraph server loads this file by path (langgraph.json),
+# where relative imports have no package to be relative to.
+from spiral.vocabulary import state as state_module
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.state import EpisodeInput, EpisodeOutput, EpisodeState
 
 
 def checkpoint_serde() -> JsonPlusSerializer:

@@ -20,8 +20,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from ..graph.environment import environment
 from ..tools.errors import InputError, SpiralError
+from ..vocabulary.environment import environment
 from .artifacts import wait_for_disk
 from .sqlite import connect, retry_busy
 

@@ -27,7 +27,7 @@ from ..tools.errors import SpiralError, damaged_database
 from .artifacts import REF_PATTERN, ArtifactStore
 from .lease import sole_lease
 from .sqlite import connect
-from .workspace import is_writable, prepare_for_writing
+from .workspace import prepare_for_writing
 
 REF = re.compile(REF_PATTERN.pattern.encode())
 """The store's own reference pattern, over bytes: gc keeps exactly what the store can resolve."""

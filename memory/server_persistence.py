@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from spiral.graph.environment import environment
 from spiral.memory.checkpoints import DATABASE_ENV, database_uri, redacted
 from spiral.tools.errors import SpiralError
+from spiral.vocabulary.environment import environment
 
 
 def _uri() -> str:

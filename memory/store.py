@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 # Absolute imports: the LangGraph server loads this file by path (langgraph.json: the store's embedding).
 from spiral.memory.sqlite import connect
 from spiral.memory.traces import AttemptRecord, Lesson

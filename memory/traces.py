@@ -28,10 +28,22 @@ import sqlite_utils
 
 from ..tools.errors import InputError, ResumeError
 from ..tools.paths import writable_file, write_atomic
+from ..vocabulary.trace_records import (
+    RECORDS,
+    AttemptKey,
+    AttemptRecord,
+    CriticKind,
+    EpisodeRecord,
+    Judgement,
+    Lesson,
+    LessonRecord,
+    PlanRecord,
+    Record,
+    SubActionRecord,
+    Verdict,
+)
 from .sqlite import connect, immediate
 from .workspace import is_writable
-from .trace_records import (RECORDS, AttemptKey, AttemptRecord, CriticKind, EpisodeRecord, Judgement, Lesson,
-                            LessonRecord, PlanRecord, Record, SubActionRecord, Verdict)
 
 __all__ = ["SCHEMA_VERSION", "AttemptKey", "AttemptRecord", "CriticKind", "EpisodeRecord", "Judgement", "Lesson",
            "LessonRecord", "PlanRecord", "Record", "SubActionRecord", "TraceDB", "Verdict"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from ..graph.config import RunContext
-from ..graph.state import Attempt, EpisodeState, Ledger, Outcome
 from ..memory.traces import SubActionRecord
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import Attempt, EpisodeState, Ledger, Outcome
 from .context import NodeContext
 from .ledger import remembered_objects, seen_in
 

@@ -18,12 +18,12 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
-from ..graph.config import RunContext, default_workspace
-from ..graph.state import EpisodeState, Ledger, Plan, SubAction
 from ..memory.artifacts import ArtifactStore
 from ..memory.lease import run_lease
 from ..memory.traces import TraceDB
 from ..tools.errors import SpiralError
+from ..vocabulary.config import RunContext, default_workspace
+from ..vocabulary.state import EpisodeState, Ledger, Plan, SubAction
 
 
 class ServerPathError(SpiralError):
@@ -64,7 +64,7 @@ class NodeContext:
                    write=getattr(runtime, "stream_writer", None) or (lambda _: None))
 
     def emit(self, event: BaseModel) -> None:
-        """A custom stream event (graph/events.py) for watching clients."""
+        """A custom stream event (vocabulary/events.py) for watching clients."""
         self.write(event.model_dump())
 
     def plan(self, state: EpisodeState) -> Plan:

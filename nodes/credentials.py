@@ -6,17 +6,17 @@ OpenAI's API). `OPENAI_API_KEY` belongs to the URL it was configured for
 server a run names, the agents send the placeholder key local servers accept,
 so no setting a client chooses can move the key to a host of its choosing
 (on a server, a client-chosen `base_url` must also be on the operator's
-allow-list: graph/auth.py).
+allow-list: shell/auth.py).
 """
 
 from __future__ import annotations
 
 import logging
 
-from ..graph.config import RunContext
-from ..graph.environment import OPENAI_DEFAULT_URL, environment, same_url
 from ..tools.errors import InputError
 from ..tools.llm import NO_KEY
+from ..vocabulary.config import RunContext
+from ..vocabulary.environment import OPENAI_DEFAULT_URL, environment, same_url
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.state import Critique, CritiqueScores, Ledger, SubAction
 from ..tools.perception import PerceivedObject, match_objects, perceive_frames
 from ..tools.pixels import classify_pixels, coarse_difference
 from ..tools.predicates import Predicate, distance_to_goal, evaluate
+from ..vocabulary.state import Critique, CritiqueScores, Ledger, SubAction
 from .ledger import MATCH_DISTANCE, known_looks, words_for
 
 SUGGESTIONS = {

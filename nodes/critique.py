@@ -13,10 +13,16 @@ import time
 
 from langgraph.runtime import Runtime
 
-from ..graph.config import RunContext
-from ..graph.events import CritiqueEvent
-from ..graph.state import Attempt, Candidate, Critique, CritiqueScores, EpisodeState
 from ..memory.traces import AttemptKey, Judgement
+from ..vocabulary.config import RunContext
+from ..vocabulary.events import CritiqueEvent
+from ..vocabulary.state import (
+    Attempt,
+    Candidate,
+    Critique,
+    CritiqueScores,
+    EpisodeState,
+)
 from .context import NodeContext
 from .critic import PerceptionCritic
 from .ledger import memoryless_ledger

@@ -12,15 +12,15 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from ..graph.config import RunContext
-from ..graph.state import EpisodeState, Ledger, Plan
 from ..memory.store import lessons_from_attempts, write_lessons
 from ..memory.traces import AttemptRecord
 from ..memory.workspace import run_folder
-from ..tools.predicates import Predicate, evaluate
 from ..tools.media import save_npy, save_png, stitch, write_gif, write_mp4
-from .ingest import episode_record
+from ..tools.predicates import Predicate, evaluate
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import EpisodeState, Ledger, Plan
 from .context import NodeContext
+from .ingest import episode_record
 
 SUMMARY_SETTINGS = ("backbone", "difficulty", "seed", "num_frames", "height", "width", "fps", "max_tries_per_segment",
                     "max_replans", "max_generator_calls")

@@ -6,13 +6,13 @@ import zlib
 
 from langgraph.runtime import Runtime
 
-from ..graph.config import RunContext
-from ..graph.events import GeneratorProgress, SegmentReady
-from ..graph.state import Attempt, Candidate, EpisodeState
 from ..memory.artifacts import ArtifactStore
 from ..memory.traces import AttemptRecord
 from ..tools.media import data_url, thumbnail_jpeg
 from ..tools.video import SegmentRequest, backbone_info, generate_group, load_generator
+from ..vocabulary.config import RunContext
+from ..vocabulary.events import GeneratorProgress, SegmentReady
+from ..vocabulary.state import Attempt, Candidate, EpisodeState
 from .context import NodeContext
 from .goal import goal_for
 

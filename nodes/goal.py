@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..graph.state import Ledger, SubAction
 from ..tools.perception import as_world
 from ..tools.video.base import GoalMove
 from ..tools.world.execute import Step, step_moves
 from ..tools.world.render import ELEVATION
 from ..tools.world.scene import TABLE_SIZE, Scene
+from ..vocabulary.state import Ledger, SubAction
 from .ledger import seen_in
 
 

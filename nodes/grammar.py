@@ -29,7 +29,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ..tools.errors import ActionParseError
-from ..tools.words import COLOR_WORDS, GROUP_WORDS, SHAPE_WORDS, SIZE_WORDS, ObjectRef, take_word
+from ..tools.words import (
+    COLOR_WORDS,
+    GROUP_WORDS,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+    ObjectRef,
+    take_word,
+)
 
 GRAMMAR_HELP = (
     "I understand: 'put all red objects in the bowl', 'put the red ball in the bowl', "

@@ -10,19 +10,18 @@ checkpoint.
 
 from __future__ import annotations
 
-
 import numpy as np
 from langgraph.runtime import Runtime
 from PIL import Image
 
-from ..graph.config import RunContext
-from ..graph.state import EpisodeState
 from ..memory.artifacts import REF_PATTERN, ArtifactStore
 from ..memory.traces import EpisodeRecord
 from ..tools.errors import InputError
 from ..tools.host import available_memory
 from ..tools.media import load_image
 from ..tools.paths import writable_folder
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import EpisodeState
 from .context import NodeContext
 from .credentials import llm_endpoint
 from .prompts.templates import check_prompts_dir

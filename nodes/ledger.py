@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.state import Ledger, ObjectRecord
 from ..tools.perception import PerceivedObject, match_objects, perceive
 from ..tools.world.scene import object_words
+from ..vocabulary.state import Ledger, ObjectRecord
 
 MATCH_DISTANCE = 200.0
 """How far (table units) an object may have moved and still be matched to its ledger record."""

@@ -23,15 +23,22 @@ import numpy as np
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, Field, ValidationError
 
-from ..graph.config import RunContext
-from ..graph.state import Critique, CritiqueScores, CriticFailure, Ledger, Plan, SubAction
 from ..tools.errors import LLMUnavailableError
 from ..tools.llm import chat_model
-from .credentials import llm_endpoint
 from ..tools.media import data_url, keyframe_sheet, png_bytes
 from ..tools.perception import PerceivedObject
 from ..tools.predicates import Predicate
 from ..tools.world.scene import name_among
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import (
+    CriticFailure,
+    Critique,
+    CritiqueScores,
+    Ledger,
+    Plan,
+    SubAction,
+)
+from .credentials import llm_endpoint
 from .planner import PLACE_WORDS
 from .prompts.templates import template
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from ..graph.config import RunContext
-from ..graph.state import EpisodeState, Plan
 from ..memory.traces import PlanRecord
 from ..tools.errors import PerceptionError
 from ..tools.perception import PerceivedObject, perceive
 from ..tools.scene_fit import scene_fit
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import EpisodeState, Plan
 from .context import NodeContext
 from .ledger import ledger_from, seen_in
 from .planner import RulePlanAgent, assign_ids

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..graph.state import Plan, SubAction
 from ..tools.errors import ActionParseError
 from ..tools.perception import PerceivedObject
 from ..tools.predicates import Predicate, evaluate
 from ..tools.words import ObjectRef
 from ..tools.world.scene import name_among
+from ..vocabulary.state import Plan, SubAction
 from .grammar import Clause, parse_action
 from .prompts.generator import write_instruction
 

@@ -9,7 +9,7 @@ starts the thread with its artifact ref, so the first steps neither read the
 user's file again nor ground the action again (grounding is memoised).
 
 `check_start` is the same check from a server request's raw input and run
-context (graph/auth.py runs it when a run is created).
+context (shell/auth.py runs it when a run is created).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import ValidationError
 
-from ..graph.config import RunContext
-from ..graph.state import EpisodeInput
 from ..tools.errors import InputError
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import EpisodeInput
 from .ingest import check_settings, load_start_frame
 from .plan import read_start
 from .planner import ground_action
@@ -35,7 +35,7 @@ def preflight(image: str, action: str, settings: RunContext) -> np.ndarray:
 
 
 def check_start(episode_input: dict | None, context: dict) -> RunContext:
-    """What a server checks before it accepts a run (graph/auth.py): the run context's fields and
+    """What a server checks before it accepts a run (shell/auth.py): the run context's fields and
     bounds, the backbone's own checks, and for a new episode the input and everything preflight checks.
     Raises InputError (or another SpiralError) with the same one line the CLI prints."""
     unknown = sorted(set(context) - set(RunContext.model_fields))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph.state import Ledger, Plan, SubAction
 from ..memory.store import recall_flags
+from ..vocabulary.state import Ledger, Plan, SubAction
 from .planner import template_key
 from .prompts.generator import write_instruction
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from ..graph.config import RunContext
-from ..graph.state import Critique, EpisodeState, ObjectRecord, SubAction
 from ..memory.traces import AttemptKey
+from ..vocabulary.config import RunContext
+from ..vocabulary.state import Critique, EpisodeState, ObjectRecord, SubAction
 from .context import NodeContext
 from .planner import template_key
 from .prompts.generator import write_instruction

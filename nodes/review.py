@@ -14,11 +14,11 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from ..graph.config import RunContext
-from ..graph.events import ReviewDecision, ReviewRequest
-from ..graph.state import Critique, EpisodeState
 from ..memory.traces import AttemptKey, Judgement
 from ..tools.media import data_url
+from ..vocabulary.config import RunContext
+from ..vocabulary.events import ReviewDecision, ReviewRequest
+from ..vocabulary.state import Critique, EpisodeState
 from .context import NodeContext
 
 

@@ -2,7 +2,7 @@
 
 Configured by a `provider/model` string and an optional `base_url` (vLLM,
 SGLang, Ollama, ...). The API key is passed in by the caller, which decides
-whether this URL may have it (graph/environment.py: a key goes only to the URL it
+whether this URL may have it (vocabulary/environment.py: a key goes only to the URL it
 was configured for), and lives only in the client object: never in settings,
 state, checkpoints, traces or logs.
 Timeouts, 429 and 5xx are retried with exponential backoff by the OpenAI client,

@@ -15,7 +15,6 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InputError
 from .paths import write_atomic
 
-
 INPUT_ROOT_ENV = "SPIRAL_INPUT_ROOT"
 """When set (a shared server sets it), start images given as paths must lie inside this folder."""
 MAX_IMAGE_BYTES = 32 * 2**20

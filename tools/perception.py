@@ -22,7 +22,13 @@ import numpy as np
 import xxhash
 from pydantic import BaseModel
 
-from .pixels import CLASS_NAMES, N_OBJECT_COLORS, Region, classify_pixels, regions_per_frame
+from .pixels import (
+    CLASS_NAMES,
+    N_OBJECT_COLORS,
+    Region,
+    classify_pixels,
+    regions_per_frame,
+)
 from .world.render import ELEVATION
 from .world.scene import (
     BLOCK_HALF,

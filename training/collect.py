@@ -16,11 +16,11 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..bench.tasks import build_suite
-from ..graph.config import RunContext
 from ..graph.session import Session
 from ..tools.errors import InputError
 from ..tools.media import save_png
 from ..tools.world.render import render_scene
+from ..vocabulary.config import RunContext
 
 Progress = Callable[[Iterable, str], Iterable]
 

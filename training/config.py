@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .rewards import RewardWeights
 
-
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 """Every training setting: unknown names and non-finite numbers are refused at the door."""
 

@@ -29,7 +29,7 @@ import torch
 
 from ..tools.video.tabletop import NATIVE_FRAMES, NATIVE_SIDE, tabletop_tiny_pipeline
 from .config import PretrainConfig
-from .pretrain_common import Metrics, Deadline, precision, train_device
+from .pretrain_common import Deadline, Metrics, precision, train_device
 from .pretrain_data import Example, encode_pool, make_pool
 from .pretrain_denoiser import goal_mask, train_denoiser, with_transformer
 from .pretrain_vae import train_vae

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import PretrainConfig
 from ..tools.errors import DamagedDataError
+from .config import PretrainConfig
 from .pretrain_data import atomic_save
 
 log = logging.getLogger(__name__)

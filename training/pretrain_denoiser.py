@@ -25,7 +25,15 @@ from ..tools.video.diffusers_backbone import pipeline_frames
 from ..tools.video.goal_sketch import goal_sketch
 from ..tools.video.tabletop import MAX_PROMPT_TOKENS, NATIVE_FRAMES, NATIVE_SIDE
 from .config import PretrainConfig
-from .pretrain_common import Deadline, Metrics, Rng, check_finite, precision, resume_state, save_state
+from .pretrain_common import (
+    Deadline,
+    Metrics,
+    Rng,
+    check_finite,
+    precision,
+    resume_state,
+    save_state,
+)
 from .pretrain_data import Pool
 
 

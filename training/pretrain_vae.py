@@ -19,7 +19,15 @@ import torch
 from tqdm import tqdm
 
 from .config import PretrainConfig
-from .pretrain_common import Deadline, Metrics, Rng, check_finite, precision, resume_state, save_state
+from .pretrain_common import (
+    Deadline,
+    Metrics,
+    Rng,
+    check_finite,
+    precision,
+    resume_state,
+    save_state,
+)
 from .pretrain_data import to_unit
 
 

@@ -19,7 +19,14 @@ from ..tools.errors import InputError
 from ..tools.video.policy import WanConditioning
 from .dpo import PreferencePair
 from .flow_grpo import ReplaySample
-from .rewards import Advantages, RewardInputs, RewardWeights, brightness, group_advantages, reward
+from .rewards import (
+    Advantages,
+    RewardInputs,
+    RewardWeights,
+    brightness,
+    group_advantages,
+    reward,
+)
 
 
 class Group(BaseModel):

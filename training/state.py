@@ -23,7 +23,12 @@ from typing import Any
 import torch
 
 from ..tools.errors import DamagedDataError, SpiralError
-from ..tools.video.adapters import AdapterCard, add_lora, load_adapter_weights, save_adapter
+from ..tools.video.adapters import (
+    AdapterCard,
+    add_lora,
+    load_adapter_weights,
+    save_adapter,
+)
 
 log = logging.getLogger(__name__)
 

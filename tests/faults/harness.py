@@ -152,6 +152,6 @@ def install() -> None:
 
 if __name__ == "__main__":
     install()
-    from spiral.graph.cli import main
+    from spiral.shell.cli import main
 
     sys.exit(main(sys.argv[1:]))

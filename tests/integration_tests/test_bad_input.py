@@ -3,7 +3,7 @@
 Each CLI case must end with exactly one stderr line, `spiral: error: ...` naming the problem, a
 non-zero exit and no traceback; afterwards the workspace is as it was (the finished thread intact,
 no new thread). The server refuses the same inputs before any node runs, with the same message
-(graph/auth.py → `check_start`); tests/integration_tests/test_server.py sends a few over HTTP.
+(shell/auth.py → `check_start`); tests/integration_tests/test_server.py sends a few over HTTP.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from spiral.graph.cli import main
-from spiral.graph.config import RunContext
+from spiral.shell.cli import main
+from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.nodes.preflight import check_start
 from spiral.tools.errors import InputError, ResumeError, SpiralError, WorkspaceError

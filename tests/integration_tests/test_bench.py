@@ -47,7 +47,7 @@ def test_an_interrupted_bench_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 def test_bench_command_writes_tables_plots_and_the_command(tmp_path):
     docs = tmp_path / "docs"
-    res = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "bench", "--methods", "open-loop,spiral",
+    res = subprocess.run([sys.executable, "-m", "spiral.shell.cli", "bench", "--methods", "open-loop,spiral",
                           "--size", "4", "--seeds", "2", "--workers", "1", "--results", str(tmp_path / "b.sqlite"),
                           "--docs", str(docs)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -55,7 +55,7 @@ def test_bench_command_writes_tables_plots_and_the_command(tmp_path):
     assert "spiral bench --methods open-loop,spiral --size 4 --seeds 2" in text
     assert "| spiral |" in text and "± " in text
     assert (docs / "img" / "actwm_test_medium_success_vs_horizon.png").stat().st_size > 1000
-    bad = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "bench", "--methods", "magic"],
+    bad = subprocess.run([sys.executable, "-m", "spiral.shell.cli", "bench", "--methods", "magic"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "unknown method" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -64,7 +64,7 @@ def test_dataset_export_loads_with_datasets(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     out = tmp_path / "ds"
-    res = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "dataset", "export", "--split", "train",
+    res = subprocess.run([sys.executable, "-m", "spiral.shell.cli", "dataset", "export", "--split", "train",
                           "--size", "5", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]

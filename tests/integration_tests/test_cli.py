@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 def spiral(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "spiral.shell.cli", *args], capture_output=True, text=True,
                           timeout=timeout, **kw)
 
 
@@ -69,7 +69,7 @@ def test_kill_9_then_resume_finishes_without_redoing_accepted_segments(tmp_path)
     from spiral.tools.world.render import render_scene
 
     image = save_png(render_scene(demo_scene(), 256, 256), tmp_path / "start.png")
-    proc = subprocess.Popen([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(image), "--action",
+    proc = subprocess.Popen([sys.executable, "-m", "spiral.shell.cli", "run", "--image", str(image), "--action",
                              DEMO_ACTION, "--thread-id", "crash", "--workspace", str(ws), "--out", str(out),
                              "--height", "256", "--width", "256", "--frames", "32"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

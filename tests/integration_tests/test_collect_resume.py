@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from spiral.graph.config import RunContext
+from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 from spiral.training.collect import run_tasks

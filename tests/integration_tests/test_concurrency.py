@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spiral.graph.config import RunContext
+from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 
@@ -33,7 +33,7 @@ def _rows(workspace: Path) -> dict[str, list]:
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_eight_processes_run_on_one_fresh_workspace(tmp_path, scene_png, round_):
     workspace = tmp_path / "ws"
-    runs = [subprocess.Popen([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png),
+    runs = [subprocess.Popen([sys.executable, "-m", "spiral.shell.cli", "run", "--image", str(scene_png),
                               "--action", ACTION, "--difficulty", "easy", "--no-write-video", "--seed", "3",
                               "--thread-id", f"p{i}", "--workspace", str(workspace)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(WRITERS)]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from spiral.graph.cli import main
-from spiral.graph.config import RunContext
+from spiral.shell.cli import main
+from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.tools.media import save_png
 from spiral.tools.world.render import render_scene

@@ -125,7 +125,7 @@ def test_folder_without_a_pipeline_is_refused(tmp_path):
 
 
 def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
-    res = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
+    res = subprocess.run([sys.executable, "-m", "spiral.shell.cli", "run", "--image", str(scene_png), "--action",
                           "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "5", "--height", "64",
                           "--width", "64", "--max-calls", "2", "--trajectory", "--workspace", str(tmp_path / "ws"),
                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
@@ -136,7 +136,7 @@ def test_full_graph_runs_on_tiny_wan(tmp_path, scene_png):
 
     attempts = TraceDB(tmp_path / "ws" / "traces.sqlite").attempts()
     assert len(attempts) == 2 and all(a.trajectory.endswith(".safetensors") for a in attempts)
-    bad = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(scene_png), "--action",
+    bad = subprocess.run([sys.executable, "-m", "spiral.shell.cli", "run", "--image", str(scene_png), "--action",
                           "put the red ball in the bowl", "--backbone", "tiny-wan", "--frames", "16",
                           "--workspace", str(tmp_path / "ws2")], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "4k+1" in bad.stderr and "Traceback" not in bad.stderr
@@ -257,7 +257,7 @@ def test_each_backbone_through_the_user_path(name, side, frames, bad_frames, rul
 def test_a_graph_run_loads_the_pipeline_once(tmp_path, scene_png, monkeypatch):
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from spiral.graph.config import RunContext
+    from spiral.vocabulary.config import RunContext
     from spiral.graph.workflow import build_graph
     from spiral.tools.video import diffusers_backbone
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from spiral.graph.cli import main
+from spiral.shell.cli import main
 from spiral.tools.media import save_png
 from spiral.tools.world.compose import scene_from_words
 from spiral.tools.world.render import render_scene
@@ -55,7 +55,7 @@ def test_exit_code_per_outcome(outcome, extra, code, status, reason, start_png, 
 
 
 def test_the_process_exit_code_is_the_outcome_s(start_png, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(start_png), "--action",
+    result = subprocess.run([sys.executable, "-m", "spiral.shell.cli", "run", "--image", str(start_png), "--action",
                              TWO_STEPS, "--max-calls", "1", "--workspace", str(tmp_path / "ws")],
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 4, result.stderr[-2000:]

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from spiral.graph.config import RunContext
-from spiral.graph.state import Ledger
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.state import Ledger
 from spiral.graph.workflow import build_graph, checkpoint_serde, graph
 from spiral.memory.artifacts import REF_PATTERN, ArtifactStore
 from spiral.memory.checkpoints import sqlite_checkpointer

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spiral.graph.config import RunContext
+from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 

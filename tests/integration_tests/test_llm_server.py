@@ -92,7 +92,7 @@ NO_CHOICES = "reply with an empty choices list"
 
 
 def spiral(*args, env=None, timeout=180):
-    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "spiral.shell.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 def spiral(*args):
-    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "spiral.shell.cli", *args], capture_output=True, text=True,
                           timeout=180)
 
 

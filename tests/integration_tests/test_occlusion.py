@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from spiral.graph.cli import main
+from spiral.shell.cli import main
 from spiral.memory.traces import TraceDB
 from spiral.tools.media import save_png
 from spiral.tools.world.compose import scene_from_words

@@ -67,7 +67,7 @@ def postgres_uri():
 
 
 def _spiral(*args: str, env: dict, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "spiral.shell.cli", *args], capture_output=True, text=True,
                           timeout=180, env=env, **kw)
 
 
@@ -90,7 +90,7 @@ def test_run_killed_and_resumed_from_another_process(postgres_uri, tmp_path):
     ws, out = tmp_path / "ws", tmp_path / "out"
     env = {**os.environ, "SPIRAL_DATABASE_URI": postgres_uri}
     image = save_png(render_scene(demo_scene(), 256, 256), tmp_path / "start.png")
-    proc = subprocess.Popen([sys.executable, "-m", "spiral.graph.cli", "run", "--image", str(image), "--action",
+    proc = subprocess.Popen([sys.executable, "-m", "spiral.shell.cli", "run", "--image", str(image), "--action",
                              DEMO_ACTION, "--thread-id", "pg-crash", "--workspace", str(ws), "--out", str(out),
                              "--height", "256", "--width", "256", "--frames", "32", "--memory", "reflective"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -161,7 +161,7 @@ def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, t
     import psycopg
     from langgraph_sdk import get_sync_client
 
-    from spiral.graph.state import Ledger
+    from spiral.vocabulary.state import Ledger
     from spiral.memory.artifacts import ArtifactStore
 
     from spiral.bench.server import dev_server, server_env

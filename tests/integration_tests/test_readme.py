@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from spiral.graph.drawing import readme_block
+from spiral.shell.drawing import readme_block
 from spiral.tools.media import save_png
 from spiral.tools.world.demo import demo_scene
 from spiral.tools.world.render import render_scene
@@ -29,7 +29,7 @@ def test_readme_streaming_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_readme_session_example_runs(tmp_path, monkeypatch, capsys):
-    example = re.search(r"```python\n(from spiral.graph.config import RunContext\nfrom spiral.graph.events.*?)```",
+    example = re.search(r"```python\n(from spiral.vocabulary.config import RunContext\nfrom spiral.vocabulary.events.*?)```",
                         README.read_text(), re.S)
     assert example
     monkeypatch.chdir(tmp_path)
@@ -45,7 +45,7 @@ def test_readme_first_scene_and_runs_work_as_written(tmp_path, monkeypatch, caps
     """Every command of the README's own-start-image block, as written, from an empty folder."""
     import shlex
 
-    from spiral.graph.cli import main
+    from spiral.shell.cli import main
 
     block = re.search(r"Your own start image and action:\n\n```bash\n(.*?)```", README.read_text(), re.S)
     assert block

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from spiral.graph.cli import main
+from spiral.shell.cli import main
 from spiral.memory.traces import TraceDB
 from spiral.tools.media import save_png
 from spiral.tools.world.compose import scene_from_words
@@ -153,7 +153,7 @@ def test_the_bench_page_shows_the_same_tasks_under_each_method(tmp_path):
 
 
 def test_a_report_that_cannot_be_written_does_not_hide_the_finished_episode(tmp_path, monkeypatch, capsys):
-    import spiral.graph.report as report_module
+    import spiral.shell.report_page as report_module
 
     def broken(*args, **kwargs):
         raise OSError("no space left on device")

@@ -8,9 +8,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from PIL import Image
 
-from spiral.graph.config import RunContext
-from spiral.graph.events import ReviewDecision
-from spiral.graph.state import Ledger
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.events import ReviewDecision
+from spiral.vocabulary.state import Ledger
 from spiral.graph.workflow import build_graph, checkpoint_serde
 from spiral.memory.artifacts import ArtifactStore
 from spiral.memory.traces import TraceDB

@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from spiral.graph.cli import main
+from spiral.shell.cli import main
 
 pytestmark = pytest.mark.e2e
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spiral.graph.config import RunContext
-from spiral.graph.events import ReviewDecision
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.events import ReviewDecision
 from spiral.graph.session import AttemptJudged, EpisodeFinished, PlanMade, Session
 from spiral.memory.traces import TraceDB
 from spiral.tools.errors import InputError, ResumeError

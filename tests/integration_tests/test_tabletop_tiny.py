@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ NATIVE = ["--frames", "9", "--height", "128", "--width", "128"]
 
 
 def spiral(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spiral.graph.cli", *args], capture_output=True, text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "spiral.shell.cli", *args], capture_output=True, text=True, **kw)
 
 
 def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loop_drives_the_result(tmp_path,
@@ -33,7 +32,7 @@ def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loo
     assert whole.returncode == 0, whole.stderr
     assert "spiral run --backbone tabletop-tiny --model" in whole.stdout
     killed = tmp_path / "killed"
-    kill_once_saved([sys.executable, "-m", "spiral.graph.cli", "train", "pretrain", "--out", str(killed), *TINY],
+    kill_once_saved([sys.executable, "-m", "spiral.shell.cli", "train", "pretrain", "--out", str(killed), *TINY],
                     killed / "state" / "denoiser.pt")
     assert not (killed / "pipeline").exists()
     resumed = spiral("train", "pretrain", "--out", str(killed), *TINY)

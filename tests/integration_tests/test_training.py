@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spiral.graph.cli import main
+from spiral.shell.cli import main
 from spiral.tools.video.base import SegmentRequest
 from spiral.tools.video.diffusers_backbone import DiffusersBackbone
 from spiral.tools.video.tiny import tiny_wan_pipeline
@@ -154,7 +154,7 @@ def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp
     from safetensors.torch import load_file
 
     def command(out: Path) -> list[str]:
-        return [sys.executable, "-m", "spiral.graph.cli", "train", "grpo", "--workspace", str(collected), "--out",
+        return [sys.executable, "-m", "spiral.shell.cli", "train", "grpo", "--workspace", str(collected), "--out",
                 str(out), "--recipe", "tiny-cpu", "--epochs", "3", "--reward", "brightness=1"]
 
     subprocess.run(command(tmp_path / "whole"), check=True, capture_output=True)

@@ -35,7 +35,7 @@ def test_the_wheel_installs_without_torch_and_runs_the_demo(tmp_path):
     [wheel] = (tmp_path / "dist").glob("spiral_actwm-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "spiral/tools/video/sim/generator.py" in names and "spiral/nodes/prompts/critic.md" in names
-    assert {"spiral/graph/templates/report.html.j2", "spiral/bench/templates/bench_page.html.j2"} <= set(names)
+    assert {"spiral/shell/templates/report.html.j2", "spiral/bench/templates/bench_page.html.j2"} <= set(names)
     assert not [n for n in names if n.startswith(("spiral/tests", "spiral/setup.py", "spiral/docs"))]
     venv = tmp_path / "venv"
     base = getattr(sys, "_base_executable", sys.executable)  # the interpreter behind this virtual environment

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spiral.graph.state import Critique, CritiqueScores
+from spiral.vocabulary.state import Critique, CritiqueScores
 from spiral.nodes.critique import PerceptionCritic
 from spiral.nodes.plan import RulePlanAgent, ledger_from
 from spiral.nodes.prompts.generator import write_instruction
@@ -197,7 +197,7 @@ def test_attempt_state_is_small(scene_png, tmp_path):
     and no pixels (thumbnails are artifacts)."""
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from spiral.graph.config import RunContext
+    from spiral.vocabulary.config import RunContext
     from spiral.graph.workflow import build_graph, checkpoint_serde
 
     serde = checkpoint_serde()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOMS = ("graph", "nodes", "tools", "memory", "bench", "training")
+ROOMS = ("shell", "graph", "nodes", "tools", "memory", "vocabulary", "bench", "training")
+FOLDERS = "the folders, top to bottom: shell -> bench/training -> graph -> nodes -> memory -> vocabulary -> tools"
+CYCLES = "no import cycles between the modules of a room, at any depth"
+TOOLS_ALONE = "tools/ knows nothing of LangGraph and can be used alone"
+GRAPH_FLOORS = "inside graph/: the report data -> the session driver -> the workflow, routing and time travel"
+CONTRACTS = (FOLDERS, GRAPH_FLOORS, CYCLES, TOOLS_ALONE, "planner, critic, graph and memory reach the simulator only through the registry, "
+             "by name")
 
 
 def _lint(root: Path, package_parent: Path | None = None) -> subprocess.CompletedProcess:
@@ -36,28 +43,39 @@ def _copy_tree(tmp_path: Path) -> Path:
     return package
 
 
+def verdicts(output: str) -> dict[str, str]:
+    """Each contract's verdict, KEPT or BROKEN, from lint-imports' report (whose lines wrap at 80 columns)."""
+    flat = re.sub(r"\s+", " ", output)
+    found = {}
+    for name in CONTRACTS:
+        match = re.search(re.escape(name) + r" (KEPT|BROKEN)", flat)
+        found[name] = match.group(1) if match else "missing"
+    return found
+
+
 def test_the_tree_keeps_every_contract():
     res = _lint(ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "4 kept, 0 broken" in res.stdout
+    assert verdicts(res.stdout) == {name: "KEPT" for name in CONTRACTS}
+    assert f"{len(CONTRACTS)} kept, 0 broken" in res.stdout
 
 
 @pytest.mark.parametrize("where,line,broken", [
-    ("tools/errors.py", "from spiral.graph.state import Plan  # upward\n", "tools/ knows nothing of LangGraph"),
-    ("memory/gc.py", "def _peek():\n    from spiral.nodes import plan  # upward, inside a function\n",
-     "shell -> bench/training -> report -> session -> graph -> nodes -> memory"),
-    ("nodes/ledger.py", "from spiral.graph import session  # a node importing the shell\n",
-     "shell -> bench/training -> report -> session -> graph -> nodes -> memory"),
-    ("nodes/grammar.py", "def _peek():\n    from spiral.nodes import plan  # a cycle through a function\n",
-     "no import cycles between the modules of a room"),
+    ("tools/errors.py", "from spiral.vocabulary.state import Plan  # upward\n", {FOLDERS, TOOLS_ALONE}),
+    ("memory/gc.py", "def _peek():\n    from spiral.nodes import plan  # upward, inside a function\n", {FOLDERS}),
+    ("nodes/ledger.py", "from spiral.graph import session  # a node importing the session driver\n",
+     {FOLDERS, GRAPH_FLOORS}),  # and through the nodes, the workflow would reach up to the session
+    ("vocabulary/state.py", "from spiral.memory import traces  # the vocabulary reaching up\n", {FOLDERS}),
+    ("nodes/grammar.py", "def _peek():\n    from spiral.nodes import plan  # a cycle through a function\n", {CYCLES}),
 ])
 def test_an_upward_import_or_a_cycle_breaks_a_contract(tmp_path, where, line, broken):
+    """Exactly the contracts the line breaks say BROKEN; the others stay KEPT."""
     package = _copy_tree(tmp_path)
     with open(package / where, "a") as fh:
         fh.write("\n\n" + line)
     res = _lint(package, tmp_path)
     assert res.returncode != 0
-    assert f"{broken}" in res.stdout.replace("\n", " ") and "BROKEN" in res.stdout
+    assert verdicts(res.stdout) == {name: "BROKEN" if name in broken else "KEPT" for name in CONTRACTS}
 
 
 def _spiral_module(path: Path) -> str:
@@ -84,3 +102,13 @@ def test_no_module_imports_another_modules_private_names():
                 offenders += [f"{me} imports {source}.{a.name}" for a in node.names
                               if a.name.startswith("_") and not a.name.startswith("__")]
     assert offenders == []
+
+
+def test_the_folder_picture_runs_only_down_and_the_docs_show_it():
+    from spiral.shell.drawing import FOLDERS, folder_imports, folders_block
+
+    edges = folder_imports()
+    floor = {name: FOLDERS.index(name) if name != "training" else FOLDERS.index("bench") for name in FOLDERS}
+    upward = sorted((a, b) for a, b in edges if floor[a] > floor[b])
+    assert upward == [] and ("graph", "nodes") in edges and ("vocabulary", "tools") in edges
+    assert folders_block() in (ROOT / "docs" / "architecture.md").read_text(), "docs/architecture.md: redraw the folders"

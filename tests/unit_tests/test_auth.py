@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from langgraph_sdk import Auth
 
-from spiral.graph.auth import authenticate, tokens_from_env
+from spiral.shell.auth import authenticate, tokens_from_env
 
 
 def _auth(header, monkeypatch, tokens="alice:token-aaaa-1111,bob:token-bbbb-2222"):

@@ -2,8 +2,8 @@
 
 import argparse
 
-from spiral.graph.cli import parser
-from spiral.graph.cli_options import HelpFormatter
+from spiral.shell.cli import parser
+from spiral.shell.cli_options import HelpFormatter
 
 
 def _commands(p: argparse.ArgumentParser, path: str = "spiral"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spiral.bench.heldout_segments import held_out, planned_goal
-from spiral.graph.state import SubAction
+from spiral.vocabulary.state import SubAction
 from spiral.nodes.goal import goal_for
 from spiral.nodes.ledger import ledger_from
 from spiral.tools.errors import InputError

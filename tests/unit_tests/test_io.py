@@ -56,7 +56,7 @@ def test_artifact_reads_come_from_the_process_cache_and_cannot_be_changed(tmp_pa
 
 
 def test_models_round_trip_as_json_artifacts(tmp_path):
-    from spiral.graph.state import Ledger, Outcome
+    from spiral.vocabulary.state import Ledger, Outcome
 
     store = ArtifactStore(tmp_path)
     ledger = Ledger(outcomes=[Outcome(index=0, passed=True, tries=2, segment="s", score=0.9)], notes=["n"])
@@ -160,9 +160,9 @@ def test_start_image_from_an_http_url(tmp_path):
 def test_cli_flags_are_the_run_context_fields():
     """Every RunContext field is a flag with its help text; only given flags reach RunContext; a bad
     value is one line naming the flag."""
-    from spiral.graph.cli import parser
-    from spiral.graph.cli_options import context_from_args, flags_of
-    from spiral.graph.config import RunContext
+    from spiral.shell.cli import parser
+    from spiral.shell.cli_options import context_from_args, flags_of
+    from spiral.vocabulary.config import RunContext
 
     run = parser()
     episode = ["run", "--image", "start.png", "--action", "put the red ball in the bowl"]

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from spiral.graph.config import RunContext
+from spiral.vocabulary.config import RunContext
 from spiral.nodes.critique import PerceptionCritic
 from spiral.nodes.llm_agents import LLMCritic, LLMPlanAgent, LLMRefiner, structured_call, LLMInstructionReply
 from spiral.nodes.plan import RulePlanAgent, ledger_from
@@ -96,7 +96,7 @@ def test_prompt_templates_can_be_overridden(tmp_path, simple_scene):
 
 
 def test_no_api_key_is_a_clear_error_for_openai_and_none_is_needed_for_a_local_server(monkeypatch):
-    from spiral.graph.config import RunContext
+    from spiral.vocabulary.config import RunContext
     from spiral.nodes.credentials import llm_endpoint
     from spiral.tools.errors import InputError
 
@@ -109,7 +109,7 @@ def test_no_api_key_is_a_clear_error_for_openai_and_none_is_needed_for_a_local_s
 
 
 def test_the_key_goes_only_to_the_url_it_was_configured_for(monkeypatch):
-    from spiral.graph.config import RunContext
+    from spiral.vocabulary.config import RunContext
     from spiral.nodes.credentials import llm_endpoint
     from spiral.tools.errors import InputError
 

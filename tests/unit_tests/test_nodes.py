@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from langgraph.runtime import ExecutionInfo, Runtime
 
-from spiral.graph.config import RunContext
-from spiral.graph.state import Attempt, Critique, CritiqueScores, EpisodeState, Ledger
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.state import Attempt, Critique, CritiqueScores, EpisodeState, Ledger
 from spiral.memory.artifacts import ArtifactStore
 from spiral.memory.traces import AttemptRecord, TraceDB
 from spiral.nodes.advance import advance
@@ -58,7 +58,7 @@ class Harness:
         values = state.model_dump()
         for key, value in update.items():
             if key == "attempts":
-                from spiral.graph.state import merge_attempts
+                from spiral.vocabulary.state import merge_attempts
 
                 value = merge_attempts(state.attempts, value)
             values[key] = value
@@ -94,7 +94,7 @@ def test_ingest_checks_the_backbone_and_saves_settings_and_the_start_frame(tmp_p
 def test_plan_writes_the_plan_and_the_ledger_as_artifacts(tmp_path, scene_png):
     h = Harness(tmp_path)
     state = h.planned(scene_png, "put the red ball in the bowl then stack the blue cube on the green cube")
-    plan_ = h.store.get_model(state.plan_ref, __import__("spiral.graph.state", fromlist=["Plan"]).Plan)
+    plan_ = h.store.get_model(state.plan_ref, __import__("spiral.vocabulary.state", fromlist=["Plan"]).Plan)
     assert [(s.id, s.verb) for s in plan_.sub_actions] == [("s0", "put_in"), ("s1", "stack")]
     assert (state.cursor, state.plan_size, state.instruction) == (0, 2, plan_.sub_actions[0].prompt)
     ledger = h.store.get_model(state.ledger_ref, Ledger)
@@ -244,7 +244,7 @@ def test_a_replan_that_finds_nothing_left_after_a_failure_ends_the_episode_not_d
 
 
 def test_the_goal_is_what_holds_at_the_end_so_a_swap_parks_objects_on_the_way():
-    from spiral.graph.state import Plan, SubAction
+    from spiral.vocabulary.state import Plan, SubAction
     from spiral.nodes.finalize import goal_predicates
 
     def step(i, subject, post):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spiral.graph.config import RunContext
-from spiral.graph.events import ReviewDecision
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.events import ReviewDecision
 from spiral.nodes.grammar import parse_action
 from spiral.tools.errors import ActionParseError, SpiralError
 from spiral.tools.words import COLOR_WORDS, SHAPE_WORDS, SIZE_WORDS
@@ -83,7 +83,7 @@ def test_any_review_answer_parses_or_says_what_it_wants(answer):
                                             st.one_of(st.text(max_size=60), st.integers(), st.none()))),
        run_context_fields)
 def test_any_server_request_is_accepted_or_refused_with_spirals_message(scene_png, episode_input, context):
-    """What the server's create-run check (graph/auth.py) does with any input and run context."""
+    """What the server's create-run check (shell/auth.py) does with any input and run context."""
     from spiral.nodes.preflight import check_start
 
     if isinstance(episode_input, dict) and episode_input.get("image") == "scene":
@@ -95,7 +95,7 @@ def test_any_server_request_is_accepted_or_refused_with_spirals_message(scene_pn
 
 
 def _numeric_fields(model) -> list[str]:
-    from spiral.graph.cli_options import _scalar
+    from spiral.shell.cli_options import _scalar
 
     return sorted(n for n, f in model.model_fields.items() if _scalar(f.annotation) in (int, float))
 
@@ -118,7 +118,7 @@ def test_every_numeric_option_is_finite_and_in_range_or_refused_naming_its_flag(
     import argparse
     import math
 
-    from spiral.graph.cli_options import flags_of, model_from_args
+    from spiral.shell.cli_options import flags_of, model_from_args
     from spiral.tools.errors import InputError
 
     model, field, value = case
@@ -140,7 +140,7 @@ def test_an_episode_input_takes_exactly_action_and_image(extra):
     """Unknown keys are refused by name (a client's typo is not silently dropped)."""
     from pydantic import ValidationError
 
-    from spiral.graph.state import EpisodeInput
+    from spiral.vocabulary.state import EpisodeInput
 
     given = {"action": "put the red ball in the bowl", "image": "start.png", **extra}
     try:

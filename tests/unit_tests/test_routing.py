@@ -2,9 +2,9 @@
 
 import pytest
 
-from spiral.graph.config import RunContext
+from spiral.vocabulary.config import RunContext
 from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
-from spiral.graph.state import Attempt, Critique, CritiqueScores, EpisodeState, SubAction
+from spiral.vocabulary.state import Attempt, Critique, CritiqueScores, EpisodeState, SubAction
 
 SCORES = CritiqueScores(action_completion=0, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
                         visual_quality=1)

@@ -27,7 +27,13 @@ from PIL import Image
 
 from ..errors import InputError, SpiralError
 from .base import ProgressFn, Segment, SegmentRequest
-from .diffusers_specs import SPECS, check_sizes, resolve_device, resolve_dtype, resolve_model
+from .diffusers_specs import (
+    SPECS,
+    check_sizes,
+    resolve_device,
+    resolve_dtype,
+    resolve_model,
+)
 from .trajectory import TrajectoryRecorder
 
 log = logging.getLogger(__name__)

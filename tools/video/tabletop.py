@@ -68,7 +68,12 @@ def tabletop_tiny_pipeline(seed: int = 0, width: int = 160, layers: int = 6):
     (1 mask + 16 latent). Text: a frozen 2-layer UMT5 over the world's words; the transformer learns to read it.
     """
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)

@@ -32,7 +32,11 @@ def tiny_tokenizer():
 def _tiny_wan_parts(seed: int, in_channels: int, image_dim: int | None, vae_base_dim: int = 3) -> dict:
     """Tokenizer, UMT5 text encoder, Wan VAE, 2-layer transformer and scheduler shared by both Wan shapes."""
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanTransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
@@ -92,8 +96,12 @@ def _tiny_t5(tokenizer):
 def tiny_cogvideox_pipeline(seed: int = 0):
     """A `CogVideoXImageToVideoPipeline` with a 1-layer transformer (rotary positions) and an 8-channel VAE."""
     import torch
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline,
-                           CogVideoXTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
 
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
@@ -113,7 +121,12 @@ def tiny_cogvideox_pipeline(seed: int = 0):
 def tiny_ltx_pipeline(seed: int = 0):
     """An `LTXImageToVideoPipeline` with a 1-layer transformer and a tiny video VAE."""
     import torch
-    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline, LTXVideoTransformer3DModel
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
 
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()

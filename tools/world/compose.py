@@ -13,8 +13,19 @@ import re
 import numpy as np
 
 from ..errors import InputError
-from .scene import (CONTAINER_COLOR_NAMES, CONTAINER_SHAPES, MOVABLE_SHAPES, OBJECT_COLORS, SIZE_HALF, Scene,
-                    WorldObject, canonical_ids, free_spot, make_object_id, object_words)
+from .scene import (
+    CONTAINER_COLOR_NAMES,
+    CONTAINER_SHAPES,
+    MOVABLE_SHAPES,
+    OBJECT_COLORS,
+    SIZE_HALF,
+    Scene,
+    WorldObject,
+    canonical_ids,
+    free_spot,
+    make_object_id,
+    object_words,
+)
 
 _ARTICLES = {"a", "an", "the", "one"}
 

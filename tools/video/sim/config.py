@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+
 class SimConfig(BaseModel):
     """Error-model parameters of the `sim` backbone (probabilities per action)."""
 

@@ -22,14 +22,14 @@ import numpy as np
 from pydantic import BaseModel
 
 from ...perception import as_world, perceive
+from ...world.execute import goal_position
 from ...world.motion import Change, Move, Recolor, animate, render_segment
+from ...world.places import nearest_free
 from ...world.render import render_scene
 from ...world.scene import SIZE_HALF, Scene, WorldObject
 from ..base import ProgressFn, Segment, SegmentRequest
 from .config import SimConfig, preset
 from .language import Intent, ObjectRef, Reading, read_prompt
-from ...world.execute import goal_position
-from ...world.places import nearest_free
 
 ErrorKind = Literal["incomplete", "wrong_object", "dropped", "unresolved", "ambiguous"]
 

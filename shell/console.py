@@ -10,11 +10,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..graph.session import (
+    AttemptJudged,
+    AttemptReviewed,
+    EpisodeFinished,
+    EpisodeRun,
+    EpisodeStarted,
+    InstructionRefined,
+    PlanMade,
+    SessionEvent,
+)
 from ..memory.artifacts import ArtifactStore
 from ..tools.media import write_gif
-from .events import GeneratorProgress, ReviewDecision, ReviewRequest, SegmentReady
-from .session import (AttemptJudged, AttemptReviewed, EpisodeFinished, EpisodeRun, EpisodeStarted,
-                      InstructionRefined, PlanMade, SessionEvent)
+from ..vocabulary.events import (
+    GeneratorProgress,
+    ReviewDecision,
+    ReviewRequest,
+    SegmentReady,
+)
 
 
 def console() -> Console:

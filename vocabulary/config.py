@@ -1,7 +1,7 @@
 """The run context: one typed schema, shown by LangGraph Studio as a form and by `spiral` as flags.
 
 Every setting is a field here, with its type, default, bounds and help text;
-the CLI derives its options from these fields (graph/cli_options.py), so a new
+the CLI derives its options from these fields (shell/cli_options.py), so a new
 setting appears in Studio, the server, Python and the command line at once.
 A field may name a short flag (`json_schema_extra={"flag": "--frames"}`) and
 whether it is a path the CLI resolves (`"path": True`).
@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..tools.errors import InputError
 from ..tools.video import backbone_info
-
 
 _START_DIR = Path.cwd()
 """Where the process started: read once at import, so building a RunContext makes no system call

@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from rich_argparse import RichHelpFormatter
 
 from ..tools.errors import InputError
-from .config import RunContext
+from ..vocabulary.config import RunContext
 
 
 class HelpFormatter(RichHelpFormatter):

@@ -12,7 +12,7 @@ the final video's path on the server; a remote client fetches them here:
 
 The server's auth runs on these routes too (`enable_custom_route_auth`). The
 video and report routes serve a thread only to its owner (`metadata.owner`, as
-graph/auth.py stamps it); an in-process SDK call is not filtered by the
+shell/auth.py stamps it); an in-process SDK call is not filtered by the
 caller's identity, so the route checks the owner itself. Artifact references
 are content hashes, known only to whoever could read the state that holds
 them, and they resolve only inside the workspace.
@@ -24,14 +24,14 @@ import asyncio
 import io
 from pathlib import Path
 
+import httpx
+from spiral.memory.artifacts import ArtifactStore
+from spiral.tools.errors import InputError, SpiralError
+from spiral.vocabulary.config import default_workspace
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-
-from spiral.graph.config import default_workspace
-from spiral.memory.artifacts import ArtifactStore
-from spiral.tools.errors import InputError, SpiralError
 
 
 def _store() -> ArtifactStore:
@@ -45,7 +45,6 @@ def _error(status: int, detail: str) -> JSONResponse:
 def _render(ref: str, fmt: str) -> tuple[bytes, str]:
     """The artifact's bytes in the asked format, and its media type (runs in a worker thread)."""
     import numpy as np
-
     from spiral.tools.media import gif_bytes, png_bytes
 
     store = _store()
@@ -72,7 +71,7 @@ async def artifact(request: Request) -> Response:
 
 
 def _may_read(request: Request, thread: dict) -> bool:
-    """The thread's owner may (as in graph/auth.py), and Studio's user on a local dev server."""
+    """The thread's owner may (as in shell/auth.py), and Studio's user on a local dev server."""
     from langgraph_sdk.auth.types import StudioUser
 
     user = request.scope.get("user")
@@ -93,15 +92,18 @@ async def _owned_values(request: Request, thread_id: str) -> dict | Response:
         if not _may_read(request, thread):
             return missing  # the same answer as for a thread that does not exist
         state = await client.threads.get_state(thread_id)
-    except Exception:  # the SDK raises httpx errors for unknown threads
-        return missing
+    except httpx.HTTPStatusError as exc:  # an unknown thread (404), or an id that is not one (422)
+        if exc.response.status_code in (404, 422):
+            return missing
+        raise
     return state.get("values") or {}
 
 
 async def report(request: Request) -> Response:
     """The episode's HTML report (graph/report.py), built from the server's workspace and the thread's state."""
-    from spiral.graph.report import build_report, render_report
-    from spiral.graph.state import EpisodeState
+    from spiral.graph.report import build_report
+    from spiral.shell.report_page import render_report
+    from spiral.vocabulary.state import EpisodeState
 
     thread_id = request.path_params["thread_id"]
     values = await _owned_values(request, thread_id)

@@ -32,9 +32,8 @@ def add_parser(sub) -> None:
 def cmd_scene(args: argparse.Namespace) -> None:
     from ..bench.tasks import phrase
     from ..tools.media import save_png
-    from ..tools.world.render import render_scene
-
     from ..tools.paths import writable_file
+    from ..tools.world.render import render_scene
 
     if not 32 <= args.size <= 1024:
         raise InputError(f"--size {args.size}: choose 32 to 1024 pixels")

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..graph.session import Session
 from ..tools.errors import InputError, ResumeError
-from .config import default_workspace
+from ..vocabulary.config import default_workspace
 from .console import ProgressPrinter, console, print_summary
-from .session import Session
 
 if TYPE_CHECKING:
     from ..memory.traces import TraceDB
@@ -88,13 +88,14 @@ def _workspace(args: argparse.Namespace) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from ..bench.suites import run_suite
+    from .report_page import render_report
 
     command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         f"spiral bench --suite {args.suite}"
     print(run_suite(args.suite, command, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                     split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
                     workers=args.workers, results=args.results, docs=args.docs, progress=sys.stderr.isatty(),
-                    model=args.model, lora=args.lora, label=args.label))
+                    model=args.model, lora=args.lora, label=args.label, render_report=render_report))
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
@@ -141,7 +142,7 @@ def _show_traces(args: argparse.Namespace, db: TraceDB) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from .report import write_report
+    from .report_page import write_report
 
     print(f"wrote {write_report(_workspace(args), args.thread_id, args.out or None)}")
 

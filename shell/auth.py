@@ -21,13 +21,13 @@ import asyncio
 import hmac
 from pathlib import Path
 
+import httpx
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import StudioUser
-
-from spiral.graph.config import default_workspace
-from spiral.graph.environment import environment, same_url
 from spiral.nodes.preflight import check_start
 from spiral.tools.errors import SpiralError
+from spiral.vocabulary.config import default_workspace
+from spiral.vocabulary.environment import environment, same_url
 
 TOKENS_ENV = "SPIRAL_API_TOKENS"
 SERVER_PATHS = ("workspace", "out_dir", "prompts_dir")
@@ -123,8 +123,10 @@ async def _thread_state(thread_id: object) -> dict:
         return {}
     try:
         return await get_client().threads.get_state(str(thread_id))
-    except Exception:  # noqa: BLE001 — the SDK raises httpx errors for a thread with no state yet
-        return {}
+    except httpx.HTTPStatusError as exc:  # a thread with no state yet (404), or no such thread
+        if exc.response.status_code in (404, 422):
+            return {}
+        raise
 
 
 async def _has_state(thread_id: object) -> bool:

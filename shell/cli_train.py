@@ -18,7 +18,12 @@ from pathlib import Path
 
 from ..tools.errors import InputError
 from ..training.config import FitOptions, LoopOptions, PretrainConfig
-from .cli_options import add_context_options, add_model_options, context_from_args, model_from_args
+from .cli_options import (
+    add_context_options,
+    add_model_options,
+    context_from_args,
+    model_from_args,
+)
 from .console import console
 
 

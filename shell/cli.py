@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable
 
 from ..tools.errors import SpiralError, storage_error
+from ..vocabulary.config import default_workspace
 from . import cli_run, cli_scene, cli_tools, cli_train
 from .cli_options import DEMO_OPTIONS, add_context_options, finish_help
-from .config import default_workspace
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "demo": cli_run.cmd_demo, "run": cli_run.cmd_run, "resume": cli_run.cmd_resume,

@@ -6,13 +6,12 @@ import argparse
 import uuid
 from pathlib import Path
 
+from ..graph.session import EpisodeRun, Session
 from ..tools.video import backbone_info, backbone_names
+from ..vocabulary.config import RunContext, default_workspace
+from ..vocabulary.events import ReviewDecision
 from .cli_options import context_from_args
-from .config import RunContext, default_workspace
 from .console import ProgressPrinter, TerminalReviewer, console, print_summary
-from .events import ReviewDecision
-from .session import EpisodeRun, Session
-
 
 EXIT_CODES = {"done": 0, "partial": 3, "budget_exhausted": 4}
 """`spiral run | demo | resume` exit with 0 only when the episode is done; 2 is bad input (cli.py)."""
@@ -25,7 +24,7 @@ def _finish(run: EpisodeRun) -> int:
         return EXIT_WAITING_FOR_REVIEW if run.waiting is not None else 0
     print_summary(run)
     if run.state.run_settings().write_video:  # the page embeds the segments: written with the video
-        from .report import write_report
+        from .report_page import write_report
 
         try:
             console().print(f"report: {write_report(run.state.run_settings().workspace, run.thread_id)}")
