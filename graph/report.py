@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..memory.artifacts import ArtifactStore
-from ..memory.traces import AttemptRecord, TraceDB
+from ..memory.traces import AttemptRecord
+from ..memory.workspace import Workspace
 from ..nodes.ledger import words_for
 from ..tools.errors import ResumeError
 from ..tools.pages import keyframe_strip, png_uri, webm_uri
@@ -131,11 +132,12 @@ def build_report(workspace: str | Path, thread_id: str, state: EpisodeState | No
     """Everything the page shows, read through the trace DB, the artifact store and the thread's state
     (from the workspace's checkpoints unless given: a LangGraph server keeps its own)."""
     workspace = Path(workspace)
-    with TraceDB.for_reading(workspace / "traces.sqlite") as traces:
+    space = Workspace.of(workspace)
+    with space.reading_traces() as traces:
         if traces.episode(thread_id) is None:
             raise ResumeError(f"no episode {thread_id!r} in {workspace}; `spiral traces ls` lists them")
         plan_records, attempts = traces.plans(thread_id), traces.attempts(thread_id)
-    store = ArtifactStore(workspace / "artifacts")
+    store = space.artifacts
     state = state or finished_state(workspace, thread_id)
     summary = json.loads(Path(state.summary).read_text())
     plans = {r.version: (r, store.get_model(r.plan, Plan)) for r in plan_records}

@@ -33,16 +33,12 @@ from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 
 from ..memory.artifacts import deferred_durability
-from ..memory.checkpoints import has_checkpoints, open_checkpointer, open_store, where
-from ..memory.lease import run_lease
-from ..memory.traces import TraceDB
-from ..memory.workspace import (
+from ..memory.checkpoints import has_checkpoints, where
+from ..memory.folders import (
     check_thread_id,
-    is_writable,
-    prepare_for_writing,
-    refuse_file,
 )
-from ..nodes.context import artifact_store
+from ..memory.traces import TraceDB
+from ..memory.workspace import Workspace
 from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError, storage_error
 from ..vocabulary.config import RunContext
@@ -144,19 +140,18 @@ class Session:
     the reflective-memory store opened when a run uses it (in `lessons`, default the workspace)."""
 
     def __init__(self, workspace: str | Path, lessons: str | Path | None = None) -> None:
-        folder = Path(workspace).expanduser().resolve()
-        refuse_file(folder)
-        self.workspace = str(folder)
-        self.writable = is_writable(folder)
+        self.space = Workspace.of(workspace)
+        self.workspace = str(self.space)
+        self.writable = self.space.writable
         """A read-only workspace still answers `state` and `history`; running in it says why it cannot."""
         self.lessons_dir = str(lessons) if lessons is not None else self.workspace
-        self._traces_path = folder / "traces.sqlite"
+        self._traces_path = self.space.traces_path
         self._holds_traces = False
         self._stack = contextlib.ExitStack()
         self._saver: Any = None
         self._store: Any = None
         # this session's savers wait for the artifacts before each commit, so writes need not wait
-        self._stack.enter_context(deferred_durability(Path(self.workspace) / "artifacts"))
+        self._stack.enter_context(deferred_durability(self.space.artifacts.root))
 
     def __enter__(self) -> Session:
         return self
@@ -174,7 +169,7 @@ class Session:
     # -- the graph -----------------------------------------------------------
     def _checkpointer(self) -> Any:
         if self._saver is None:
-            self._saver = self._stack.enter_context(open_checkpointer(self.workspace, checkpoint_serde(),
+            self._saver = self._stack.enter_context(self.space.checkpointer(checkpoint_serde(),
                                                                       read_only=not self.writable))
         return self._saver
 
@@ -182,7 +177,7 @@ class Session:
         store = None
         if settings is not None and settings.memory == "reflective":
             if self._store is None:
-                self._store = self._stack.enter_context(open_store(self.lessons_dir))
+                self._store = self._stack.enter_context(self.space.lessons(self.lessons_dir))
             store = self._store
         return build_graph(checkpointer=self._checkpointer(), store=store)
 
@@ -202,12 +197,12 @@ class Session:
         context = context.model_copy(update={"workspace": self.workspace})
         thread_id = check_thread_id(thread_id or f"run-{uuid.uuid4().hex[:8]}")
         frame = preflight(image, action, context)
-        prepare_for_writing(Path(self.workspace))
+        self.space.prepare_for_writing()
         existing = self.state(thread_id)
         if existing is not None and existing.settings is not None:  # without settings nothing was done: start over
             raise InputError(f"thread {thread_id!r} already exists in {where(self.workspace)}; "
                              f"use `spiral resume {thread_id}` or another --thread-id")
-        start_ref = artifact_store(self.workspace).put_frame(frame)
+        start_ref = self.space.artifacts.put_frame(frame)
         if observer is not None:
             observer(EpisodeStarted(thread_id=thread_id, workspace=self.workspace))
         return self._drive(self._graph(context), {"action": action, "image": start_ref}, thread_id, context,
@@ -219,7 +214,7 @@ class Session:
         """Continue a thread from its last checkpoint: finish it, or answer the review it waits at."""
         if not has_checkpoints(self.workspace):
             raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
-        prepare_for_writing(Path(self.workspace))
+        self.space.prepare_for_writing()
         snapshot = self._graph().get_state(_config(thread_id))
         if not snapshot.values:
             raise ResumeError(f"no thread {thread_id!r} in {where(self.workspace)}")
@@ -256,7 +251,7 @@ class Session:
         config = _config(thread_id)
         while True:
             try:
-                with run_lease(self.workspace):
+                with self.space.lease():
                     asked = list(self._stream(graph, payload, config, context, observer))
             except (OSError, sqlite3.Error) as exc:  # a full disk, a folder made read-only mid-run
                 error = storage_error(exc, self.workspace)
@@ -293,7 +288,7 @@ class Session:
 
     def _event(self, node: str, delta: dict) -> SessionEvent | None:
         if node == "plan" and delta.get("plan_ref"):
-            plan = artifact_store(self.workspace).get_model(delta["plan_ref"], Plan)
+            plan = self.space.artifacts.get_model(delta["plan_ref"], Plan)
             return PlanMade(plan=plan, cursor=delta.get("cursor", 0))
         if node == "critique":
             return AttemptJudged(attempt=delta["attempts"])
@@ -318,7 +313,7 @@ class Session:
         """Copy the state at a past checkpoint into a new thread (with another instruction) and run it."""
         if not has_checkpoints(self.workspace):
             raise ResumeError(f"no checkpoints in {self.workspace}; pass the --workspace the run used")
-        prepare_for_writing(Path(self.workspace))
+        self.space.prepare_for_writing()
         new_thread = check_thread_id(new_thread or f"{thread_id}-fork-{uuid.uuid4().hex[:6]}")
         state = fork_state(self._graph(), thread_id, checkpoint_id, new_thread, instruction)
         self._copy_attempt_records(thread_id, new_thread, state)
@@ -327,7 +322,7 @@ class Session:
     def _copy_attempt_records(self, source: str, fork: str, state: EpisodeState) -> None:
         """The forked state's attempts were made in the source thread: the fork's traces get their records
         too, so judging or reviewing them in the fork has a row to update."""
-        traces = TraceDB.open(Path(self.workspace) / "traces.sqlite")
+        traces = self.space.traces()
         tries = {(a.plan_version, a.sub_action_index, a.try_index) for a in state.attempts}
         for record in traces.attempts(source):  # every sample of each try (group rollouts record several)
             if (record.plan_version, record.sub_action_index, record.try_index) in tries:

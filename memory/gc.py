@@ -27,7 +27,7 @@ from ..tools.errors import SpiralError, damaged_database
 from .artifacts import REF_PATTERN, ArtifactStore
 from .lease import sole_lease
 from .sqlite import connect
-from .workspace import prepare_for_writing
+from .workspace import Workspace
 
 REF = re.compile(REF_PATTERN.pattern.encode())
 """The store's own reference pattern, over bytes: gc keeps exactly what the store can resolve."""
@@ -82,11 +82,11 @@ def _refs_in_postgres(uri: str) -> set[str]:
 def referenced(workspace: str | Path) -> set[str]:
     from .checkpoints import database_uri
 
-    ws = Path(workspace)
-    refs = _refs_in_sqlite(ws / "checkpoints.sqlite") | _refs_in_sqlite(ws / "traces.sqlite")
+    space = Workspace.of(workspace)
+    refs = _refs_in_sqlite(space.checkpoints_path) | _refs_in_sqlite(space.traces_path)
     if database_uri():  # checkpoints there reference artifacts here too
         refs |= _refs_in_postgres(database_uri())
-    store = ArtifactStore(ws / "artifacts")
+    store = space.artifacts
     for ref in [r for r in refs if r.endswith(".safetensors")]:
         refs |= _refs_in_trajectory(store, ref)
     return refs
@@ -118,14 +118,14 @@ def collect_garbage(workspace: str | Path, dry_run: bool = False,
                     grace_s: float = GRACE_SECONDS) -> tuple[list[Path], int]:
     """Unreferenced artifact files older than `grace_s` (removed unless `dry_run`) and the bytes they held.
     Runs hold the workspace's lease: gc removes nothing while one does."""
-    ws = Path(workspace)
+    space = Workspace.of(workspace)
     if not dry_run:
-        prepare_for_writing(ws)
-    with sole_lease(ws) if not dry_run else contextlib.nullcontext():
-        keep = referenced(ws)
+        space.prepare_for_writing()
+    with sole_lease(space.root) if not dry_run else contextlib.nullcontext():
+        keep = referenced(space.root)
         cutoff = time.time() - grace_s
         doomed, size = [], 0
-        for path in (ws / "artifacts").glob("*/*"):
+        for path in space.artifacts.root.glob("*/*"):
             if not REF_PATTERN.fullmatch(f"sha256:{path.name}") or f"sha256:{path.name}" in keep:
                 continue  # a temporary file being written, or referenced
             try:

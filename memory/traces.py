@@ -42,8 +42,8 @@ from ..vocabulary.trace_records import (
     SubActionRecord,
     Verdict,
 )
+from .folders import is_writable
 from .sqlite import connect, immediate
-from .workspace import is_writable
 
 __all__ = ["SCHEMA_VERSION", "AttemptKey", "AttemptRecord", "CriticKind", "EpisodeRecord", "Judgement", "Lesson",
            "LessonRecord", "PlanRecord", "Record", "SubActionRecord", "TraceDB", "Verdict"]

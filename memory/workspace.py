@@ -1,62 +1,103 @@
-"""The workspace folder: checked once, up front, so a bad one fails with one line before any work.
+"""A workspace: one folder, resolved once, and the stores that live in it.
 
-A workspace holds artifacts, checkpoints, traces and runs/<thread>/. Writing
-commands need a writable folder (created if missing); reading ones (`traces`,
-`history`) open a read-only folder read-only. Thread ids name folders under
-runs/, so they are plain names that cannot climb out of it.
+Everything an episode keeps on disk is here: the content-addressed artifacts,
+the trace database, the SQLite checkpoints (PostgreSQL with
+`SPIRAL_DATABASE_URI`), the reflective-memory store, `runs/<thread>/` for
+finished videos, and the lease runs hold while they write. Every room that
+needs one of them asks the `Workspace` instead of joining paths itself, so the
+folder is resolved, and its problems (a file in its place, a symlink loop) are
+said, in one place. `Workspace.of(path)` returns the process's one object per
+folder, which shares the artifact store's caches and the trace database's
+connection between every caller.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
 from pathlib import Path
+from typing import Any, ClassVar
 
-from ..tools.errors import InputError, WorkspaceError, read_only_error, storage_error
-
-THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-"""Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters
-(UUIDs, as a LangGraph server makes them, and `run-1a2b3c4d` qualify)."""
-
-
-def check_thread_id(thread_id: str) -> str:
-    if not THREAD_ID.fullmatch(thread_id):
-        raise InputError(f"thread id {thread_id[:80]!r} is not a plain name: use letters, digits, '.', '_' "
-                         "and '-' (at most 128, starting with a letter or digit)")
-    return thread_id
+from ..tools.errors import InputError
+from ..vocabulary.config import default_workspace
+from .artifacts import ArtifactStore
+from .checkpoints import checkpoint_path, open_checkpointer, open_store
+from .folders import is_writable, prepare_for_writing, refuse_file, run_folder
+from .lease import run_lease
+from .traces import TraceDB
 
 
-def run_folder(workspace: str | Path, thread_id: str) -> Path:
-    """workspace/runs/<thread>: where a finished episode's video and summary go by default."""
-    return Path(workspace) / "runs" / check_thread_id(thread_id)
+class Workspace:
+    """A workspace folder and its stores (see the module docstring)."""
 
+    _known: ClassVar[dict[Path, Workspace]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
-def refuse_file(workspace: Path) -> None:
-    """One line for a workspace that is a file, or a path that cannot be followed (a symlink loop)."""
-    try:
-        workspace.resolve(strict=False)
-        is_file = workspace.exists() and not workspace.is_dir()
-    except (OSError, RuntimeError) as exc:
-        raise InputError(f"--workspace {workspace}: {getattr(exc, 'strerror', None) or exc}") from None
-    if is_file:
-        raise WorkspaceError(f"--workspace {workspace} is a file, not a folder")
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
+    @classmethod
+    def of(cls, folder: str | Path | None = None) -> Workspace:
+        """The workspace at `folder` ($SPIRAL_HOME, else ./.spiral, when None): one object per folder and
+        process. A file where the folder should be, or a path that cannot be followed, is one line."""
+        try:
+            root = Path(folder or default_workspace()).expanduser().resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+            raise InputError(f"--workspace {folder}: {getattr(exc, 'strerror', None) or exc}") from None
+        refuse_file(root)
+        with cls._lock:
+            if root not in cls._known:
+                cls._known[root] = cls(root)
+            return cls._known[root]
 
-def is_writable(workspace: Path) -> bool:
-    """Whether this process may write there (an existing folder, or one it could create)."""
-    folder = workspace
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK)
+    def __str__(self) -> str:
+        return str(self.root)
 
+    # -- where things are -------------------------------------------------------------------------------
+    @property
+    def traces_path(self) -> Path:
+        return self.root / "traces.sqlite"
 
-def prepare_for_writing(workspace: Path) -> None:
-    """Create the folder if needed; one line when it is a file, read-only, or cannot be made."""
-    refuse_file(workspace)
-    if not is_writable(workspace):
-        raise read_only_error(f"the workspace {workspace}")
-    try:
-        workspace.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage_error(exc, str(workspace)) or WorkspaceError(
-            f"cannot create the workspace {workspace}: {exc.strerror or exc}") from None
+    @property
+    def checkpoints_path(self) -> Path:
+        return checkpoint_path(self.root)
+
+    def run_folder(self, thread_id: str) -> Path:
+        """runs/<thread>: where a finished episode's video and summary go by default."""
+        return run_folder(self.root, thread_id)
+
+    @property
+    def writable(self) -> bool:
+        return is_writable(self.root)
+
+    def prepare_for_writing(self) -> None:
+        """The folder made if missing; one line when it is read-only or cannot be made."""
+        prepare_for_writing(self.root)
+
+    # -- its stores ---------------------------------------------------------------------------------------
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.root / "artifacts")
+
+    def traces(self) -> TraceDB:
+        """The trace database (one connection per workspace and process, shared by its callers)."""
+        return TraceDB.open(self.traces_path)
+
+    def reading_traces(self) -> AbstractContextManager[TraceDB]:
+        """The trace database opened to read (a read-only folder works), closed on exit."""
+        return TraceDB.for_reading(self.traces_path)
+
+    def checkpointer(self, serde: Any = None, read_only: bool = False) -> AbstractContextManager[Any]:
+        return open_checkpointer(self.root, serde, read_only)
+
+    def lessons(self, folder: str | Path | None = None) -> AbstractContextManager[Any]:
+        """The reflective-memory store (in `folder` when lessons are kept elsewhere)."""
+        return open_store(folder or self.root)
+
+    @contextmanager
+    def lease(self) -> Iterator[None]:
+        """Held while runs write here: gc removes nothing meanwhile (memory/lease.py)."""
+        with run_lease(self.root):
+            yield

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +18,16 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from ..memory.artifacts import ArtifactStore
-from ..memory.lease import run_lease
 from ..memory.traces import TraceDB
+from ..memory.workspace import Workspace
 from ..tools.errors import SpiralError
 from ..vocabulary.config import RunContext, default_workspace
-from ..vocabulary.state import EpisodeState, Ledger, Plan, SubAction
+from ..vocabulary.state import Attempt, EpisodeState, Ledger, Plan, SubAction
+from ..vocabulary.trace_records import AttemptKey
 
 
 class ServerPathError(SpiralError):
     """A server run's settings name a folder outside the server's workspace."""
-
-
-@lru_cache(maxsize=64)
-def artifact_store(workspace: str) -> ArtifactStore:
-    """The workspace's artifact store (one object per workspace and process)."""
-    return ArtifactStore(Path(workspace) / "artifacts")
-
-
-def trace_db(workspace: str) -> TraceDB:
-    """The workspace's trace database (one connection per workspace and process)."""
-    return TraceDB.open(Path(workspace) / "traces.sqlite")
 
 
 @dataclass
@@ -59,8 +48,9 @@ class NodeContext:
         info = getattr(runtime, "execution_info", None)
         thread = (getattr(info, "thread_id", None) or "default") if info is not None else "default"
         store = getattr(runtime, "store", None) if settings.memory == "reflective" else None
-        return cls(settings=settings, thread_id=str(thread), artifacts=artifact_store(settings.workspace),
-                   traces=trace_db(settings.workspace), lesson_store=store,
+        space = Workspace.of(settings.workspace)
+        return cls(settings=settings, thread_id=str(thread), artifacts=space.artifacts, traces=space.traces(),
+                   lesson_store=store,
                    write=getattr(runtime, "stream_writer", None) or (lambda _: None))
 
     def emit(self, event: BaseModel) -> None:
@@ -73,6 +63,11 @@ class NodeContext:
     def ledger(self, state: EpisodeState) -> Ledger:
         return self.artifacts.get_model(state.ledger_ref, Ledger)
 
+    def attempt_key(self, attempt: Attempt, sample: int | None = None) -> AttemptKey:
+        """The trace database's key of an attempt of this thread (of one of its group's samples)."""
+        return AttemptKey(self.thread_id, attempt.plan_version, attempt.sub_action_index, attempt.try_index,
+                          attempt.sample if sample is None else sample)
+
     def step(self, state: EpisodeState) -> SubAction:
         """The plan step at the cursor: the one being generated."""
         return self.plan(state).sub_actions[state.cursor]
@@ -84,7 +79,7 @@ def leased(node: Callable[[EpisodeState, Runtime[RunContext]], dict]) -> Callabl
     @functools.wraps(node)
     def step(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         settings = state.settings if state.settings is not None else context_settings(runtime)
-        with run_lease(settings.workspace):
+        with Workspace.of(settings.workspace).lease():
             return node(state, runtime)
 
     return step

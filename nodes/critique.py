@@ -13,7 +13,7 @@ import time
 
 from langgraph.runtime import Runtime
 
-from ..memory.traces import AttemptKey, Judgement
+from ..memory.traces import Judgement
 from ..vocabulary.config import RunContext
 from ..vocabulary.events import CritiqueEvent
 from ..vocabulary.state import (
@@ -43,8 +43,7 @@ def critique(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     judged = [(candidate, _judge(ctx, state, attempt, candidate)) for candidate in candidates]
     chosen, verdict = max(judged, key=lambda cv: (cv[1].passed, cv[1].scores.mean, -cv[0].sample))
     if len(candidates) > 1:
-        ctx.traces.record_choice(AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index,
-                                            attempt.try_index, chosen.sample))
+        ctx.traces.record_choice(ctx.attempt_key(attempt, chosen.sample))
     return {"attempts": attempt.model_copy(update={
         "sample": chosen.sample, "seed": chosen.seed, "segment": chosen.segment, "last_frame": chosen.last_frame,
         "thumbnail": chosen.thumbnail, "trajectory": chosen.trajectory, "candidates": [],
@@ -82,7 +81,7 @@ def _judge(ctx: NodeContext, state: EpisodeState, attempt: Attempt, candidate: C
     ctx.emit(CritiqueEvent(sub_action=attempt.sub_action_index, try_index=attempt.try_index, sample=candidate.sample,
                            passed=verdict.passed, failure=verdict.failure, scores=verdict.scores,
                            feedback=verdict.feedback, suggestion=verdict.suggestion))
-    key = AttemptKey(ctx.thread_id, attempt.plan_version, attempt.sub_action_index, attempt.try_index, candidate.sample)
+    key = ctx.attempt_key(attempt, candidate.sample)
     judged_at_all = settings.critic != "none"
     ctx.traces.record_judgement(key, Judgement(
         critic=judged_by, judged=judged_at_all, passed=verdict.passed if judged_at_all else None,

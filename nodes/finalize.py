@@ -12,9 +12,9 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
+from ..memory.folders import run_folder
 from ..memory.store import lessons_from_attempts, write_lessons
 from ..memory.traces import AttemptRecord
-from ..memory.workspace import run_folder
 from ..tools.media import save_npy, save_png, stitch, write_gif, write_mp4
 from ..tools.predicates import Predicate, evaluate
 from ..vocabulary.config import RunContext

@@ -21,6 +21,7 @@ from ..tools.host import available_memory
 from ..tools.media import load_image
 from ..tools.paths import writable_folder
 from ..vocabulary.config import RunContext
+from ..vocabulary.environment import environment
 from ..vocabulary.state import EpisodeState
 from .context import NodeContext
 from .credentials import llm_endpoint
@@ -60,7 +61,7 @@ def load_start_frame(image: str, settings: RunContext, store: ArtifactStore | No
     if REF_PATTERN.fullmatch(image) and store is not None:
         frame = store.get_frame(image)
     else:
-        frame = load_image(image)
+        frame = load_image(image, environment().input_root or None)
     if frame.shape[:2] != (settings.height, settings.width):
         frame = np.asarray(Image.fromarray(frame).resize((settings.width, settings.height), Image.LANCZOS))
     return frame

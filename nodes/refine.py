@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from ..memory.traces import AttemptKey
 from ..vocabulary.config import RunContext
 from ..vocabulary.state import Critique, EpisodeState, ObjectRecord, SubAction
 from .context import NodeContext
@@ -56,8 +55,7 @@ def refine(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
         from .llm_agents import LLMRefiner
 
         rewritten, call = LLMRefiner(settings).revise(step, last.critique, state.instruction)
-        ctx.traces.add_usage(AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index, last.sample),
-                             call.evidence())
+        ctx.traces.add_usage(ctx.attempt_key(last), call.evidence())
         if rewritten is not None:
             text = rewritten
     return {"instruction": text, "instruction_flags": flags}

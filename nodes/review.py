@@ -14,7 +14,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from ..memory.traces import AttemptKey, Judgement
+from ..memory.traces import Judgement
 from ..tools.media import data_url
 from ..vocabulary.config import RunContext
 from ..vocabulary.events import ReviewDecision, ReviewRequest
@@ -63,7 +63,7 @@ def review(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     verdict = reviewed.critique
     assert verdict is not None
     ctx.traces.record_review(
-        AttemptKey(ctx.thread_id, last.plan_version, last.sub_action_index, last.try_index, last.sample), decision.decision,
+        ctx.attempt_key(last), decision.decision,
         decision.feedback, Judgement(critic="person", judged=True, passed=decision.decision == "approve",
                                      failure=verdict.failure, scores=verdict.scores.model_dump(),
                                      feedback=verdict.feedback, suggestion=verdict.suggestion))

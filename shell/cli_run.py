@@ -7,8 +7,9 @@ import uuid
 from pathlib import Path
 
 from ..graph.session import EpisodeRun, Session
+from ..memory.workspace import Workspace
 from ..tools.video import backbone_info, backbone_names
-from ..vocabulary.config import RunContext, default_workspace
+from ..vocabulary.config import RunContext
 from ..vocabulary.events import ReviewDecision
 from .cli_options import context_from_args
 from .console import ProgressPrinter, TerminalReviewer, console, print_summary
@@ -68,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    workspace = str(Path(args.workspace or default_workspace()).resolve())
+    workspace = str(Workspace.of(args.workspace or None))
     answer = ReviewDecision(decision="approve") if args.approve else \
         ReviewDecision(decision="reject", feedback=args.reject) if args.reject is not None else None
     with Session(workspace) as session:

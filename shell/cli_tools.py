@@ -7,12 +7,11 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..graph.session import Session
+from ..memory.workspace import Workspace
 from ..tools.errors import InputError, ResumeError
-from ..vocabulary.config import default_workspace
 from .console import ProgressPrinter, console, print_summary
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
 
 
 def _workspace(args: argparse.Namespace) -> str:
-    return str(Path(args.workspace or default_workspace()).resolve())
+    return str(Workspace.of(args.workspace or None))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -106,9 +105,8 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_traces(args: argparse.Namespace) -> None:
-    from ..memory.traces import TraceDB
 
-    with TraceDB.for_reading(Path(_workspace(args)) / "traces.sqlite") as db:
+    with Workspace.of(args.workspace or None).reading_traces() as db:
         _show_traces(args, db)
 
 

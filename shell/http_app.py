@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 from spiral.memory.artifacts import ArtifactStore
+from spiral.memory.workspace import Workspace
 from spiral.tools.errors import InputError, SpiralError
 from spiral.vocabulary.config import default_workspace
 from starlette.applications import Starlette
@@ -35,7 +36,7 @@ from starlette.routing import Route
 
 
 def _store() -> ArtifactStore:
-    return ArtifactStore(Path(default_workspace()) / "artifacts")
+    return Workspace.of().artifacts
 
 
 def _error(status: int, detail: str) -> JSONResponse:

@@ -23,9 +23,8 @@ MAX_IMAGE_PIXELS = 40_000_000
 URL_TIMEOUT_S = 30.0
 
 
-def _allowed_path(text: str) -> Path:
+def _allowed_path(text: str, root: str | None) -> Path:
     path = Path(text).expanduser()
-    root = os.environ.get(INPUT_ROOT_ENV)
     if root and not path.resolve().is_relative_to(Path(root).expanduser().resolve()):
         raise InputError(f"start image paths must be inside {root} on this server ({INPUT_ROOT_ENV}); "
                          "send the image as a base64 data URL instead")
@@ -54,13 +53,14 @@ def _check_pixels(image: Image.Image, text: str) -> None:
                          "most 2048 px a side)")
 
 
-def load_image(source: str | os.PathLike[str]) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a file path, an http(s) URL, a `data:image/...;base64,` URL or raw base64."""
+def load_image(source: str | os.PathLike[str], input_root: str | None = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a file path, an http(s) URL, a `data:image/...;base64,` URL or raw base64. With
+    `input_root` (a server's SPIRAL_INPUT_ROOT), a path must lie inside it."""
     text = str(source)
     try:
         with warnings.catch_warnings():  # Pillow warns of, then refuses, huge images: one message for both
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = _open_image(text)
+            image = _open_image(text, input_root)
             _check_pixels(image, text)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -74,7 +74,7 @@ def load_image(source: str | os.PathLike[str]) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def _open_image(text: str) -> Image.Image:
+def _open_image(text: str, input_root: str | None) -> Image.Image:
     """The image, opened lazily (its header read, its pixels not yet decoded)."""
     if text.startswith(("http://", "https://")):
         return Image.open(io.BytesIO(_download(text)))
@@ -86,7 +86,7 @@ def _open_image(text: str) -> Image.Image:
         return Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
     if len(text) > 512 and not os.path.exists(text):
         return Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
-    path = _allowed_path(text)
+    path = _allowed_path(text, input_root)
     if not path.is_file():
         raise InputError(f"start image not found: {text[:200]!r} (give a PNG/JPEG path, an http(s) URL or a base64 "
                          "data URL)")

@@ -9,7 +9,6 @@ model or load the next round's adapter.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 
 from ..tools.errors import InputError
 from ..tools.video import load_generator
+from ..vocabulary.environment import launcher_rank
 from . import replay
 from .config import DPOConfig, GRPOConfig, TrainerSettings
 from .replay import ReplayStats
@@ -33,7 +33,7 @@ def process_device(device: str) -> str:
     """`auto` under a multi-process launcher is this process's own GPU (LOCAL_RANK), not every process's cuda:0."""
     import torch
 
-    rank = os.environ.get("LOCAL_RANK")
+    rank = launcher_rank()
     if device == "auto" and rank is not None and torch.cuda.is_available():
         return f"cuda:{rank}"
     return device

@@ -9,7 +9,6 @@ whether it is a path the CLI resolves (`"path": True`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..tools.errors import InputError
 from ..tools.video import backbone_info
+from ..tools.video.base import MAX_FRAMES, MAX_SIDE, MIN_SIDE
+from .environment import spiral_home
 
 _START_DIR = Path.cwd()
 """Where the process started: read once at import, so building a RunContext makes no system call
@@ -26,7 +27,7 @@ _START_DIR = Path.cwd()
 
 def default_workspace() -> str:
     """$SPIRAL_HOME, else .spiral in the folder the process started in."""
-    return os.environ.get("SPIRAL_HOME") or str(_START_DIR / ".spiral")
+    return spiral_home() or str(_START_DIR / ".spiral")
 
 
 class RunContext(BaseModel):
@@ -123,13 +124,13 @@ class RunContext(BaseModel):
     @field_validator("num_frames")
     @classmethod
     def _frames(cls, n: int) -> int:
-        if not 2 <= n <= 257:
-            raise InputError(f"--frames must be between 2 and 257; got {n}")
+        if not 2 <= n <= MAX_FRAMES:
+            raise InputError(f"--frames must be between 2 and {MAX_FRAMES}; got {n}")
         return n
 
     @field_validator("height", "width")
     @classmethod
     def _side(cls, n: int) -> int:
-        if not 32 <= n <= 2048:
-            raise InputError(f"--height/--width must be between 32 and 2048 pixels; got {n}")
+        if not MIN_SIDE <= n <= MAX_SIDE:
+            raise InputError(f"--height/--width must be between {MIN_SIDE} and {MAX_SIDE} pixels; got {n}")
         return n

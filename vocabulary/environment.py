@@ -10,6 +10,7 @@ what it needs is passed in from here.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -98,6 +99,16 @@ def _check_proxy(name: str, value: str) -> None:
         except ImportError:
             raise InputError(f"{name} is a SOCKS proxy, which needs the socksio package: pip install "
                              "'httpx[socks]', or use an http:// proxy") from None
+
+
+def spiral_home() -> str:
+    """`SPIRAL_HOME` alone ('' when unset), read on its own: every RunContext's default workspace asks for it."""
+    return os.environ.get("SPIRAL_HOME", "").strip()
+
+
+def launcher_rank() -> str | None:
+    """`LOCAL_RANK`, which a multi-process launcher (accelerate, torchrun) sets for each process."""
+    return os.environ.get("LOCAL_RANK")
 
 
 def environment() -> Environment:

@@ -16,14 +16,13 @@ import zlib
 from pathlib import Path
 
 import pytest
-
-from spiral.shell.cli import main
-from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.nodes.preflight import check_start
+from spiral.shell.cli import main
 from spiral.tools.errors import InputError, ResumeError, SpiralError, WorkspaceError
 from spiral.tools.media import save_png
 from spiral.tools.world.render import render_scene
+from spiral.vocabulary.config import RunContext
 
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
 
@@ -39,8 +38,9 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A workspace with one finished thread, `good`, and a folder of bad inputs."""
-    from tests.conftest import obj
     from spiral.tools.world.scene import Scene
+
+    from tests.conftest import obj
 
     root = tmp_path_factory.mktemp("bad-input")
     scene = Scene(objects=[obj("bowl", "bowl", "white", 90, 50), obj("red_ball", "ball", "red", 30, 40, "small"),

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
-
-from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 from spiral.training.collect import run_tasks
+from spiral.vocabulary.config import RunContext
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
+from spiral.vocabulary.config import RunContext
 
 pytestmark = pytest.mark.e2e
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from spiral.shell.cli import main
-from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
+from spiral.shell.cli import main
 from spiral.tools.media import save_png
 from spiral.tools.world.render import render_scene
+from spiral.vocabulary.config import RunContext
 
 pytestmark = pytest.mark.e2e
 ACTION = "put the red ball in the bowl"
@@ -31,6 +30,7 @@ ACTION = "put the red ball in the bowl"
 def finished(tmp_path_factory):
     """A workspace with one finished episode, and its start image."""
     from spiral.tools.world.scene import Scene
+
     from tests.conftest import obj
 
     root = tmp_path_factory.mktemp("damaged")

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.suite import Reference, break_and_recover, demo_args, finish, harness, recover, reference_run, report
+from tests.faults.suite import (
+    Reference,
+    break_and_recover,
+    demo_args,
+    finish,
+    harness,
+    recover,
+    reference_run,
+    report,
+)
 
 pytestmark = pytest.mark.e2e
 WORKERS = 2

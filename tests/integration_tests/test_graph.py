@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
-
-from spiral.vocabulary.config import RunContext
-from spiral.vocabulary.state import Ledger
 from spiral.graph.workflow import build_graph, checkpoint_serde, graph
 from spiral.memory.artifacts import REF_PATTERN, ArtifactStore
 from spiral.memory.checkpoints import sqlite_checkpointer
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.state import Ledger
 
 
 def _run(image, action, workspace, thread="t", checkpointer=None, **settings):

@@ -5,10 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from spiral.vocabulary.config import RunContext
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
+from spiral.vocabulary.config import RunContext
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,8 @@ cube disappeared", "the small green ball shifted 14 px") and ended partial.
 import json
 
 import pytest
-
-from spiral.shell.cli import main
 from spiral.memory.traces import TraceDB
+from spiral.shell.cli import main
 from spiral.tools.media import save_png
 from spiral.tools.world.compose import scene_from_words
 from spiral.tools.world.render import render_scene

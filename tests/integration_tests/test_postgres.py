@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from spiral.tools.media import save_png
 from spiral.tools.world.demo import DEMO_ACTION, demo_scene
 from spiral.tools.world.render import render_scene
@@ -160,11 +159,9 @@ def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, t
 
     import psycopg
     from langgraph_sdk import get_sync_client
-
-    from spiral.vocabulary.state import Ledger
-    from spiral.memory.artifacts import ArtifactStore
-
     from spiral.bench.server import dev_server, server_env
+    from spiral.memory.artifacts import ArtifactStore
+    from spiral.vocabulary.state import Ledger
 
     token = "pg-user-token-0123456789"
     env = {**server_env(tmp_path / "ws", tokens=f"carol:{token}"), "SPIRAL_DATABASE_URI": postgres_uri}

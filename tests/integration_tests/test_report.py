@@ -12,9 +12,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from spiral.shell.cli import main
 from spiral.memory.traces import TraceDB
+from spiral.shell.cli import main
 from spiral.tools.media import save_png
 from spiral.tools.world.compose import scene_from_words
 from spiral.tools.world.render import render_scene
@@ -112,7 +111,11 @@ def test_the_report_in_headless_chromium(episode):
 
 
 def test_a_30_sub_action_report_stays_under_its_size_and_opens_fast():
-    from spiral.bench.report_cost import SIZE_BUDGET_MB, report_cost, report_cost_section
+    from spiral.bench.report_cost import (
+        SIZE_BUDGET_MB,
+        report_cost,
+        report_cost_section,
+    )
 
     cost = report_cost(opens=1)
     assert cost.planned == 30 and cost.attempts >= cost.sub_actions >= 25

@@ -7,13 +7,12 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from PIL import Image
-
-from spiral.vocabulary.config import RunContext
-from spiral.vocabulary.events import ReviewDecision
-from spiral.vocabulary.state import Ledger
 from spiral.graph.workflow import build_graph, checkpoint_serde
 from spiral.memory.artifacts import ArtifactStore
 from spiral.memory.traces import TraceDB
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.events import ReviewDecision
+from spiral.vocabulary.state import Ledger
 
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
 

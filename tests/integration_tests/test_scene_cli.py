@@ -3,7 +3,6 @@
 import shlex
 
 import pytest
-
 from spiral.shell.cli import main
 
 pytestmark = pytest.mark.e2e

@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from spiral.tools.media import save_png
 from spiral.tools.video.tabletop import shipped_weights
-from spiral.tools.world.scene import random_scene
 from spiral.tools.world.render import render_scene
+from spiral.tools.world.scene import random_scene
 
 pytestmark = pytest.mark.e2e
 TINY = ["--examples", "24", "--held-out", "4", "--vae-steps", "2", "--steps", "24", "--batch", "4", "--width", "32",

@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-
-from spiral.vocabulary.state import Critique, CritiqueScores
 from spiral.nodes.critique import PerceptionCritic
 from spiral.nodes.plan import RulePlanAgent, ledger_from
 from spiral.nodes.prompts.generator import write_instruction
@@ -16,6 +14,7 @@ from spiral.tools.video.sim import SimVideoGenerator
 from spiral.tools.world.motion import Move, Recolor, animate, render_segment
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import random_scene
+from spiral.vocabulary.state import Critique, CritiqueScores
 
 
 def _plan(scene, action):
@@ -196,9 +195,8 @@ def test_attempt_state_is_small(scene_png, tmp_path):
     """What the state keeps per attempt of a real episode: references and numbers, a few hundred bytes,
     and no pixels (thumbnails are artifacts)."""
     from langgraph.checkpoint.memory import InMemorySaver
-
-    from spiral.vocabulary.config import RunContext
     from spiral.graph.workflow import build_graph, checkpoint_serde
+    from spiral.vocabulary.config import RunContext
 
     serde = checkpoint_serde()
     graph = build_graph(checkpointer=InMemorySaver(serde=serde))

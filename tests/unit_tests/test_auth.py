@@ -4,7 +4,6 @@ import asyncio
 
 import pytest
 from langgraph_sdk import Auth
-
 from spiral.shell.auth import authenticate, tokens_from_env
 
 

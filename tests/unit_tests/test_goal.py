@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from spiral.bench.heldout_segments import held_out, planned_goal
-from spiral.vocabulary.state import SubAction
 from spiral.nodes.goal import goal_for
 from spiral.nodes.ledger import ledger_from
 from spiral.tools.errors import InputError
@@ -17,6 +15,7 @@ from spiral.tools.video.goal_sketch import background_colour, goal_sketch
 from spiral.tools.world.places import EDGE_GAP
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import Scene, WorldObject
+from spiral.vocabulary.state import SubAction
 
 
 def _scene() -> Scene:

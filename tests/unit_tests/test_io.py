@@ -8,10 +8,15 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
-
 from spiral.memory.artifacts import ArtifactStore
 from spiral.tools.errors import InputError, SpiralError
-from spiral.tools.media import keyframe_sheet, load_image, save_png, write_gif, write_mp4
+from spiral.tools.media import (
+    keyframe_sheet,
+    load_image,
+    save_png,
+    write_gif,
+    write_mp4,
+)
 
 
 def test_artifacts_are_content_addressed_and_deterministic(tmp_path):
@@ -127,15 +132,21 @@ def test_the_gif_plays_as_long_as_the_mp4_even_with_repeated_frames(tmp_path, fp
 
 
 def test_start_image_paths_stay_inside_the_input_root(tmp_path, monkeypatch):
+    from spiral.nodes.ingest import load_start_frame
+    from spiral.vocabulary.config import RunContext
+
     inside = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "inputs" / "a.png")
     outside = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "elsewhere" / "b.png")
-    monkeypatch.setenv("SPIRAL_INPUT_ROOT", str(tmp_path / "inputs"))
-    assert load_image(inside).shape == (8, 8, 3)
+    root = str(tmp_path / "inputs")
+    assert load_image(inside, root).shape == (8, 8, 3)
     for sneaky in (outside, tmp_path / "inputs" / ".." / "elsewhere" / "b.png"):
         with pytest.raises(InputError, match="must be inside"):
-            load_image(sneaky)
+            load_image(sneaky, root)
     raw = base64.b64encode(outside.read_bytes()).decode()
-    assert load_image(f"data:image/png;base64,{raw}").shape == (8, 8, 3)  # pixels are always welcome
+    assert load_image(f"data:image/png;base64,{raw}", root).shape == (8, 8, 3)  # pixels are always welcome
+    monkeypatch.setenv("SPIRAL_INPUT_ROOT", root)  # a run reads the root from the environment (vocabulary/environment.py)
+    with pytest.raises(InputError, match="must be inside"):
+        load_start_frame(str(outside), RunContext(height=32, width=32))
 
 
 def test_start_image_from_an_http_url(tmp_path):

@@ -2,8 +2,13 @@
 
 import numpy as np
 import pytest
-
-from spiral.bench.judge import judge_frame, judge_segment, reference_after, scene_in_frame, step_of
+from spiral.bench.judge import (
+    judge_frame,
+    judge_segment,
+    reference_after,
+    scene_in_frame,
+    step_of,
+)
 from spiral.bench.tasks import build_suite
 from spiral.nodes.planner import RulePlanAgent
 from spiral.tools.perception import perceive

@@ -5,14 +5,19 @@ import json
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
-
-from spiral.vocabulary.config import RunContext
 from spiral.nodes.critique import PerceptionCritic
-from spiral.nodes.llm_agents import LLMCritic, LLMPlanAgent, LLMRefiner, structured_call, LLMInstructionReply
+from spiral.nodes.llm_agents import (
+    LLMCritic,
+    LLMInstructionReply,
+    LLMPlanAgent,
+    LLMRefiner,
+    structured_call,
+)
 from spiral.nodes.plan import RulePlanAgent, ledger_from
 from spiral.tools.perception import perceive
 from spiral.tools.world.motion import Move, animate, render_segment
 from spiral.tools.world.render import render_scene
+from spiral.vocabulary.config import RunContext
 
 SETTINGS = RunContext(planner="llm", critic="llm")
 
@@ -96,9 +101,9 @@ def test_prompt_templates_can_be_overridden(tmp_path, simple_scene):
 
 
 def test_no_api_key_is_a_clear_error_for_openai_and_none_is_needed_for_a_local_server(monkeypatch):
-    from spiral.vocabulary.config import RunContext
     from spiral.nodes.credentials import llm_endpoint
     from spiral.tools.errors import InputError
+    from spiral.vocabulary.config import RunContext
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -109,9 +114,9 @@ def test_no_api_key_is_a_clear_error_for_openai_and_none_is_needed_for_a_local_s
 
 
 def test_the_key_goes_only_to_the_url_it_was_configured_for(monkeypatch):
-    from spiral.vocabulary.config import RunContext
     from spiral.nodes.credentials import llm_endpoint
     from spiral.tools.errors import InputError
+    from spiral.vocabulary.config import RunContext
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -1,9 +1,15 @@
 """Reflective memory: lessons from traces, a persistent store, recall by similarity."""
 
 import numpy as np
-
-from spiral.memory.store import (LESSONS, Lesson, lessons_from_attempts, lexical_embed, recall_flags, sqlite_store,
-                                 write_lessons)
+from spiral.memory.store import (
+    LESSONS,
+    Lesson,
+    lessons_from_attempts,
+    lexical_embed,
+    recall_flags,
+    sqlite_store,
+    write_lessons,
+)
 from spiral.memory.traces import AttemptRecord
 
 

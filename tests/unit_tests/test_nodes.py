@@ -6,9 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from langgraph.runtime import ExecutionInfo, Runtime
-
-from spiral.vocabulary.config import RunContext
-from spiral.vocabulary.state import Attempt, Critique, CritiqueScores, EpisodeState, Ledger
 from spiral.memory.artifacts import ArtifactStore
 from spiral.memory.traces import AttemptRecord, TraceDB
 from spiral.nodes.advance import advance
@@ -21,6 +18,14 @@ from spiral.nodes.refine import refine
 from spiral.tools.errors import UnknownBackboneError
 from spiral.tools.video import Segment, register_backbone
 from spiral.tools.world.motion import Move, animate, render_segment
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.state import (
+    Attempt,
+    Critique,
+    CritiqueScores,
+    EpisodeState,
+    Ledger,
+)
 
 ACTION = "put the red ball in the bowl"
 
@@ -244,8 +249,8 @@ def test_a_replan_that_finds_nothing_left_after_a_failure_ends_the_episode_not_d
 
 
 def test_the_goal_is_what_holds_at_the_end_so_a_swap_parks_objects_on_the_way():
-    from spiral.vocabulary.state import Plan, SubAction
     from spiral.nodes.finalize import goal_predicates
+    from spiral.vocabulary.state import Plan, SubAction
 
     def step(i, subject, post):
         return SubAction(id=f"s{i}", index=i, verb="move_to", subject=subject, subject_desc=subject, description=f"move {subject}",

@@ -1,7 +1,5 @@
 import pytest
-
 from spiral.tools.predicates import Predicate, distance_to_goal, evaluate
-
 
 
 def test_parse_and_print_roundtrip():

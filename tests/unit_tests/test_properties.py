@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from spiral.vocabulary.config import RunContext
-from spiral.vocabulary.events import ReviewDecision
 from spiral.nodes.grammar import parse_action
 from spiral.tools.errors import ActionParseError, SpiralError
 from spiral.tools.words import COLOR_WORDS, SHAPE_WORDS, SIZE_WORDS
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.events import ReviewDecision
 
 WORDS = sorted({"put", "the", "in", "on", "then", "stack", "swap", "and", "with", "all", "left", "of", "to",
                 "move", "bowl", "box", "plate", ",", ";", "by", "size", "line", "up", *COLOR_WORDS, *SHAPE_WORDS})
@@ -139,7 +138,6 @@ def test_every_numeric_option_is_finite_and_in_range_or_refused_naming_its_flag(
 def test_an_episode_input_takes_exactly_action_and_image(extra):
     """Unknown keys are refused by name (a client's typo is not silently dropped)."""
     from pydantic import ValidationError
-
     from spiral.vocabulary.state import EpisodeInput
 
     given = {"action": "put the red ball in the bowl", "image": "start.png", **extra}

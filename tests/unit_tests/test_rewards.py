@@ -2,9 +2,13 @@
 
 import pytest
 from pydantic import ValidationError
-
 from spiral.training.config import GRPOConfig, config_for
-from spiral.training.rewards import RewardInputs, RewardWeights, group_advantages, reward
+from spiral.training.rewards import (
+    RewardInputs,
+    RewardWeights,
+    group_advantages,
+    reward,
+)
 
 
 def test_a_weighted_sum_of_named_terms():

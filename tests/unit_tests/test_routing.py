@@ -1,10 +1,15 @@
 """Every edge of the graph's conditional routing."""
 
 import pytest
-
-from spiral.vocabulary.config import RunContext
 from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
-from spiral.vocabulary.state import Attempt, Critique, CritiqueScores, EpisodeState, SubAction
+from spiral.vocabulary.config import RunContext
+from spiral.vocabulary.state import (
+    Attempt,
+    Critique,
+    CritiqueScores,
+    EpisodeState,
+    SubAction,
+)
 
 SCORES = CritiqueScores(action_completion=0, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
                         visual_quality=1)

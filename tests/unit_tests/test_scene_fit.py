@@ -1,14 +1,12 @@
 """Images outside the tabletop world are told apart from its renders, mildly degraded ones included."""
 
 import pytest
-
 from spiral.bench.scene_fit_cases import blur, jpeg, other_table, photo_like
 from spiral.bench.scene_fit_cases import scaled as lit
 from spiral.tools.scene_fit import MAX_DIFFERENCE, scene_fit
 from spiral.tools.world.demo import demo_scene
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import random_scene
-
 
 RENDERS = [render_scene(random_scene(seed, num_objects=n)) for seed, n in zip(range(8), (1, 3, 5, 7, 8, 2, 4, 6))]
 

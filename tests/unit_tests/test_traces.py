@@ -3,8 +3,14 @@
 import sqlite3
 
 import pytest
-
-from spiral.memory.traces import (SCHEMA_VERSION, AttemptKey, AttemptRecord, EpisodeRecord, Judgement, TraceDB)
+from spiral.memory.traces import (
+    SCHEMA_VERSION,
+    AttemptKey,
+    AttemptRecord,
+    EpisodeRecord,
+    Judgement,
+    TraceDB,
+)
 from spiral.tools.errors import InputError
 
 REF = "sha256:" + "a" * 64 + ".png"
