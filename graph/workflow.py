@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
+
 from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
 from spiral.nodes.advance import advance
 from spiral.nodes.context import leased

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import StudioUser
+
 from spiral.nodes.preflight import check_start
 from spiral.tools.errors import SpiralError
 from spiral.vocabulary.config import default_workspace

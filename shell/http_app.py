@@ -25,14 +25,15 @@ import io
 from pathlib import Path
 
 import httpx
-from spiral.memory.artifacts import ArtifactStore
-from spiral.memory.workspace import Workspace
-from spiral.tools.errors import InputError, SpiralError
-from spiral.vocabulary.config import default_workspace
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from spiral.memory.artifacts import ArtifactStore
+from spiral.memory.workspace import Workspace
+from spiral.tools.errors import InputError, SpiralError
+from spiral.vocabulary.config import default_workspace
 
 
 def _store() -> ArtifactStore:
@@ -46,6 +47,7 @@ def _error(status: int, detail: str) -> JSONResponse:
 def _render(ref: str, fmt: str) -> tuple[bytes, str]:
     """The artifact's bytes in the asked format, and its media type (runs in a worker thread)."""
     import numpy as np
+
     from spiral.tools.media import gif_bytes, png_bytes
 
     store = _store()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from spiral.tools.media import save_png
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import Scene, WorldObject

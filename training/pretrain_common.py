@@ -3,9 +3,7 @@ and resumable state (modules and random generators saved together, atomically)."
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,57 +13,15 @@ import torch
 
 from ..tools.errors import DamagedDataError
 from .config import PretrainConfig
+from .metrics import MetricsLog
 from .pretrain_data import atomic_save
 
 log = logging.getLogger(__name__)
 
 
-class Metrics:
-    """Rows to metrics.csv and a plot of them to curves.png."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path, self.plot_path = folder / "metrics.csv", folder / "curves.png"
-        self.rows: list[dict[str, float]] = []
-        if self.path.exists():
-            with self.path.open() as fh:
-                self.rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
-
-    def forget_after(self, stage: int, step: int) -> None:
-        """Drop the rows a killed run logged after the state it resumes from (they are logged again)."""
-        self.rows = [r for r in self.rows if r.get("stage") != stage or r["step"] <= step]
-
-    def add(self, row: dict[str, float]) -> None:
-        self.rows.append(row)
-        tmp = self.path.with_name(".metrics.partial.csv")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self._fields())
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.path)
-
-    def _fields(self) -> list[str]:
-        return list(dict.fromkeys(k for r in self.rows for k in r))
-
-    def plot(self) -> None:
-        """curves.png from the rows so far (at saved states only: a plot costs more than a GPU step)."""
-        names = [f for f in self._fields() if f not in ("stage", "step")]
-        if not names:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(len(names), 1, figsize=(6, 1.8 * len(names)), squeeze=False)
-        for ax, name in zip(axes[:, 0], names, strict=True):
-            points = [(r["step"], r[name]) for r in self.rows if name in r]
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", markersize=3)
-            ax.set_ylabel(name, fontsize=8)
-            ax.set_yscale("log")
-        axes[-1, 0].set_xlabel("step (within its stage)")
-        fig.tight_layout()
-        fig.savefig(self.plot_path, dpi=80)
-        plt.close(fig)
+def Metrics(folder: Path) -> MetricsLog:  # noqa: N802 — the name pre-training has always used
+    """Pre-training's metrics: per stage, on a log scale (losses fall by orders of magnitude)."""
+    return MetricsLog(folder, x_label="step (within its stage)", log_scale=True)
 
 
 class Deadline:

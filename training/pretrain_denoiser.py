@@ -25,9 +25,9 @@ from ..tools.video.diffusers_backbone import pipeline_frames
 from ..tools.video.goal_sketch import goal_sketch
 from ..tools.video.tabletop import MAX_PROMPT_TOKENS, NATIVE_FRAMES, NATIVE_SIDE
 from .config import PretrainConfig
+from .metrics import MetricsLog
 from .pretrain_common import (
     Deadline,
-    Metrics,
     Rng,
     check_finite,
     precision,
@@ -107,7 +107,7 @@ def goal_mask(count: int, share_without: float, seed: int) -> np.ndarray:
 
 
 def train_denoiser(pipe: Any, pool: dict, data: Pool, shown_goal: np.ndarray, train_ids: np.ndarray,
-                   val_ids: np.ndarray, config: PretrainConfig, out: Path, metrics: Metrics, progress: bool,
+                   val_ids: np.ndarray, config: PretrainConfig, out: Path, metrics: MetricsLog, progress: bool,
                    deadline: Deadline) -> tuple[Any, int]:
     """Stage 2; returns the EMA transformer and the step it stopped at. Batches and noise are drawn on the
     CPU whatever the device, so a GPU run sees the draws a CPU run would."""
@@ -126,7 +126,7 @@ def train_denoiser(pipe: Any, pool: dict, data: Pool, shown_goal: np.ndarray, tr
     modules = {"transformer": transformer, "ema": ema, "optimizer": optimizer, "schedule": schedule,
                "rng": Rng(rng), "noise": Rng(generator)}
     start = resume_state(state_path, modules)
-    metrics.forget_after(2, start)
+    metrics.forget_after(start, stage=2)
     texts = _Texts(pipe, data.prompts, device)
 
     def batch(ids: np.ndarray, prompts: list[str], with_goal: np.ndarray) -> tuple[torch.Tensor, ...]:

@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 from .config import PretrainConfig
+from .metrics import MetricsLog
 from .pretrain_common import (
     Deadline,
-    Metrics,
     Rng,
     check_finite,
     precision,
@@ -32,7 +32,7 @@ from .pretrain_data import to_unit
 
 
 def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: PretrainConfig, out: Path,
-              metrics: Metrics, progress: bool, deadline: Deadline) -> int:
+              metrics: MetricsLog, progress: bool, deadline: Deadline) -> int:
     """Stage 1; returns the step it stopped at (`config.vae_steps` unless the deadline came first)."""
     from accelerate import Accelerator
 
@@ -44,7 +44,7 @@ def train_vae(pipe: Any, frames: np.ndarray, train_ids: np.ndarray, config: Pret
     rng, noise = np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed)
     modules = {"vae": vae, "optimizer": optimizer, "rng": Rng(rng), "noise": Rng(noise)}
     start = resume_state(state_path, modules)
-    metrics.forget_after(1, start)
+    metrics.forget_after(start, stage=1)
     span = config.vae_clip_frames
     background = _background(frames, train_ids).to(accelerator.device)[None]
     bar = tqdm(range(start, config.vae_steps), initial=start, total=config.vae_steps, desc="stage 1: autoencoder",

@@ -12,7 +12,6 @@ always to `metrics.csv` and `curves.png` next to the run.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import os
 import shutil
@@ -29,6 +28,7 @@ from ..tools.video.adapters import (
     load_adapter_weights,
     save_adapter,
 )
+from .metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class TrainingRun:
         self.accelerator.register_save_state_pre_hook(self._save_only_the_adapter)
         self.accelerator.register_load_state_pre_hook(self._load_only_the_adapter)
         self.device = self.accelerator.device
-        self.rows: list[dict[str, float]] = []
+        self.metrics = MetricsLog(self.output_dir, x_label="optimizer step")
 
     # -- accelerate hooks: the frozen base model is never written, only the adapter ------------------
     def _save_only_the_adapter(self, models: list, weights: list, output_dir: str) -> None:
@@ -222,41 +222,16 @@ class TrainingRun:
                 raise DamagedDataError(f"{latest} is damaged or from another run ({type(exc).__name__}): delete that "
                                        "folder to resume from the state before it, or pass another --out") from None
             log.info("resumed %s from %s (%d optimizer steps)", self.method, latest, self.counter.steps)
+        self.metrics.forget_after(self.counter.steps)
         return self.counter.steps
 
     def log(self, values: dict[str, float]) -> None:
-        """One row of metrics: to the trackers, to metrics.csv, and into curves.png."""
-        row = {"step": float(self.counter.steps), **{k: float(v) for k, v in values.items()}}
-        self.rows.append(row)
+        """One row of metrics: to the trackers, to metrics.csv, and into curves.png (training/metrics.py)."""
         if self.accelerator.trackers:
             self.accelerator.log(values, step=self.counter.steps)
-        if not self.accelerator.is_main_process:
-            return
-        path = self.output_dir / "metrics.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        self._plot()
-
-    def _plot(self) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        names = [k for k in self.rows[-1] if k != "step"]
-        fig, axes = plt.subplots(len(names), 1, figsize=(6, 1.8 * len(names)), squeeze=False, sharex=True)
-        for ax, name in zip(axes[:, 0], names, strict=True):
-            points = [(r["step"], r[name]) for r in self.rows if name in r]
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
-            ax.set_ylabel(name, fontsize=8)
-        axes[-1, 0].set_xlabel("optimizer step")
-        fig.tight_layout()
-        fig.savefig(self.output_dir / "curves.png", dpi=80)
-        plt.close(fig)
+        if self.accelerator.is_main_process:
+            self.metrics.add({"step": float(self.counter.steps), **{k: float(v) for k, v in values.items()}})
+            self.metrics.plot()
 
     def save_adapter(self, directory: str | Path | None = None, notes: str = "") -> Path:
         """The trained LoRA, loadable with `spiral run --lora DIR` (and by plain diffusers)."""

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+
 from spiral.graph.session import Session
 from spiral.nodes.preflight import check_start
 from spiral.shell.cli import main
@@ -39,7 +40,6 @@ def png_header_only(width: int, height: int) -> bytes:
 def world(tmp_path_factory):
     """A workspace with one finished thread, `good`, and a folder of bad inputs."""
     from spiral.tools.world.scene import Scene
-
     from tests.conftest import obj
 
     root = tmp_path_factory.mktemp("bad-input")

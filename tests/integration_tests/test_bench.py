@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+
 from spiral.bench import runner
 from spiral.bench.runner import ResultsTable, run_bench
 

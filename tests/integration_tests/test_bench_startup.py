@@ -1,6 +1,7 @@
 """The startup benchmark measures fresh processes, and a simulated episode loads no heavy package."""
 
 import pytest
+
 from spiral.bench.startup import startup_section, startup_times
 
 pytestmark = pytest.mark.e2e

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 from spiral.training.collect import run_tasks

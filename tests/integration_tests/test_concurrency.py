@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 from spiral.vocabulary.config import RunContext

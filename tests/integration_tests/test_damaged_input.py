@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from spiral.graph.session import Session
 from spiral.shell.cli import main
 from spiral.tools.media import save_png
@@ -30,7 +31,6 @@ ACTION = "put the red ball in the bowl"
 def finished(tmp_path_factory):
     """A workspace with one finished episode, and its start image."""
     from spiral.tools.world.scene import Scene
-
     from tests.conftest import obj
 
     root = tmp_path_factory.mktemp("damaged")

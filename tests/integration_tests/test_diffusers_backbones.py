@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from spiral.tools.errors import InputError
 from spiral.tools.video import (
     SegmentRequest,
@@ -153,6 +154,7 @@ def _replay(pipe, tensors, conditioning, noise_level, steps):
     import copy
 
     import torch
+
     from spiral.tools.video.policy import guided_output
     from spiral.tools.video.trajectory import sde_step_with_logprob
 
@@ -177,6 +179,7 @@ def test_trajectory_replays_with_ratio_one_by_recomputing_the_policy(shape, guid
     import math
 
     import torch
+
     from spiral.memory.artifacts import ArtifactStore
     from spiral.nodes.generate import save_trajectory
     from spiral.tools.video.policy import WanConditioning
@@ -212,6 +215,7 @@ def test_trajectory_replays_with_ratio_one_by_recomputing_the_policy(shape, guid
 def test_changed_weights_change_the_ratio(tmp_path):
     """The ratio test above can fail: nudging the transformer's weights moves the recomputed log-probs."""
     import torch
+
     from spiral.tools.video.tiny import tiny_wan_pipeline
 
     pipe = tiny_wan_pipeline()
@@ -258,6 +262,7 @@ def test_each_backbone_through_the_user_path(name, side, frames, bad_frames, rul
 
 def test_a_graph_run_loads_the_pipeline_once(tmp_path, scene_png, monkeypatch):
     from langgraph.checkpoint.memory import InMemorySaver
+
     from spiral.graph.workflow import build_graph
     from spiral.tools.video import diffusers_backbone
     from spiral.vocabulary.config import RunContext
@@ -278,6 +283,7 @@ def test_a_graph_run_loads_the_pipeline_once(tmp_path, scene_png, monkeypatch):
 
 def test_out_of_memory_is_one_clear_error(tiny_dir, monkeypatch):
     import torch
+
     from spiral.tools.errors import SpiralError
 
     gen = DiffusersBackbone("tiny-wan", model=str(tiny_dir), device="cpu")
@@ -313,6 +319,7 @@ def test_a_pipeline_built_in_code_is_wrapped_and_a_wrong_class_refused():
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_frames_scaled_on_the_device_equal_diffusers_numpy_output(dtype):
     import torch
+
     from spiral.tools.video.diffusers_backbone import _uint8_frames
 
     video = torch.rand((7, 3, 16, 24), generator=torch.Generator().manual_seed(0)).to(getattr(torch, dtype))
@@ -346,6 +353,7 @@ def test_a_group_is_one_batched_call_whose_samples_match_alone_and_replay(monkey
     """`generate_group` samples G seeds in one pipeline call: without trajectories each sample is the one its
     seed gives alone; with them, every sample's transitions re-score to ratio 1 when recomputed alone."""
     import torch
+
     from spiral.tools.video.tiny import tiny_wan_pipeline
 
     pipe = tiny_wan_pipeline()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from spiral.shell.cli import main
 from spiral.tools.media import save_png
 from spiral.tools.world.compose import scene_from_words

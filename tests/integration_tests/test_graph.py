@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
+
 from spiral.graph.workflow import build_graph, checkpoint_serde, graph
 from spiral.memory.artifacts import REF_PATTERN, ArtifactStore
 from spiral.memory.checkpoints import sqlite_checkpointer

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 from spiral.vocabulary.config import RunContext

@@ -198,6 +198,7 @@ def test_empty_choices_and_refusals_fall_back_and_are_recorded(scene_png, tmp_pa
 def _photo_png(tmp_path):
     """A stand-in for a photograph (bench/scene_fit_cases.py's), 64 px."""
     from PIL import Image
+
     from spiral.bench.scene_fit_cases import photo_like
 
     path = tmp_path / "photo.png"

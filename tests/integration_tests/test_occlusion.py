@@ -8,6 +8,7 @@ cube disappeared", "the small green ball shifted 14 px") and ended partial.
 import json
 
 import pytest
+
 from spiral.memory.traces import TraceDB
 from spiral.shell.cli import main
 from spiral.tools.media import save_png

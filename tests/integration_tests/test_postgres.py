@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from spiral.tools.media import save_png
 from spiral.tools.world.demo import DEMO_ACTION, demo_scene
 from spiral.tools.world.render import render_scene
@@ -159,6 +160,7 @@ def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, t
 
     import psycopg
     from langgraph_sdk import get_sync_client
+
     from spiral.bench.server import dev_server, server_env
     from spiral.memory.artifacts import ArtifactStore
     from spiral.vocabulary.state import Ledger

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from spiral.shell.drawing import readme_block
 from spiral.tools.media import save_png
 from spiral.tools.world.demo import demo_scene

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from spiral.memory.traces import TraceDB
 from spiral.shell.cli import main
 from spiral.tools.media import save_png

@@ -7,6 +7,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from PIL import Image
+
 from spiral.graph.workflow import build_graph, checkpoint_serde
 from spiral.memory.artifacts import ArtifactStore
 from spiral.memory.traces import TraceDB

@@ -3,6 +3,7 @@
 import shlex
 
 import pytest
+
 from spiral.shell.cli import main
 
 pytestmark = pytest.mark.e2e

@@ -167,6 +167,7 @@ def test_errors_raised_inside_a_run_reach_the_client_with_their_message():
     """The server's serializer shows the message of RuntimeError subclasses (SpiralError is one) and
     hides others as "An internal error occurred"."""
     from langgraph_api.serde import default
+
     from spiral.tools.errors import LLMUnavailableError
 
     shown = default(LLMUnavailableError("the critic LLM at http://x failed after 2 retries"))

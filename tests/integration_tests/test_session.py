@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spiral.graph.session import AttemptJudged, EpisodeFinished, PlanMade, Session
 from spiral.memory.traces import TraceDB
 from spiral.tools.errors import InputError, ResumeError

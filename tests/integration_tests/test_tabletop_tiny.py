@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from spiral.tools.media import save_png
 from spiral.tools.video.tabletop import shipped_weights
 from spiral.tools.world.render import render_scene

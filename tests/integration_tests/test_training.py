@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+
 from spiral.shell.cli import main
 from spiral.tools.video.base import SegmentRequest
 from spiral.tools.video.diffusers_backbone import DiffusersBackbone
@@ -236,6 +237,7 @@ def _adapter(tmp_path: Path) -> Path:
 def test_loop_collects_with_the_adapter_it_trains_and_evaluates_held_out(tmp_path, capsys):
 
     from safetensors.torch import load_file
+
     from spiral.memory.artifacts import ArtifactStore
     from spiral.memory.traces import TraceDB
 

@@ -6,6 +6,7 @@ import tempfile
 
 import numpy as np
 from safetensors.torch import save_file
+
 from spiral.tools.video.base import SegmentRequest
 from spiral.tools.video.diffusers_backbone import DiffusersBackbone
 from spiral.tools.video.tiny import tiny_wan_pipeline

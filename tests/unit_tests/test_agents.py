@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from spiral.nodes.critique import PerceptionCritic
 from spiral.nodes.plan import RulePlanAgent, ledger_from
 from spiral.nodes.prompts.generator import write_instruction
@@ -195,6 +196,7 @@ def test_attempt_state_is_small(scene_png, tmp_path):
     """What the state keeps per attempt of a real episode: references and numbers, a few hundred bytes,
     and no pixels (thumbnails are artifacts)."""
     from langgraph.checkpoint.memory import InMemorySaver
+
     from spiral.graph.workflow import build_graph, checkpoint_serde
     from spiral.vocabulary.config import RunContext
 

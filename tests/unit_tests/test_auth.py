@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 from langgraph_sdk import Auth
+
 from spiral.shell.auth import authenticate, tokens_from_env
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from spiral.bench import metrics
 from spiral.bench.tasks import CATEGORIES, SPLIT_SIZES, build_suite
 from spiral.nodes.finalize import stitch

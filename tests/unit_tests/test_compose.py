@@ -1,6 +1,7 @@
 """`spiral scene --objects`: scenes from words, the same words and seed giving the same picture."""
 
 import pytest
+
 from spiral.tools.errors import InputError
 from spiral.tools.perception import perceive
 from spiral.tools.world.compose import scene_from_words

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spiral.graph.session import AttemptJudged, EpisodeStarted
 from spiral.shell.console import ProgressPrinter
 from spiral.vocabulary.state import Attempt, Critique, CritiqueScores

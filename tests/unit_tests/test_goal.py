@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from spiral.bench.heldout_segments import held_out, planned_goal
 from spiral.nodes.goal import goal_for
 from spiral.nodes.ledger import ledger_from

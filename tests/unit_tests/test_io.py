@@ -8,6 +8,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
+
 from spiral.memory.artifacts import ArtifactStore
 from spiral.tools.errors import InputError, SpiralError
 from spiral.tools.media import (

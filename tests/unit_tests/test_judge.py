@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from spiral.bench.judge import (
     judge_frame,
     judge_segment,

@@ -1,6 +1,7 @@
 """How the simulated model reads prompts, and the planner's grammar."""
 
 import pytest
+
 from spiral.nodes.grammar import parse_action
 from spiral.tools.errors import ActionParseError
 from spiral.tools.video.sim.language import read_prompt

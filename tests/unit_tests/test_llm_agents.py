@@ -5,6 +5,7 @@ import json
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+
 from spiral.nodes.critique import PerceptionCritic
 from spiral.nodes.llm_agents import (
     LLMCritic,

@@ -1,6 +1,7 @@
 """Reflective memory: lessons from traces, a persistent store, recall by similarity."""
 
 import numpy as np
+
 from spiral.memory.store import (
     LESSONS,
     Lesson,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from langgraph.runtime import ExecutionInfo, Runtime
+
 from spiral.memory.artifacts import ArtifactStore
 from spiral.memory.traces import AttemptRecord, TraceDB
 from spiral.nodes.advance import advance

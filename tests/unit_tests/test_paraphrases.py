@@ -1,6 +1,7 @@
 """Paraphrases of what the grammar means parse to the same plan; what it cannot mean is refused by name."""
 
 import pytest
+
 from spiral.nodes.plan import RulePlanAgent
 from spiral.tools.errors import ActionParseError
 from spiral.tools.perception import perceive

@@ -1,4 +1,5 @@
 import numpy as np
+
 from spiral.tools.perception import match_objects, perceive
 from spiral.tools.world.render import render_scene
 from spiral.tools.world.scene import Scene, random_scene
@@ -60,6 +61,7 @@ def test_slivers_and_noise_do_not_break_perception(simple_scene):
 
 def test_closing_by_shifts_is_scipys_closing():
     from scipy import ndimage
+
     from spiral.tools.pixels import close
 
     cross_in_frame = np.zeros((3, 3, 3), dtype=bool)

@@ -1,4 +1,5 @@
 import pytest
+
 from spiral.tools.predicates import Predicate, distance_to_goal, evaluate
 
 

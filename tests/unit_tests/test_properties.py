@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spiral.nodes.grammar import parse_action
 from spiral.tools.errors import ActionParseError, SpiralError
 from spiral.tools.words import COLOR_WORDS, SHAPE_WORDS, SIZE_WORDS
@@ -138,6 +139,7 @@ def test_every_numeric_option_is_finite_and_in_range_or_refused_naming_its_flag(
 def test_an_episode_input_takes_exactly_action_and_image(extra):
     """Unknown keys are refused by name (a client's typo is not silently dropped)."""
     from pydantic import ValidationError
+
     from spiral.vocabulary.state import EpisodeInput
 
     given = {"action": "put the red ball in the bowl", "image": "start.png", **extra}

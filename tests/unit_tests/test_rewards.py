@@ -2,6 +2,7 @@
 
 import pytest
 from pydantic import ValidationError
+
 from spiral.training.config import GRPOConfig, config_for
 from spiral.training.rewards import (
     RewardInputs,

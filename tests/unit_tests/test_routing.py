@@ -1,6 +1,7 @@
 """Every edge of the graph's conditional routing."""
 
 import pytest
+
 from spiral.graph.routing import after_advance, after_critique, after_plan, after_review
 from spiral.vocabulary.config import RunContext
 from spiral.vocabulary.state import (

@@ -1,6 +1,7 @@
 """Images outside the tabletop world are told apart from its renders, mildly degraded ones included."""
 
 import pytest
+
 from spiral.bench.scene_fit_cases import blur, jpeg, other_table, photo_like
 from spiral.bench.scene_fit_cases import scaled as lit
 from spiral.tools.scene_fit import MAX_DIFFERENCE, scene_fit

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from spiral.tools.errors import InputError, UnknownBackboneError
 from spiral.tools.video import SegmentRequest, load_generator
 from spiral.tools.video.sim import SimConfig, SimVideoGenerator, preset

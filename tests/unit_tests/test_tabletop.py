@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from spiral.bench.segments import FLAG_SETS, instruction_for, train_segments
 from spiral.bench.tasks import build_suite
 from spiral.nodes.planner import PLACE_WORDS

@@ -3,6 +3,7 @@
 import sqlite3
 
 import pytest
+
 from spiral.memory.traces import (
     SCHEMA_VERSION,
     AttemptKey,

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from spiral.tools.world.motion import Move, animate, render_segment
 from spiral.tools.world.render import render_scene, table_texture
 from spiral.tools.world.scene import Scene, footprints_clear, random_scene
