@@ -5,19 +5,63 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from .report import main_table, plots, section, write_section
+from pydantic import BaseModel, ConfigDict, Field
+
+SUITES: dict[str, str] = {
+    "actwm-sim": "ActWM-Sim tasks under every method on the simulated backbone (the main table)",
+    "tabletop-tiny": "held-out tasks under open-loop, best-of-n, decompose, reseed and SPIRAL on the learned model",
+    "checkpoint-growth": "checkpoint bytes per attempt as episodes grow from 2 to 32 sub-actions",
+    "reflective-memory": "generator calls and success with and without lessons from earlier episodes",
+    "server": "the same episodes in-process and through a langgraph dev server",
+    "overhead": "the loop's own cost against a bare LangGraph floor doing the same durable work",
+    "memory": "RSS over many episodes in one process",
+    "training": "what a GRPO step costs",
+    "startup": "the first answer of common commands",
+    "report": "an episode report's size, build time and opening time",
+}
+"""Every benchmark `spiral bench --suite` runs (the shell's choices come from here)."""
+
+
+class BenchOptions(BaseModel):
+    """`spiral bench`'s options: every suite reads the ones it needs."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    suite: Literal[tuple(SUITES)] = Field("actwm-sim", description="which benchmark")  # type: ignore[valid-type]
+    methods: str = Field("", description="comma-separated methods (default: all of the suite's: actwm-sim open-loop,"
+                         "best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan; tabletop-tiny open-loop,"
+                         "best-of-n,decompose,reseed,spiral)")
+    split: Literal["train", "val", "test"] = Field("test", description="ActWM-Sim split the tasks come from")
+    size: int | None = Field(None, ge=1, description="number of tasks (default: the whole split, or the suite's)")
+    seeds: int = Field(3, ge=1, le=100, description="episode seeds per task and method")
+    difficulty: Literal["easy", "medium", "hard"] = Field("medium", description="the sim backbone's error preset")
+    workers: int = Field(2, ge=1, le=64, description="parallel worker processes")
+    results: str = Field("bench_results.sqlite", description="results table; an interrupted bench resumes from it")
+    model: str = Field("", description="tabletop-tiny suite: a pipeline folder instead of the shipped weights (e.g. a "
+                       "`spiral train pretrain` run's pipeline/)")
+    lora: str = Field("", description="tabletop-tiny suite: an adapter from `spiral train` (after RL)")
+    label: str = Field("", description="tabletop-tiny suite: a name for this model's own section and figure in "
+                       "benchmarks.md (letters, digits, '-'; default: the shipped weights' section)")
+    docs: str = Field("docs", description="where benchmarks.md and img/ are written ('' to skip)")
+
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
+
 
 FIGURE_TASK = 4
 """The held-out task whose keyframes the tabletop-tiny section shows (a `gather`: several objects into a bowl)."""
 
 
-def run_suite(suite: str, command: str, *, methods: list[str], split: str = "test", size: int | None = None,
-              seeds: int = 3, difficulty: str = "medium", workers: int = 2, results: str = "bench_results.sqlite",
-              docs: str = "docs", progress: bool = False, model: str = "", lora: str = "", label: str = "",
-              render_report: Callable | None = None) -> str:
-    """The suite's section of docs/benchmarks.md (written there unless `docs` is empty). `render_report`: the
-    shell's episode-page renderer, which the `report` suite measures."""
+def run_suite(options: BenchOptions, command: str, progress: bool = False, render_report: Callable | None = None) -> str:
+    """The suite's section of docs/benchmarks.md (written there unless `options.docs` is empty). `render_report`:
+    the shell's episode-page renderer, which the `report` suite measures."""
+    suite, methods, split, size, seeds = (options.suite, options.method_list(), options.split, options.size,
+                                          options.seeds)
+    difficulty, workers, results, docs = options.difficulty, options.workers, options.results, options.docs
+    model, lora, label = options.model, options.lora, options.label
+    from .report import write_section  # the shell lists the suites at start-up; their code loads when one runs
     if suite == "actwm-sim":
         from .episodes import METHODS
 
@@ -89,6 +133,7 @@ def run_suite(suite: str, command: str, *, methods: list[str], split: str = "tes
 
 def _actwm(command: str, methods: list[str], split: str, size: int | None, seeds: int, difficulty: str, workers: int,
            results: str, docs: str, progress: bool) -> str:
+    from .report import main_table, plots, section, write_section
     from .runner import run_bench, run_key
 
     table = run_bench(methods, split=split, size=size, seeds=seeds, difficulty=difficulty, workers=workers,

@@ -9,16 +9,16 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..bench.suites import SUITES, BenchOptions
 from ..graph.session import Session
 from ..memory.workspace import Workspace
 from ..tools.errors import InputError, ResumeError
+from .cli_options import add_model_options, model_from_args
 from .console import ProgressPrinter, console, print_summary
 
 if TYPE_CHECKING:
     from ..memory.traces import TraceDB
 
-SUITES = ("actwm-sim", "tabletop-tiny", "checkpoint-growth", "reflective-memory", "server", "overhead", "memory",
-          "training", "startup", "report")
 
 
 def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -55,23 +55,10 @@ def add_parsers(sub, workspace_option: Callable[[argparse.ArgumentParser], None]
                     help="keep unreferenced artifacts younger than this: a running step writes its artifacts before "
                          "the checkpoint naming them commits (default: 60)")
     workspace_option(gc)
-    bench = sub.add_parser("bench", help="run a benchmark and write its section of docs/benchmarks.md")
-    bench.add_argument("--suite", default="actwm-sim", choices=SUITES, help="which benchmark")
-    bench.add_argument("--methods", default="", help="comma-separated methods (default: all of the suite's: actwm-sim "
-                       "open-loop,best-of-n,spiral,spiral-no-critic,spiral-no-memory,spiral-no-replan; tabletop-tiny "
-                       "open-loop,best-of-n,decompose,reseed,spiral)")
-    bench.add_argument("--split", default="test", help="ActWM-Sim split the tasks come from")
-    bench.add_argument("--size", type=int, default=None, help="number of tasks (default: the whole split)")
-    bench.add_argument("--seeds", type=int, default=3, help="episode seeds per task and method")
-    bench.add_argument("--difficulty", default="medium", help="the sim backbone's error preset: easy, medium, hard")
-    bench.add_argument("--workers", type=int, default=2, help="parallel worker processes")
-    bench.add_argument("--results", default="bench_results.sqlite", help="results table; an interrupted bench resumes from it")
-    bench.add_argument("--model", default="", help="tabletop-tiny suite: a pipeline folder instead of the shipped "
-                       "weights (e.g. a `spiral train pretrain` run's pipeline/)")
-    bench.add_argument("--lora", default="", help="tabletop-tiny suite: an adapter from `spiral train` (after RL)")
-    bench.add_argument("--label", default="", help="tabletop-tiny suite: a name for this model's own section and "
-                       "figure in benchmarks.md (letters, digits, '-'; default: the shipped weights' section)")
-    bench.add_argument("--docs", default="docs", help="where benchmarks.md and img/ are written ('' to skip)")
+    bench = sub.add_parser("bench", help="run a benchmark and write its section of docs/benchmarks.md",
+                           description="Run a benchmark and write its section of docs/benchmarks.md. Suites: " +
+                           "; ".join(f"{name}: {what}" for name, what in SUITES.items()))
+    add_model_options(bench, BenchOptions)
     dataset = sub.add_parser("dataset", help="ActWM-Dataset tools")
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
     export = dsub.add_parser("export", help="write start images, actions, plans and ground-truth videos")
@@ -91,10 +78,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     command = "spiral " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         f"spiral bench --suite {args.suite}"
-    print(run_suite(args.suite, command, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
-                    split=args.split, size=args.size, seeds=args.seeds, difficulty=args.difficulty,
-                    workers=args.workers, results=args.results, docs=args.docs, progress=sys.stderr.isatty(),
-                    model=args.model, lora=args.lora, label=args.label, render_report=render_report))
+    options = model_from_args(BenchOptions, args)
+    print(run_suite(options, command, progress=sys.stderr.isatty(), render_report=render_report))
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:

@@ -167,48 +167,13 @@ def _run_tasks(context, split: str, size: int, prefix: str) -> int:
 
 
 def _loop(args: argparse.Namespace) -> None:
-    """Rounds of: collect with the current adapter, continue training it, evaluate on held-out tasks.
-
-    loop.csv has one row per policy: the base, then the adapter after each round, with the optimizer steps it
-    has had, the reward of the train rollouts collected with it (none for the last: nothing collects with it)
-    and its reward on the held-out tasks (same tasks and seed every time). loop.png plots both against steps.
-    """
-    from ..tools.video import clear_cache
-    from ..training.fit import fit
-    from ..training.loop_log import LoopRow, overfitting_warning, write_loop
-    from ..training.replay import mean_reward
+    """Rounds of collect, train and evaluate (training/loop.py)."""
+    from ..training.loop import run_loop
 
     options, fit_options = model_from_args(LoopOptions, args), model_from_args(FitOptions, args)
     base = _rollout_context(args)
-    config = _config(args, options.method, fit_options)
-    root = Path(base.workspace)
-
-    def evaluate(folder: Path, adapter: Path | None) -> float | None:
-        held_out = base.model_copy(update={"workspace": str(folder), "lora": str(adapter or ""), "group_size": 1,
-                                           "trajectory": False, "seed": base.seed})
-        _run_tasks(held_out, "test", options.eval_size, "eval")
-        return mean_reward(folder, config.rewards, chosen_only=True)
-
-    policies = [LoopRow(policy=0, optimizer_steps=0, heldout_reward=evaluate(root / "base-eval", None))]
-    adapter: Path | None = None
-    for r in range(options.rounds):
-        folder = root / f"round-{r}"
-        rollouts = base.model_copy(update={"workspace": str(folder / "rollouts"), "seed": base.seed + r,
-                                           "lora": str(adapter or "")})
-        _run_tasks(rollouts, "train", options.size, "collect")
-        policies[-1].train_reward = mean_reward(folder / "rollouts", config.rewards, chosen_only=False)
-        result = fit(options.method, folder / "rollouts", folder / options.method, config, fit_options.epochs,
-                     init_adapter=adapter, progress=_progress)
-        adapter = result.adapter
-        policies.append(LoopRow(policy=r + 1, optimizer_steps=policies[-1].optimizer_steps + result.optimizer_steps,
-                                heldout_reward=evaluate(folder / "eval", adapter)))
-        clear_cache()  # each round's adapter loaded its own pipeline: free them before the next round's
-        warning = overfitting_warning(policies[-3], policies[-2]) if len(policies) > 2 else ""
-        if warning:
-            console().print(f"warning: round {r}: {warning}")
-        write_loop(root, policies)
-        console().print(f"round {r}: train reward {policies[-2].train_reward} (collected with policy {r}), "
-                        f"held-out {policies[-2].heldout_reward} -> {policies[-1].heldout_reward}; adapter {adapter}")
+    run_loop(base, options, fit_options, _config(args, options.method, fit_options), say=console().print,
+             progress=_progress)
 
 
 def _config(args: argparse.Namespace, method: str, options: FitOptions):

@@ -128,13 +128,13 @@ def test_a_30_sub_action_report_stays_under_its_size_and_opens_fast():
 
 def test_the_bench_page_shows_the_same_tasks_under_each_method(tmp_path):
     from spiral.bench.gallery import GALLERY_METHODS, GALLERY_TASKS
-    from spiral.bench.suites import run_suite
+    from spiral.bench.suites import BenchOptions, run_suite
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "benchmarks.md").write_text("# Benchmarks\n")
-    run_suite("actwm-sim", "spiral bench --size 7 --seeds 1", methods=list(GALLERY_METHODS), size=7, seeds=1,
-              workers=1, results=str(tmp_path / "r.sqlite"), docs=str(docs))
+    run_suite(BenchOptions(suite="actwm-sim", methods=",".join(GALLERY_METHODS), size=7, seeds=1, workers=1,
+                           results=str(tmp_path / "r.sqlite"), docs=str(docs)), "spiral bench --size 7 --seeds 1")
     page_file = docs / "bench_test_medium.html"
     assert "[bench_test_medium.html](bench_test_medium.html)" in (docs / "benchmarks.md").read_text()
     html = page_file.read_text()
