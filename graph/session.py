@@ -32,8 +32,8 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 
-from ..memory.artifacts import deferred_durability
 from ..memory.checkpoints import has_checkpoints, where
+from ..memory.durable import deferred_durability
 from ..memory.folders import (
     check_thread_id,
 )
@@ -43,51 +43,24 @@ from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError, storage_error
 from ..vocabulary.config import RunContext
 from ..vocabulary.events import (
+    AttemptJudged,
+    AttemptReviewed,
     CritiqueEvent,
+    EpisodeFinished,
+    EpisodeStarted,
     GeneratorProgress,
+    InstructionRefined,
+    Observer,
+    PlanMade,
     ReviewDecision,
     ReviewRequest,
     SegmentReady,
+    SessionEvent,
 )
-from ..vocabulary.state import Attempt, EpisodeState, Plan
+from ..vocabulary.state import EpisodeState, Plan
 from .timetravel import CheckpointSummary, fork_state, history
 from .workflow import build_graph, checkpoint_serde
 
-
-class EpisodeStarted(BaseModel):
-    """The run passed preflight and its thread exists from now on (resume it by this id)."""
-
-    thread_id: str
-    workspace: str
-
-
-class PlanMade(BaseModel):
-    plan: Plan
-    cursor: int
-    """Steps before it were already accepted (a replan restates only the rest)."""
-
-
-class AttemptJudged(BaseModel):
-    attempt: Attempt
-
-
-class InstructionRefined(BaseModel):
-    instruction: str
-
-
-class AttemptReviewed(BaseModel):
-    attempt: Attempt
-
-
-class EpisodeFinished(BaseModel):
-    status: str
-    video: str
-    summary: str
-
-
-SessionEvent = (EpisodeStarted | PlanMade | AttemptJudged | InstructionRefined | AttemptReviewed | EpisodeFinished | GeneratorProgress
-                | SegmentReady | CritiqueEvent)
-Observer = Callable[[SessionEvent], None]
 Reviewer = Callable[[ReviewRequest], ReviewDecision | None]
 """Answers a review pause; None leaves the run paused (answer later with `Session.resume`)."""
 DURABILITY = "sync"

@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from ..tools.errors import InputError, SpiralError
 from ..vocabulary.environment import environment
-from .artifacts import wait_for_disk
+from .durable import wait_for_disk
 from .sqlite import connect, retry_busy
 
 DATABASE_ENV = "SPIRAL_DATABASE_URI"

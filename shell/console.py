@@ -10,23 +10,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..graph.session import (
-    AttemptJudged,
-    AttemptReviewed,
-    EpisodeFinished,
-    EpisodeRun,
-    EpisodeStarted,
-    InstructionRefined,
-    PlanMade,
-    SessionEvent,
-)
+from ..graph.session import EpisodeRun
 from ..memory.artifacts import ArtifactStore
 from ..tools.media import write_gif
 from ..vocabulary.events import (
+    AttemptJudged,
+    AttemptReviewed,
+    EpisodeFinished,
+    EpisodeStarted,
     GeneratorProgress,
+    InstructionRefined,
+    PlanMade,
     ReviewDecision,
     ReviewRequest,
     SegmentReady,
+    SessionEvent,
 )
 
 

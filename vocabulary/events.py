@@ -9,11 +9,12 @@ strings "approve" / "reject") through `Command(resume=...)`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .state import CritiqueScores, FailureKind
+from .state import Attempt, CritiqueScores, FailureKind, Plan
 
 
 class GeneratorProgress(BaseModel):
@@ -98,3 +99,41 @@ class ReviewDecision(BaseModel):
             except ValidationError as exc:
                 raise ValueError(f"answer {answer!r} is not a review decision: {exc.errors()[0]['msg']}") from None
         raise ValueError(f"answer of type {type(answer).__name__} is not a review decision")
+
+
+# -- what the session driver tells an observer (graph/session.py) --------------------------------------
+class EpisodeStarted(BaseModel):
+    """The run passed preflight and its thread exists from now on (resume it by this id)."""
+
+    thread_id: str
+    workspace: str
+
+
+class PlanMade(BaseModel):
+    plan: Plan
+    cursor: int
+    """Steps before it were already accepted (a replan restates only the rest)."""
+
+
+class AttemptJudged(BaseModel):
+    attempt: Attempt
+
+
+class InstructionRefined(BaseModel):
+    instruction: str
+
+
+class AttemptReviewed(BaseModel):
+    attempt: Attempt
+
+
+class EpisodeFinished(BaseModel):
+    status: str
+    video: str
+    summary: str
+
+
+SessionEvent = (EpisodeStarted | PlanMade | AttemptJudged | InstructionRefined | AttemptReviewed | EpisodeFinished | GeneratorProgress
+                | SegmentReady | CritiqueEvent)
+Observer = Callable[[SessionEvent], None]
+"""Told every session event as it happens (graph/session.py)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from spiral.graph.session import AttemptJudged, EpisodeFinished, PlanMade, Session
+from spiral.graph.session import Session
 from spiral.memory.traces import TraceDB
 from spiral.tools.errors import InputError, ResumeError
 from spiral.vocabulary.config import RunContext
-from spiral.vocabulary.events import ReviewDecision
+from spiral.vocabulary.events import AttemptJudged, EpisodeFinished, PlanMade, ReviewDecision
 
 ACTION = "put the red ball in the bowl then stack the blue cube on the green cube"
 

@@ -62,8 +62,13 @@ def test_a_teleport_is_caught(simple_scene):
 
 
 def test_precision_recall():
-    p, r = metrics.precision_recall([(True, True), (True, False), (False, True), (False, False)])
-    assert p == 0.5 and r == 0.5
+    """Asymmetric counts (3 true passes, 1 false pass, 2 misses), so a swapped formula or swapped pair order
+    gives other figures: precision 3/4, recall 3/5."""
+    pairs = [(True, True)] * 3 + [(True, False)] + [(False, True)] * 2 + [(False, False)] * 5
+    p, r = metrics.precision_recall(pairs)
+    assert p == 0.75 and r == 0.6
+    assert metrics.precision_recall([(truth, critic) for critic, truth in pairs]) == (0.6, 0.75)
+    assert metrics.precision_recall_counts(3, 1, 2) == (0.75, 0.6)
 
 
 def test_interpenetration_is_not_success(simple_scene):

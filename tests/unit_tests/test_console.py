@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spiral.graph.session import AttemptJudged, EpisodeStarted
 from spiral.shell.console import ProgressPrinter
+from spiral.vocabulary.events import AttemptJudged, EpisodeStarted
 from spiral.vocabulary.state import Attempt, Critique, CritiqueScores
 
 SCORES = CritiqueScores(action_completion=0.2, object_fidelity=1, temporal_consistency=1, physical_plausibility=1,
@@ -32,8 +32,7 @@ def test_the_thread_line_comes_once_the_run_has_started(capsys):
 
 
 def test_the_status_line_follows_sub_action_try_denoising_step_and_verdict(capsys):
-    from spiral.graph.session import PlanMade
-    from spiral.vocabulary.events import GeneratorProgress, SegmentReady
+    from spiral.vocabulary.events import GeneratorProgress, PlanMade, SegmentReady
     from spiral.vocabulary.state import Plan, SubAction
 
     steps = [SubAction(id=f"s{i}", index=i, verb="put_in", subject="red_ball", subject_desc="red ball",

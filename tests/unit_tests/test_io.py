@@ -198,25 +198,25 @@ def test_a_second_waiter_also_waits_for_writes_the_first_waiter_took(tmp_path, m
     checkpoint pointing at an unwritten file was committed (the fault suite found it)."""
     import threading
 
-    from spiral.memory import artifacts
+    from spiral.memory import durable
 
     release, started = threading.Event(), threading.Event()
-    real_write = artifacts._write_file
+    real_write = durable.write_file
 
     def slow_write(target, data, durable):
         started.set()
         release.wait(5)
         real_write(target, data, durable)
 
-    monkeypatch.setattr(artifacts, "_write_file", slow_write)
-    with artifacts.deferred_durability(tmp_path / "a"):
+    monkeypatch.setattr(durable, "write_file", slow_write)
+    with durable.deferred_durability(tmp_path / "a"):
         store = ArtifactStore(tmp_path / "a")
         ref = store.put_bytes(b"segment", "bin")
         started.wait(5)
-        first = threading.Thread(target=artifacts.wait_for_disk)
+        first = threading.Thread(target=durable.wait_for_disk)
         first.start()
         second_done = threading.Event()
-        threading.Thread(target=lambda: (artifacts.wait_for_disk(), second_done.set())).start()
+        threading.Thread(target=lambda: (durable.wait_for_disk(), second_done.set())).start()
         assert not second_done.wait(0.3)  # the write is not on disk yet: the second waiter must still wait
         release.set()
         assert second_done.wait(5) and store.path(ref).read_bytes() == b"segment"
@@ -226,28 +226,28 @@ def test_a_second_waiter_also_waits_for_writes_the_first_waiter_took(tmp_path, m
 def test_a_failed_artifact_write_is_raised_once_to_the_waiter(tmp_path, monkeypatch):
     import errno
 
-    from spiral.memory import artifacts
+    from spiral.memory import durable
 
     def full(target, data, durable):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(artifacts, "_write_file", full)
-    with artifacts.deferred_durability(tmp_path / "a"):
+    monkeypatch.setattr(durable, "write_file", full)
+    with durable.deferred_durability(tmp_path / "a"):
         ArtifactStore(tmp_path / "a").put_bytes(b"x", "bin")
         with pytest.raises(OSError, match="No space"):
-            artifacts.wait_for_disk()
-        artifacts.wait_for_disk()  # raised once; the step that wrote it is redone on resume
+            durable.wait_for_disk()
+        durable.wait_for_disk()  # raised once; the step that wrote it is redone on resume
 
 
 def test_a_finished_episode_leaves_no_decoded_artifacts_in_memory(tmp_path):
-    from spiral.memory import artifacts
+    from spiral.memory import durable
 
     store = ArtifactStore(tmp_path / "a")
     other = ArtifactStore(tmp_path / "b")
     ref = store.put_frames(np.zeros((4, 8, 8, 3), np.uint8))
     kept = other.put_frames(np.ones((4, 8, 8, 3), np.uint8))
     store.drop_cache()
-    assert artifacts._CACHE.get((store.root, ref)) is None and artifacts._CACHE.get((other.root, kept)) is not None
+    assert durable.DECODED.get((store.root, ref)) is None and durable.DECODED.get((other.root, kept)) is not None
     assert store.get_frames(ref).shape == (4, 8, 8, 3)  # read back from the disk
 
 
