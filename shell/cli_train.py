@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
     loop = tsub.add_parser("loop", help="rounds of collect (with the current adapter), train, evaluate on held-out "
                                         "tasks; warns when training reward rises while held-out reward falls")
     add_model_options(loop, LoopOptions)
-    _training_options(loop, skip=("device", "dtype"))
+    _training_options(loop, skip=("device", "dtype", "init_adapter"))
     add_context_options(loop)
     for method in ("grpo", "dpo"):
         p = tsub.add_parser(method, help=f"train a LoRA with {'Flow-GRPO' if method == 'grpo' else 'Diffusion-DPO'} "
@@ -200,7 +200,7 @@ def _train(args: argparse.Namespace) -> None:
     method = args.train_command
     options = model_from_args(FitOptions, args)
     result = fit(method, args.workspace, args.out, _config(args, method, options), options.epochs, options.device,
-                 options.dtype, progress=_progress)
+                 options.dtype, init_adapter=options.init_adapter or None, progress=_progress)
     console().print(f"{method}: {result.optimizer_steps} optimizer steps; adapter in {result.adapter} (use: spiral run "
                     f"--backbone {result.stats.backbone} --lora {result.adapter}); metrics in "
                     f"{result.adapter.parent / 'metrics.csv'}")

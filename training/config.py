@@ -148,6 +148,8 @@ class FitOptions(BaseModel):
     recipe: str = Field("", description="named defaults: tiny-cpu, wan-1gpu (docs/training.md)")
     epochs: int = Field(4, ge=1, le=10_000, description="passes over the samples")
     lr: float | None = Field(None, ge=0, description="learning rate (default: the recipe's; 0 is the control run)")
+    init_adapter: str = Field("", description="an adapter to go on training (the one the rollouts were drawn with, "
+                              "for GRPO); empty: a fresh one on the base weights", json_schema_extra={"path": True})
     device: str = Field("auto", description="auto (each process's own GPU under a launcher), cpu, cuda:N")
     dtype: str = Field("auto", description="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
 

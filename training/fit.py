@@ -39,6 +39,26 @@ def process_device(device: str) -> str:
     return device
 
 
+def check_policy(stats: ReplayStats, workspace: str | Path, init_adapter: str | Path | None) -> None:
+    """GRPO's ratio compares the trained policy with the one that sampled: the run must start from the adapter the
+    rollouts were drawn with (none, for the base weights), or every ratio is off-policy from the first step."""
+    from ..tools.video.adapters import adapter_identity, check_adapter
+
+    if init_adapter:
+        check_adapter(init_adapter, stats.backbone)
+    start = adapter_identity(init_adapter) if init_adapter else ""
+    sampled = stats.adapters or [""]
+    if len(sampled) > 1:
+        raise InputError(f"the rollouts in {workspace} were drawn with {len(sampled)} different adapters "
+                         f"({', '.join(a or 'the base weights' for a in sampled)}): train on one policy's rollouts")
+    if sampled[0] != start:
+        drawn = f"adapter {sampled[0]}" if sampled[0] else "the base weights"
+        given = f"adapter {start}" if start else "a fresh adapter (the base weights)"
+        hint = f"--init-adapter {sampled[0].rsplit('@', 1)[0]}" if sampled[0] else "no --init-adapter"
+        raise InputError(f"the rollouts in {workspace} were drawn with {drawn} but this run starts from {given}: "
+                         f"pass {hint} (GRPO's ratio needs the policy that sampled them)")
+
+
 def fit(method: str, workspace: str | Path, out: str | Path, config: TrainerSettings, epochs: int,
         device: str = "auto", dtype: str = "auto", init_adapter: str | Path | None = None,
         progress: Callable[[Iterable[int], str], Iterable[int]] = lambda it, _: it) -> FitResult:
@@ -52,6 +72,8 @@ def fit(method: str, workspace: str | Path, out: str | Path, config: TrainerSett
     grpo = method == "grpo"
     assert isinstance(config, GRPOConfig if grpo else DPOConfig)
     data, stats = (replay.grpo_samples if grpo else replay.dpo_pairs)(workspace, config.rewards)
+    if grpo:
+        check_policy(stats, workspace, init_adapter)
     generator = load_generator(stats.backbone, model="" if stats.model.startswith("<") else stats.model, dtype=dtype,
                                device=process_device(device), cpu_offload=False, vae_tiling=False, lora="")
     trainer = (FlowGRPO if grpo else DiffusionDPO)(generator.pipe, stats.backbone, stats.model or generator.source,

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..tools.video.policy import WanConditioning, guided_output
-from ..tools.video.trajectory import sde_step_with_logprob
+from ..tools.video.trajectory import scored_from, sde_step_with_logprob
 from .config import GRPOConfig
 from .state import TrainingRun
 
@@ -89,9 +89,11 @@ class FlowGRPO(TrainingRun):
         latents = sample.latents[j].to(self.device, torch.float32)
         prev = sample.latents[j + 1].to(self.device, torch.float32)
         t = sample.timesteps[j].to(self.device)
+        first = scored_from(cond.expand_timesteps)  # Wan2.2 TI2V: frame 0 is the image, not the policy's choice
         with self.autocast():
             output = guided_output(model, latents, t, cond)
-        step = sde_step_with_logprob(scheduler, output, t, latents, sample.noise_level, prev_sample=prev)
+        step = sde_step_with_logprob(scheduler, output, t, latents, sample.noise_level, prev_sample=prev,
+                                     first_frame=first)
         old = sample.log_probs[j].to(self.device)
         ratio = torch.exp(step.log_prob - old)
         advantage = torch.full_like(ratio, sample.advantage).clamp(-cfg.adv_clip_max, cfg.adv_clip_max)
@@ -101,10 +103,10 @@ class FlowGRPO(TrainingRun):
         if cfg.kl_beta > 0:
             with torch.no_grad(), self.adapter_disabled(), self.autocast():
                 reference = sde_step_with_logprob(scheduler, guided_output(model, latents, t, cond), t, latents,
-                                                  sample.noise_level, prev_sample=prev)
+                                                  sample.noise_level, prev_sample=prev, first_frame=first)
             dims = tuple(range(1, step.prev_sample_mean.ndim))
-            kl = ((step.prev_sample_mean - reference.prev_sample_mean) ** 2).mean(dim=dims) / (
-                2 * step.std_dev_t.reshape(-1) ** 2)
+            gap = (step.prev_sample_mean - reference.prev_sample_mean)[:, :, first:]
+            kl = (gap ** 2).mean(dim=dims) / (2 * step.std_dev_t.reshape(-1) ** 2)
             loss = loss + cfg.kl_beta * kl.mean()
             kl_value = float(kl.mean().detach())
         clipped = float(((ratio - 1).abs() > cfg.clip_range).float().mean())

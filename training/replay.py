@@ -46,6 +46,8 @@ class ReplayStats(BaseModel):
     skipped_small: int = 0
     backbone: str = ""
     model: str = ""
+    adapters: list[str] = []
+    """The adapters the trained samples were drawn with (`path@sha256-prefix`; '' for the base weights)."""
 
 
 def load_groups(workspace: str | Path) -> tuple[list[Group], str]:
@@ -137,6 +139,8 @@ def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[Re
         for record, advantage in zip(samples_by_group[index], values, strict=True):
             tensors, metadata = store.get_tensors(record.trajectory)
             stats.model = metadata.get("model", "")
+            if metadata.get("adapter", "") not in stats.adapters:
+                stats.adapters.append(metadata.get("adapter", ""))
             out.append(ReplaySample.from_artifacts(tensors, metadata, conditioning(metadata["conditioning"]), advantage))
     stats.samples = len(out)
     if not out:

@@ -74,3 +74,20 @@ def test_recipes_set_defaults_and_refuse_unknown_names():
         config_for(GRPOConfig, "huge")
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         GRPOConfig(learning_rte=1e-3)
+
+
+def test_grpo_refuses_rollouts_drawn_with_another_policy():
+    """Trajectories record the adapter that drew them; training a fresh LoRA against an adapter's log-probs would
+    be off-policy from the first step, so the run must start from that adapter (and from one only)."""
+    import pytest
+
+    from spiral.tools.errors import InputError
+    from spiral.training.fit import check_policy
+    from spiral.training.replay import ReplayStats
+
+    check_policy(ReplayStats(backbone="tiny-wan", adapters=[""]), "ws", None)  # base rollouts, fresh adapter: fine
+    with pytest.raises(InputError, match=r"drawn with adapter /runs/a/adapter@0123456789ab but this run starts from "
+                                         r"a fresh adapter .* pass --init-adapter /runs/a/adapter"):
+        check_policy(ReplayStats(backbone="tiny-wan", adapters=["/runs/a/adapter@0123456789ab"]), "ws", None)
+    with pytest.raises(InputError, match="2 different adapters"):
+        check_policy(ReplayStats(backbone="tiny-wan", adapters=["", "/runs/a/adapter@0123456789ab"]), "ws", None)

@@ -111,10 +111,15 @@ def check_adapter(directory: str | Path, backbone: str) -> AdapterCard:
     return card
 
 
+def adapter_identity(directory: str | Path) -> str:
+    """`path@sha256-prefix` of an adapter's weights: what a trajectory records as the policy that sampled it."""
+    directory = Path(directory).resolve()
+    return f"{directory}@{hashlib.sha256((directory / WEIGHTS).read_bytes()).hexdigest()[:12]}"
+
+
 def load_adapter(pipe: Any, directory: str | Path, scale: float = 1.0) -> str:
     """Load the adapter into the pipeline's transformer; returns its identity `path@sha256-prefix`."""
     directory = Path(directory).resolve()
     pipe.load_lora_weights(str(directory), weight_name=WEIGHTS, adapter_name=ADAPTER_NAME)
     pipe.set_adapters([ADAPTER_NAME], adapter_weights=[scale])
-    digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).hexdigest()[:12]
-    return f"{directory}@{digest}"
+    return adapter_identity(directory)

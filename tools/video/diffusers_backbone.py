@@ -34,7 +34,7 @@ from .diffusers_specs import (
     resolve_dtype,
     resolve_model,
 )
-from .trajectory import TrajectoryRecorder
+from .trajectory import TrajectoryRecorder, scored_from
 
 log = logging.getLogger(__name__)
 EMBEDDING_CACHE_SIZE = 64
@@ -151,7 +151,8 @@ class DiffusersBackbone:
             raise InputError(f"{self.name}'s scheduler ({type(self.pipe.scheduler).__name__}) is not a "
                              "flow-matching scheduler; trajectory capture needs one")
         sde = torch.Generator(device=gen_device).manual_seed(request.seed + 1)
-        recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde, request.trajectory_dtype)
+        recorder = TrajectoryRecorder(self.pipe.scheduler, request.sde_noise_level, sde, request.trajectory_dtype,
+                                      first_frame=scored_from(bool(self.pipe.config.get("expand_timesteps", False))))
         return recorder, ConditioningCapture(self.pipe, guidance)
 
     def _goal_kwargs(self, request: SegmentRequest) -> dict[str, Any]:

@@ -38,18 +38,29 @@ def _sigmas(scheduler, timestep: torch.Tensor, sample: torch.Tensor):
     return sigma, sigma_prev, sigma_max
 
 
+def sde_std(sigma: torch.Tensor, sigma_max: float, noise_level: float) -> torch.Tensor:
+    """Flow-GRPO's `noise_level * sqrt(sigma / (1 - sigma))`, with sigma in the denominator bounded by the
+    schedule's second sigma: it diverges as sigma nears 1, and schedulers start at 1 (flow-matching Euler: the
+    reference implementation's `sigma == 1` case) or a hair below it (UniPC, as Wan's published pipelines
+    ship it, starts at 0.999999: std 695, and the latents grew to std 21,721 in three steps)."""
+    return torch.sqrt(sigma / (1 - torch.clamp(sigma, max=sigma_max))) * noise_level
+
+
 def sde_step_with_logprob(scheduler, model_output: torch.Tensor, timestep: torch.Tensor, sample: torch.Tensor,
                           noise_level: float = 0.7, prev_sample: torch.Tensor | None = None,
-                          generator: torch.Generator | None = None) -> StepResult:
+                          generator: torch.Generator | None = None, first_frame: int = 0) -> StepResult:
     """One SDE step of a flow-matching scheduler and its log-probability (fp32).
 
-    With `prev_sample` given, nothing is sampled: the recorded transition is re-scored.
+    With `prev_sample` given, nothing is sampled: the recorded transition is re-scored. The log-probability
+    is the mean over latent frames from `first_frame` on: a pipeline that overwrites latent frame 0 with the
+    conditioning image (Wan2.2 TI2V, `expand_timesteps`) makes that frame's transitions carry no choice of
+    the policy's, so they are left out (`first_frame=1`, see `scored_from`).
     """
     model_output = model_output.float()
     sample = sample.float()
     sigma, sigma_prev, sigma_max = _sigmas(scheduler, timestep, sample)
     dt = sigma_prev - sigma
-    std_dev_t = torch.sqrt(sigma / (1 - torch.where(sigma == 1, torch.full_like(sigma, sigma_max), sigma))) * noise_level
+    std_dev_t = sde_std(sigma, sigma_max, noise_level)
     mean = (sample * (1 + std_dev_t**2 / (2 * sigma) * dt)
             + model_output * (1 + std_dev_t**2 * (1 - sigma) / (2 * sigma)) * dt)
     scale = std_dev_t * torch.sqrt(-dt)
@@ -60,7 +71,15 @@ def sde_step_with_logprob(scheduler, model_output: torch.Tensor, timestep: torch
     prev_sample = prev_sample.float()
     log_prob = (-((prev_sample.detach() - mean) ** 2) / (2 * scale**2) - torch.log(scale)
                 - math.log(math.sqrt(2 * math.pi)))
+    if first_frame:
+        log_prob = log_prob[:, :, first_frame:]
     return StepResult(prev_sample, log_prob.mean(dim=tuple(range(1, log_prob.ndim))), mean, std_dev_t)
+
+
+def scored_from(expand_timesteps: bool) -> int:
+    """The first latent frame a policy's log-probability counts: 1 where the pipeline overwrites frame 0 with
+    the image (Wan2.2 TI2V), else 0."""
+    return 1 if expand_timesteps else 0
 
 
 @dataclass
@@ -105,8 +124,10 @@ class TrajectoryRecorder:
     and used as the next step's input, so the stored trajectory re-scores exactly at half the bytes.
     """
 
-    def __init__(self, scheduler, noise_level: float, generator: torch.Generator, storage: str = "float32") -> None:
+    def __init__(self, scheduler, noise_level: float, generator: torch.Generator, storage: str = "float32",
+                 first_frame: int = 0) -> None:
         self.scheduler, self.noise_level, self.generator = scheduler, noise_level, generator
+        self.first_frame = first_frame
         self.storage = STORAGE_DTYPES[storage]
         self.trajectory = Trajectory(noise_level=noise_level)
 
@@ -126,7 +147,7 @@ class TrajectoryRecorder:
         drawn = sde_step_with_logprob(sched, model_output, t, start, self.noise_level, generator=self.generator)
         stored = self._keep(drawn.prev_sample)
         result = sde_step_with_logprob(sched, model_output, t, start, self.noise_level,
-                                       prev_sample=stored.to(sample.device, torch.float32))
+                                       prev_sample=stored.to(sample.device, torch.float32), first_frame=self.first_frame)
         traj.latents.append(stored)
         traj.timesteps.append(t.detach().float().reshape(-1)[:1].cpu())
         traj.sigmas.append(sched.sigmas[sched.step_index].detach().float().reshape(1).cpu())
