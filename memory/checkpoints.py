@@ -10,7 +10,6 @@ need not wait themselves.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,31 +19,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from ..tools.errors import InputError, SpiralError
-from ..vocabulary.environment import environment
+from ..tools.errors import SpiralError
+from ..vocabulary.environment import DATABASE_ENV, database_uri, redacted
 from .durable import wait_for_disk
 from .sqlite import connect, retry_busy
 
-DATABASE_ENV = "SPIRAL_DATABASE_URI"
-"""postgresql://user:password@host:5432/db — checkpoints and lessons go there instead of the workspace."""
 
 
 def checkpoint_path(workspace: str | Path) -> Path:
     return Path(workspace) / "checkpoints.sqlite"
-
-
-def database_uri() -> str:
-    """The PostgreSQL URL from the environment ('' when unset); one line when it is not one."""
-    uri = environment().database_uri
-    if uri and not uri.startswith(("postgresql://", "postgres://")):
-        raise InputError(f"{DATABASE_ENV} must be a PostgreSQL URL like postgresql://user:password@host:5432/db "
-                         f"(got {redacted(uri)[:60]!r}); unset it to keep checkpoints in the workspace")
-    return uri
-
-
-def redacted(uri: str) -> str:
-    """The URI without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
 
 
 def has_checkpoints(workspace: str | Path) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from spiral.memory.checkpoints import DATABASE_ENV, database_uri, redacted
+from spiral.vocabulary.environment import DATABASE_ENV, database_uri, redacted
 from spiral.tools.errors import SpiralError
 from spiral.vocabulary.environment import environment
 

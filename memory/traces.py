@@ -24,8 +24,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-import sqlite_utils
-
 from ..tools.errors import InputError, ResumeError
 from ..tools.paths import writable_file, write_atomic
 from ..vocabulary.trace_records import (
@@ -41,39 +39,48 @@ from ..vocabulary.trace_records import (
     Record,
     SubActionRecord,
     Verdict,
+    column_value,
 )
 from .folders import is_writable
-from .sqlite import connect, immediate
+from .trace_sql import PostgresBackend, SqlBackend, SqliteBackend
+from .trace_sql import quoted as _q
 
 __all__ = ["SCHEMA_VERSION", "AttemptKey", "AttemptRecord", "CriticKind", "EpisodeRecord", "Judgement", "Lesson",
            "LessonRecord", "PlanRecord", "Record", "SubActionRecord", "TraceDB", "Verdict"]
 SCHEMA_VERSION = 3
 R = TypeVar("R", bound=Record)
 
-def _q(name: str) -> str:
-    """An SQL identifier (table and column names come from the record models, never from input)."""
-    return f'"{name}"'
-
-
 class TraceDB:
-    """The typed trace database of one workspace (`TraceDB.open(path)` shares one connection per process)."""
+    """The typed trace database of one workspace (`TraceDB.open(path)` shares one connection per process), or
+    of every workspace that shares a PostgreSQL database (`TraceDB.open_postgres(uri)`)."""
 
     _open: ClassVar[dict[tuple[int, str], TraceDB]] = {}
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
     _holders: ClassVar[dict[tuple[int, str], int]] = {}
 
-    def __init__(self, path: str | os.PathLike[str], read_only: bool = False) -> None:
-        self.path = Path(path)
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path, read_only=read_only)
-        self.db = sqlite_utils.Database(conn)
-        self.lock = threading.RLock()
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False, *,
+                 backend: SqlBackend | None = None) -> None:
+        if backend is None:
+            if path is None:
+                raise ValueError("a trace database needs a path or a backend")
+            self.path = Path(path)
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            backend = SqliteBackend(self.path, read_only)
+        else:
+            self.path = Path(backend.where)
+        self.sql = backend
+        self.lock = backend.lock
         with self.lock:
             if read_only:
                 self._check_readable()
             else:
                 self._migrate()
+
+    @classmethod
+    def postgres(cls, uri: str) -> TraceDB:
+        """A new connection to the trace tables in PostgreSQL (created on first use)."""
+        return cls(backend=PostgresBackend(uri))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> TraceDB:
@@ -82,6 +89,15 @@ class TraceDB:
         with cls._open_lock:
             if key not in cls._open:
                 cls._open[key] = cls(path)
+            return cls._open[key]
+
+    @classmethod
+    def open_postgres(cls, uri: str) -> TraceDB:
+        """The process's connection to the trace tables in PostgreSQL (opened on first use)."""
+        key = (os.getpid(), uri)
+        with cls._open_lock:
+            if key not in cls._open:
+                cls._open[key] = cls.postgres(uri)
             return cls._open[key]
 
     @classmethod
@@ -117,8 +133,7 @@ class TraceDB:
             db.close()
 
     def close(self) -> None:
-        with self.lock:
-            self.db.conn.close()
+        self.sql.close()
 
     def __enter__(self) -> TraceDB:
         return self
@@ -129,8 +144,8 @@ class TraceDB:
     # -- schema ------------------------------------------------------------
     def _migrate(self) -> None:
         """Create or migrate the tables, once, however many processes open a fresh database at once."""
-        with immediate(self.db.conn):
-            tables = set(self.db.table_names())
+        with self.sql.schema_transaction():
+            tables = self.sql.table_names()
             version = self._version() if "meta" in tables else (1 if tables & {r.table for r in RECORDS} else 0)
             if version > SCHEMA_VERSION:
                 raise InputError(f"{self.path} has trace schema {version}, newer than this SPIRAL "
@@ -139,34 +154,35 @@ class TraceDB:
                 return
             if version == 1:  # untyped tables from before: keep them aside, start the typed ones
                 for name in sorted(tables & {r.table for r in RECORDS}):
-                    self.db.conn.execute(f"ALTER TABLE {_q(name)} RENAME TO {_q(name + '_v1')}")
+                    self.sql.execute(f"ALTER TABLE {_q(name)} RENAME TO {_q(name + '_v1')}")
             if version == 2:  # attempts gain a sample index in their key (group rollouts): copy them over
                 self._attempts_v2_to_v3()
+            tables = self.sql.table_names()
             for record in RECORDS:
-                if not self.db[record.table].exists():
-                    self.db[record.table].create(record.columns(), pk=record.key, if_not_exists=True)
-            self.db.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            self.db.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                                 [str(SCHEMA_VERSION)])
+                if record.table not in tables:
+                    self.sql.create_table(record.table, record.columns(), record.key)
+            self.sql.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.sql.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
+                             "SET value = excluded.value", [str(SCHEMA_VERSION)])
 
     def _attempts_v2_to_v3(self) -> None:
-        conn = self.db.conn
-        conn.execute("ALTER TABLE attempts RENAME TO attempts_v2")
-        self.db["attempts"].create(AttemptRecord.columns(), pk=AttemptRecord.key)
-        old = [row[1] for row in conn.execute("PRAGMA table_info(attempts_v2)")]
+        """A SQLite file from before group rollouts (PostgreSQL traces start at schema 3)."""
+        self.sql.execute("ALTER TABLE attempts RENAME TO attempts_v2")
+        self.sql.create_table("attempts", AttemptRecord.columns(), AttemptRecord.key)
+        old = [row["name"] for row in self.sql.query("PRAGMA table_info(attempts_v2)")]
         shared = ", ".join(_q(c) for c in old if c in AttemptRecord.model_fields)
-        conn.execute(f"INSERT INTO attempts ({shared}, sample, group_size, chosen) "
-                     f"SELECT {shared}, 0, 1, 1 FROM attempts_v2")
-        conn.execute("DROP TABLE attempts_v2")
+        self.sql.execute(f"INSERT INTO attempts ({shared}, sample, group_size, chosen) "
+                         f"SELECT {shared}, 0, 1, 1 FROM attempts_v2")
+        self.sql.execute("DROP TABLE attempts_v2")
 
     def _check_readable(self) -> None:
-        version = self._version() if "meta" in self.db.table_names() else 1
+        version = self._version() if "meta" in self.sql.table_names() else 1
         if version != SCHEMA_VERSION:
             raise InputError(f"{self.path} has trace schema {version} and is read-only here; open it once "
                              f"from a writable folder to migrate it to schema {SCHEMA_VERSION}")
 
     def _version(self) -> int:
-        rows = list(self.db["meta"].rows_where("key = ?", ["schema_version"]))
+        rows = self.sql.query("SELECT value FROM meta WHERE key = ?", ["schema_version"])
         return int(rows[0]["value"]) if rows else 0
 
     # -- writing -------------------------------------------------------------
@@ -175,8 +191,7 @@ class TraceDB:
         updates = ", ".join(f"{_q(k)} = excluded.{_q(k)}" for k in row if k not in record.key)
         sql = (f"INSERT INTO {_q(record.table)} ({', '.join(map(_q, row))}) VALUES ({', '.join('?' * len(row))}) "
                f"ON CONFLICT ({', '.join(map(_q, record.key))}) DO UPDATE SET {updates}")
-        with self.lock, self.db.conn:
-            self.db.conn.execute(sql, list(row.values()))
+        self.sql.execute(sql, list(row.values()))
 
     def record_episode(self, record: EpisodeRecord) -> None:
         self._upsert(record)
@@ -207,10 +222,9 @@ class TraceDB:
     def record_choice(self, key: AttemptKey) -> None:
         """Mark `key`'s sample as the one its try went on with, and its group's other samples as not."""
         key = AttemptKey(*key)
-        with self.lock, self.db.conn:
-            self.db.conn.execute("UPDATE attempts SET chosen = (sample = ?) WHERE thread_id = ? AND plan_version = ? "
-                                 "AND sub_action_index = ? AND try_index = ?",
-                                 [key.sample, key.thread_id, key.plan_version, key.sub_action_index, key.try_index])
+        self.sql.execute("UPDATE attempts SET chosen = CASE WHEN sample = ? THEN 1 ELSE 0 END WHERE thread_id = ? AND "
+                         "plan_version = ? AND sub_action_index = ? AND try_index = ?",
+                         [key.sample, key.thread_id, key.plan_version, key.sub_action_index, key.try_index])
 
     def add_usage(self, key: AttemptKey, usage: dict[str, float | str]) -> None:
         """Token usage and latency of an LLM call made for this attempt (critic, refiner)."""
@@ -221,23 +235,22 @@ class TraceDB:
 
     def record_lessons(self, thread_id: str, lessons: Iterable[Lesson]) -> None:
         rows = [LessonRecord(thread_id=thread_id, **lesson.model_dump()) for lesson in lessons]
-        with self.lock, self.db.conn:
+        with self.sql.transaction():
             for row in rows:
-                self.db["lessons"].upsert(row.row(), pk=LessonRecord.key)
+                self._upsert(row)
 
     def _update(self, table: str, key: tuple, values: dict[str, Any]) -> None:
         record = next(r for r in RECORDS if r.table == table)
-        flat = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in values.items()}
+        flat = {k: column_value(v) for k, v in values.items()}
         sql = (f"UPDATE {_q(table)} SET {', '.join(f'{_q(k)} = ?' for k in flat)} "
                f"WHERE {' AND '.join(f'{_q(k)} = ?' for k in record.key)}")
-        with self.lock, self.db.conn:
-            if self.db.conn.execute(sql, [*flat.values(), *key]).rowcount != 1:
-                raise InputError(f"no {table} row {tuple(key)} in {self.path} to update")
+        if self.sql.execute(sql, [*flat.values(), *key]) != 1:
+            raise InputError(f"no {table} row {tuple(key)} in {self.path} to update")
 
     # -- reading -------------------------------------------------------------
     def _read(self, cls: type[R], where: str = "", args: list | None = None) -> list[R]:
-        with self.lock:
-            rows = list(self.db[cls.table].rows_where(where or None, args or [], order_by="rowid"))
+        condition = f" WHERE {where}" if where else ""
+        rows = self.sql.query(f"SELECT * FROM {_q(cls.table)}{condition} ORDER BY {self.sql.order_column}", args or [])
         return [cls.from_row(r) for r in rows]
 
     def episodes(self) -> list[EpisodeRecord]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..memory.checkpoints import database_uri
+from ..tools.errors import InputError
 from ..tools.video import clear_cache
 from ..vocabulary.config import RunContext
 from .collect import Progress, run_tasks
@@ -26,6 +28,10 @@ def run_loop(base: RunContext, options: LoopOptions, fit_options: FitOptions, co
              say: Callable[[str], None] = print, progress: Progress = lambda items, label: items) -> list[LoopRow]:
     """The rounds into `base.workspace` (round-N/rollouts, round-N/<method>, round-N/eval); returns the policies."""
     root = Path(base.workspace)
+    if database_uri():
+        raise InputError("spiral train loop keeps each round's rollouts and evaluations in their own workspace, and "
+                         "with SPIRAL_DATABASE_URI set every workspace's traces go to one database: unset it for the "
+                         "loop, or run collect, grpo and the evaluation yourself")
 
     def collect(context: RunContext, split: str, size: int, prefix: str) -> None:
         done = run_tasks(context, split, size, prefix, progress)

@@ -14,7 +14,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..memory.artifacts import ArtifactStore
-from ..memory.traces import AttemptRecord, TraceDB
+from ..memory.checkpoints import database_uri
+from ..memory.traces import AttemptRecord
+from ..memory.workspace import Workspace
 from ..tools.errors import InputError
 from ..tools.video.policy import WanConditioning
 from .dpo import PreferencePair
@@ -52,11 +54,12 @@ class ReplayStats(BaseModel):
 
 def load_groups(workspace: str | Path) -> tuple[list[Group], str]:
     """Every recorded group of size > 1 with trajectories, and the backbone that sampled them."""
-    path = Path(workspace) / "traces.sqlite"
-    if not path.exists():
+    space = Workspace.of(workspace)
+    path = space.traces_path if not database_uri() else "the PostgreSQL traces"
+    if not space.has_traces:
         raise InputError(f"no trace database in {workspace}: collect rollouts first (spiral train collect "
                          f"--workspace {workspace})")
-    with TraceDB.for_reading(path) as db:
+    with space.reading_traces() as db:
         attempts = db.attempts()
     if not attempts:
         raise InputError(f"{path} holds no attempts: collect rollouts first (spiral train collect)")
@@ -103,12 +106,12 @@ def _scored(groups: list[Group], store: ArtifactStore, weights: RewardWeights,
 
 def mean_reward(workspace: str | Path, weights: RewardWeights, chosen_only: bool) -> float | None:
     """Mean reward of a workspace's scored attempts (the ones each try went on with, or every sample)."""
-    path = Path(workspace) / "traces.sqlite"
-    if not path.exists():
+    space = Workspace.of(workspace)
+    if not space.has_traces:
         return None
-    with TraceDB.for_reading(path) as db:
+    with space.reading_traces() as db:
         records = [a for a in db.attempts() if a.chosen or not chosen_only]
-    values = [r for r in _rewards(records, ArtifactStore(Path(workspace) / "artifacts"), weights) if r is not None]
+    values = [r for r in _rewards(records, space.artifacts, weights) if r is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -128,7 +131,7 @@ class _Conditionings:
 def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[ReplaySample], ReplayStats]:
     """Replay samples with group-normalised advantages; groups whose rewards are all equal are counted out."""
     groups, backbone = load_groups(workspace)
-    store = ArtifactStore(Path(workspace) / "artifacts")
+    store = Workspace.of(workspace).artifacts
     stats = ReplayStats(groups=len(groups), backbone=backbone)
     samples_by_group, rewards = _scored(groups, store, weights, stats)
     advantages: Advantages = group_advantages(rewards)
@@ -152,7 +155,7 @@ def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[Re
 def dpo_pairs(workspace: str | Path, weights: RewardWeights) -> tuple[list[PreferencePair], ReplayStats]:
     """The best and the worst sample of every group whose rewards differ."""
     groups, backbone = load_groups(workspace)
-    store = ArtifactStore(Path(workspace) / "artifacts")
+    store = Workspace.of(workspace).artifacts
     stats = ReplayStats(groups=len(groups), backbone=backbone)
     samples_by_group, rewards = _scored(groups, store, weights, stats)
     pairs, conditioning = [], _Conditionings(store)

@@ -11,6 +11,7 @@ what it needs is passed in from here.
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -34,6 +35,10 @@ class Environment(BaseSettings):
     home: str = Field("", alias="SPIRAL_HOME", description="The workspace folder (default: ./.spiral).")
     database_uri: str = Field("", alias="SPIRAL_DATABASE_URI", description="PostgreSQL for checkpoints, lessons and "
                               "traces (empty: SQLite files in the workspace).")
+    artifacts_url: str = Field("", alias="SPIRAL_ARTIFACTS_URL", description="Where artifacts live: an fsspec URL "
+                               "such as s3://bucket/prefix, shared by every machine (empty: the workspace's "
+                               "`artifacts/` folder). Its credentials and endpoint come from fsspec's own "
+                               "configuration (FSSPEC_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
     database_pool_size: int = Field(10, ge=1, le=1000, alias="SPIRAL_DATABASE_POOL")
     input_root: str = Field("", alias="SPIRAL_INPUT_ROOT", description="On a server: the only folder start images "
                             "may be read from by path.")
@@ -42,7 +47,7 @@ class Environment(BaseSettings):
     https_proxy: str = Field("", alias="HTTPS_PROXY", description="Proxy for https:// LLM servers (httpx reads it).")
     all_proxy: str = Field("", alias="ALL_PROXY", description="Proxy for every LLM server (httpx reads it).")
 
-    @field_validator("openai_base_url", "home", "database_uri", "input_root", "api_tokens", "allowed_base_urls")
+    @field_validator("openai_base_url", "home", "database_uri", "artifacts_url", "input_root", "api_tokens", "allowed_base_urls")
     @classmethod
     def _stripped(cls, value: str) -> str:
         return value.strip()
@@ -99,6 +104,24 @@ def _check_proxy(name: str, value: str) -> None:
         except ImportError:
             raise InputError(f"{name} is a SOCKS proxy, which needs the socksio package: pip install "
                              "'httpx[socks]', or use an http:// proxy") from None
+
+
+DATABASE_ENV = "SPIRAL_DATABASE_URI"
+"""postgresql://user:password@host:5432/db: checkpoints, lessons and traces go there instead of the workspace."""
+
+
+def database_uri() -> str:
+    """The PostgreSQL URL from the environment ('' when unset); one line when it is not one."""
+    uri = environment().database_uri
+    if uri and not uri.startswith(("postgresql://", "postgres://")):
+        raise InputError(f"{DATABASE_ENV} must be a PostgreSQL URL like postgresql://user:password@host:5432/db "
+                         f"(got {redacted(uri)[:60]!r}); unset it to keep checkpoints in the workspace")
+    return uri
+
+
+def redacted(uri: str) -> str:
+    """The URI without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
 
 
 def spiral_home() -> str:

@@ -26,6 +26,12 @@ CriticKind = Literal["perception", "llm", "ensemble", "none", "person"]
 R = TypeVar("R", bound="Record")
 
 
+def column_value(value: Any) -> Any:
+    """JSON text for containers, 0/1 for booleans (an integer column in SQLite and PostgreSQL alike)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return int(value) if isinstance(value, bool) else value
+
 class Record(BaseModel):
     """A row of one table; lists and dicts are stored as JSON text."""
 
@@ -33,8 +39,8 @@ class Record(BaseModel):
     key: ClassVar[tuple[str, ...]]
 
     def row(self) -> dict[str, Any]:
-        return {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
-                for k, v in self.model_dump().items()}
+        """Column values as every backend stores them (see `column_value`)."""
+        return {k: column_value(v) for k, v in self.model_dump().items()}
 
     @classmethod
     def from_row(cls: type[R], row: dict[str, Any]) -> R:

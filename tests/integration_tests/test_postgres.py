@@ -71,19 +71,17 @@ def _spiral(*args: str, env: dict, **kw) -> subprocess.CompletedProcess:
                           timeout=180, env=env, **kw)
 
 
-def _attempts(uri: str, workspace: Path) -> list[tuple]:
-    """(sub-action, try, seed) of every generated segment, from the trace DB."""
-    import sqlite3
+def _attempts(uri: str, workspace: Path, thread: str = "pg-crash") -> list[tuple]:
+    """(sub-action, try, seed, segment) of every generated segment, from the traces in PostgreSQL."""
+    import psycopg
 
-    path = workspace / "traces.sqlite"
-    if not path.exists():
-        return []
-    try:
-        with sqlite3.connect(path) as conn:
-            return conn.execute("select sub_action_index, try_index, seed, segment from attempts "
-                                "order by plan_version, sub_action_index, try_index").fetchall()
-    except sqlite3.OperationalError:
-        return []
+    with psycopg.connect(uri, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_tables where schemaname = 'spiral_traces' and tablename = 'attempts'"
+                            ).fetchone():
+            return []
+        return [tuple(r) for r in conn.execute(
+            "select sub_action_index, try_index, seed, segment from spiral_traces.attempts where thread_id = %s "
+            "order by plan_version, sub_action_index, try_index", [thread]).fetchall()]
 
 
 def test_run_killed_and_resumed_from_another_process(postgres_uri, tmp_path):
@@ -103,6 +101,7 @@ def test_run_killed_and_resumed_from_another_process(postgres_uri, tmp_path):
     before = [r for r in _attempts(postgres_uri, ws) if r[0] < 2]
     assert before and not (out / "summary.json").exists()
     assert not (ws / "checkpoints.sqlite").exists()  # the checkpoints went to PostgreSQL
+    assert not (ws / "traces.sqlite").exists()  # and the traces
 
     res = _spiral("resume", "pg-crash", "--workspace", str(ws), env=env)
     assert res.returncode == 0, res.stderr
@@ -187,10 +186,11 @@ def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, t
 
     with dev_server(env, folder, extra_config=PERSISTENCE) as url:  # a new server process
         c = client(url)
-        assert c.threads.get_state(tid)["next"] == ["review"]
-        pending = asked(c, tid, command={"resume": "approve"})
+        state = c.threads.get_state(tid)
+        assert state["next"] == ["review"]
+        pending = [state["interrupts"][0]["value"]]
         while pending:
-            pending = asked(c, tid, command={"resume": "approve"})
+            pending = asked(c, tid, command={"resume": {"review_id": pending[0]["id"], "decision": "approve"}})
         assert c.threads.get_state(tid)["values"]["status"] == "done"
         # reflective lessons go to the PostgreSQL store (seed 2 fails, then a rewrite fixes a step)
         for seed in (2, 3):

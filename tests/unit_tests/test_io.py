@@ -247,7 +247,7 @@ def test_a_finished_episode_leaves_no_decoded_artifacts_in_memory(tmp_path):
     ref = store.put_frames(np.zeros((4, 8, 8, 3), np.uint8))
     kept = other.put_frames(np.ones((4, 8, 8, 3), np.uint8))
     store.drop_cache()
-    assert durable.DECODED.get((store.root, ref)) is None and durable.DECODED.get((other.root, kept)) is not None
+    assert durable.DECODED.get((store.cache_key, ref)) is None and durable.DECODED.get((other.cache_key, kept)) is not None
     assert store.get_frames(ref).shape == (4, 8, 8, 3)  # read back from the disk
 
 
