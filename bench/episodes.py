@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import uuid
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -21,9 +22,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..graph.session import Session
-from ..memory.artifacts import ArtifactStore
 from ..memory.checkpoints import checkpoint_path
-from ..memory.traces import TraceDB
+from ..memory.workspace import Workspace
 from ..nodes.critic import PerceptionCritic
 from ..nodes.ledger import ledger_from
 from ..nodes.planner import RulePlanAgent
@@ -193,6 +193,12 @@ def open_loop_episode(task: Task, job: Job) -> tuple[dict, np.ndarray]:
             "generator_s": gen.seconds, "status": "done"}, best
 
 
+def episode_thread(workspace: Path) -> str:
+    """A thread id of its own for a bench episode: its scratch folder's name (task, method, seed) and a random
+    part, since with SPIRAL_DATABASE_URI every episode's checkpoints and traces share one database."""
+    return f"{workspace.name}-{uuid.uuid4().hex[:8]}"
+
+
 def run_spiral(task: Task, job: Job, scratch: Path) -> dict:
     return spiral_episode(task, job, scratch)[0]
 
@@ -207,11 +213,13 @@ def spiral_episode(task: Task, job: Job, scratch: Path) -> tuple[dict, np.ndarra
     context = RunContext(backbone=BACKBONE, difficulty=job.difficulty, seed=job.seed, workspace=str(ws),
                          out_dir=str(ws / "out"), write_video=False, **SPIRAL_VARIANTS[job.method])
     t0 = time.perf_counter()
+    thread = episode_thread(ws)
     with Session(ws, lessons=job.store_dir or None) as session:
-        state = session.start(task.action, str(image), context, "episode").state
-        attempts = TraceDB.open(ws / "traces.sqlite").attempts("episode")
+        state = session.start(task.action, str(image), context, thread).state
+        with Workspace.of(ws).reading_traces() as traces:
+            attempts = traces.attempts(thread)
     wall = time.perf_counter() - t0
-    store = ArtifactStore(ws / "artifacts")
+    store = Workspace.of(ws).artifacts
     video = np.load(ws / "out" / "frames.npy")
     end_scene = task.scene
     outcomes = store.get_model(state.ledger_ref, Ledger).outcomes

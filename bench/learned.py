@@ -29,14 +29,13 @@ from pydantic import BaseModel
 from tqdm import tqdm
 
 from ..graph.session import Session
-from ..memory.artifacts import ArtifactStore
-from ..memory.traces import TraceDB
+from ..memory.workspace import Workspace
 from ..tools.media import save_png
 from ..tools.video import SegmentRequest, load_generator
 from ..tools.world.render import render_scene
 from ..vocabulary.config import RunContext
 from ..vocabulary.state import Ledger, Plan
-from .episodes import best_by_critic
+from .episodes import best_by_critic, episode_thread
 from .judge import judge_frame, judge_segment, reference_after
 from .tasks import Task, build_suite
 
@@ -102,21 +101,22 @@ def run_loop(task: Task, seed: int, method: str, ctx: RunContext, scratch: Path,
     image = save_png(render_scene(task.scene), ws / "start.png")
     ctx = ctx.model_copy(update={"workspace": str(ws), "out_dir": str(ws / "out"), **LOOP_VARIANTS[method]})
     t0 = time.perf_counter()
+    thread = episode_thread(ws)
     with Session(ws) as session:
-        state = session.start(task.action, str(image), ctx, "episode").state
+        state = session.start(task.action, str(image), ctx, thread).state
     wall = time.perf_counter() - t0
     video = np.load(ws / "out" / "frames.npy")
     if keep is not None:
         keep["video"] = video
     verdict = judge_frame(reference_after(task.scene, task.steps), video[-1])
-    store = ArtifactStore(ws / "artifacts")
+    store = Workspace.of(ws).artifacts
     ledger = store.get_model(state.ledger_ref, Ledger)
     looks = {oid: (r.shape, r.color, "" if r.shape in ("bowl", "plate", "box") else r.size)
              for oid, r in ledger.objects.items()}
     pairs, first = [], None
-    with TraceDB.for_reading(ws / "traces.sqlite") as traces:
-        plans = {p.version: store.get_model(p.plan, Plan) for p in traces.plans("episode")}
-        for attempt in traces.attempts("episode"):
+    with Workspace.of(ws).reading_traces() as traces:
+        plans = {p.version: store.get_model(p.plan, Plan) for p in traces.plans(thread)}
+        for attempt in traces.attempts(thread):
             sub = plans[attempt.plan_version].sub_actions[attempt.sub_action_index]
             truth = judge_segment(task.scene, sub, looks, store.get_frame(attempt.conditioning_frame),
                                   store.get_frame(attempt.last_frame))

@@ -37,7 +37,6 @@ from ..memory.durable import deferred_durability
 from ..memory.folders import (
     check_thread_id,
 )
-from ..memory.traces import TraceDB
 from ..memory.workspace import Workspace
 from ..nodes.preflight import preflight
 from ..tools.errors import InputError, ResumeError, storage_error
@@ -124,7 +123,8 @@ class Session:
         self._saver: Any = None
         self._store: Any = None
         # this session's savers wait for the artifacts before each commit, so writes need not wait
-        self._stack.enter_context(deferred_durability(self.space.artifacts.root))
+        if self.space.artifacts.is_local:  # an object store's PUT is durable when it returns
+            self._stack.enter_context(deferred_durability(self.space.artifacts.root))
 
     def __enter__(self) -> Session:
         return self
@@ -137,7 +137,7 @@ class Session:
         self._saver = self._store = None
         if self._holds_traces:
             self._holds_traces = False
-            TraceDB.release(self._traces_path)
+            self.space.release_traces()
 
     # -- the graph -----------------------------------------------------------
     def _checkpointer(self) -> Any:
@@ -219,7 +219,7 @@ class Session:
     def _drive(self, graph, payload: Any, thread_id: str, context: RunContext, observer: Observer | None,
                reviewer: Reviewer | None) -> EpisodeRun:
         if not self._holds_traces:  # the nodes' connection, closed when the last session using it closes
-            TraceDB.hold(self._traces_path)
+            self.space.hold_traces()
             self._holds_traces = True
         config = _config(thread_id)
         while True:

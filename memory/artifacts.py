@@ -34,7 +34,8 @@ from PIL import Image
 from pydantic import BaseModel
 
 from ..tools.errors import DamagedDataError, InputError, SpiralError
-from .durable import DECODED, WRITER, release_free_memory, write_file
+from .blobs import LocalFolder, open_location
+from .durable import DECODED, release_free_memory
 
 M = TypeVar("M", bound=BaseModel)
 ARRAY_EXT = "npy.zst"
@@ -54,19 +55,37 @@ it can climb out of the store's folder."""
 
 
 class ArtifactStore:
-    """Files named by the sha256 of their bytes under `root/ab/abcdef....ext`."""
+    """Content named by the sha256 of its bytes, `ab/abcdef....ext` under a local folder or a URL
+    (memory/blobs.py: `s3://bucket/prefix` or any fsspec URL)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._folders: set[Path] = set()
+        self.location = open_location(root)
+        self.root: Path | str = self.location.root if isinstance(self.location, LocalFolder) else self.location.key
+        self.cache_key = self.location.key
+        """This store's part of the in-process cache of decoded artifacts."""
 
-    def path(self, ref: str) -> Path:
-        """Where `ref` lives; only well-formed refs resolve, and only inside the store's root."""
+    @property
+    def is_local(self) -> bool:
+        """A folder on this machine (its writes can go through the background writer)."""
+        return isinstance(self.location, LocalFolder)
+
+    @staticmethod
+    def name(ref: str) -> str:
+        """`ab/abcdef....ext` for a well-formed ref; nothing else resolves, so nothing climbs out of the store."""
         if not isinstance(ref, str) or not REF_PATTERN.fullmatch(ref):
             raise InputError(f"not an artifact reference: {str(ref)[:80]!r} (expected sha256:<64 hex>.<ext>)")
         name = ref.removeprefix("sha256:")
-        return self.root / name[:2] / name
+        return f"{name[:2]}/{name}"
+
+    def path(self, ref: str) -> Path:
+        """Where `ref`'s file is in a local store."""
+        if not isinstance(self.location, LocalFolder):
+            raise SpiralError(f"artifact store {self.root} is not a local folder; {ref} has no path")
+        return self.location.path(self.name(ref))
+
+    def where(self, ref: str) -> str:
+        """`ref`'s place as a message says it (a path or a URL)."""
+        return self.location.describe(self.name(ref))
 
     @staticmethod
     def ref_for(data: bytes, ext: str) -> str:
@@ -78,45 +97,28 @@ class ArtifactStore:
         point at it (see the module's note); derived artifacts that can be made again (thumbnails) skip
         that. Either way a process crash never leaves a partial file under a valid name."""
         ref = self.ref_for(data, ext)
-        target = self.path(ref)
-        try:
-            if target.stat().st_size == len(data):  # already there (a power cut could leave it empty)
-                return ref
-        except FileNotFoundError:
-            pass
-        if target.parent not in self._folders:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(target.parent)
-        if self.root in WRITER.deferred_roots:
-            WRITER.submit(target, data, durable)
-        else:
-            write_file(target, data, durable)
+        name = self.name(ref)
+        if self.location.size(name) != len(data):  # not there yet (a power cut could leave a local file empty)
+            self.location.write(name, data, durable)
         return ref
 
     def drop_cache(self) -> None:
         """Forget this store's decoded artifacts (an episode that finished will not read them again; a
         long-lived process would otherwise hold up to CACHE_BYTES of them) and hand the freed memory back
         to the OS. Reads go to the disk after."""
-        DECODED.drop_root(self.root)
+        DECODED.drop_root(self.cache_key)
         release_free_memory()
 
     def get_bytes(self, ref: str) -> bytes:
         """The artifact's bytes, checked against its name: a file whose bytes changed on disk is refused
         rather than decoded into garbage."""
-        path = self.path(ref)
-        on_its_way = WRITER.pending.get(path)
-        if on_its_way is not None:
-            return on_its_way
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = self.location.read(self.name(ref))
+        if data is None:
             raise SpiralError(f"artifact {ref} is missing from {self.root}; was the workspace moved or "
-                              "cleaned?") from None
-        except IsADirectoryError:
-            data = None
-        if data is None or hashlib.sha256(data).hexdigest() != ref.removeprefix("sha256:")[:64]:
-            raise DamagedDataError(f"artifact {path} is damaged (its bytes no longer match its name): restore it "
-                                   "from a backup, or delete it and run the step that made it again "
+                              "cleaned?")
+        if hashlib.sha256(data).hexdigest() != ref.removeprefix("sha256:")[:64]:
+            raise DamagedDataError(f"artifact {self.where(ref)} is damaged (its bytes no longer match its name): "
+                                   "restore it from a backup, or delete it and run the step that made it again "
                                    "(`spiral fork` from before that step)")
         return data
 
@@ -127,10 +129,10 @@ class ArtifactStore:
     def get_frame(self, ref: str) -> np.ndarray:
         """The frame (read-only: copy it to change it); PNG frames of older workspaces load too."""
         if ref.endswith(".png"):
-            cached = DECODED.get((self.root, ref))
+            cached = DECODED.get((self.cache_key, ref))
             if cached is None:
                 image = Image.open(io.BytesIO(self.get_bytes(ref))).convert("RGB")
-                cached = DECODED.put((self.root, ref), np.asarray(image))
+                cached = DECODED.put((self.cache_key, ref), np.asarray(image))
             return cached
         return self.get_frames(ref)
 
@@ -149,21 +151,21 @@ class ArtifactStore:
 
     def _put_decoded(self, data: bytes, ext: str, decoded: np.ndarray) -> str:
         ref = self.put_bytes(data, ext)
-        DECODED.put((self.root, ref), np.array(decoded, copy=True))
+        DECODED.put((self.cache_key, ref), np.array(decoded, copy=True))
         return ref
 
     def put_model(self, model: BaseModel) -> str:
         """A pydantic model (a plan, a ledger) as JSON."""
         data = model.model_dump_json().encode()
         ref = self.put_bytes(data, "json")
-        DECODED.put((self.root, ref), data)
+        DECODED.put((self.cache_key, ref), data)
         return ref
 
     def get_model(self, ref: str, cls: type[M]) -> M:
         """A fresh `cls` instance from a JSON artifact (callers may change it)."""
-        data = DECODED.get((self.root, ref))
+        data = DECODED.get((self.cache_key, ref))
         if data is None:
-            data = DECODED.put((self.root, ref), self.get_bytes(ref))
+            data = DECODED.put((self.cache_key, ref), self.get_bytes(ref))
         return cls.model_validate_json(data)
 
     def put_tensors(self, tensors: dict, metadata: dict[str, str] | None = None) -> str:
@@ -195,10 +197,10 @@ class ArtifactStore:
 
     def get_frames(self, ref: str) -> np.ndarray:
         """The segment, or frame, as stored (read-only: copy it to change it)."""
-        cached = DECODED.get((self.root, ref))
+        cached = DECODED.get((self.cache_key, ref))
         if cached is not None:
             return cached
         raw = self.get_bytes(ref)
         data = zlib.decompress(raw) if ref.endswith(".npy.z") else zstandard.ZstdDecompressor().decompress(raw)
-        return DECODED.put((self.root, ref), np.load(io.BytesIO(data), allow_pickle=False))
+        return DECODED.put((self.cache_key, ref), np.load(io.BytesIO(data), allow_pickle=False))
 

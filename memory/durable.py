@@ -30,21 +30,21 @@ CACHE_BYTES = 256 * 2**20
 
 
 class DecodedCache:
-    """Decoded artifacts by (store root, ref), bounded by their size in bytes; values are read-only."""
+    """Decoded artifacts by (store key, ref), bounded by their size in bytes; values are read-only."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.size = max_bytes, 0
-        self.items: OrderedDict[tuple[Path, str], Any] = OrderedDict()
+        self.items: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple[Path, str]) -> Any | None:
+    def get(self, key: tuple[str, str]) -> Any | None:
         with self.lock:
             value = self.items.get(key)
             if value is not None:
                 self.items.move_to_end(key)
             return value
 
-    def put(self, key: tuple[Path, str], value: Any) -> Any:
+    def put(self, key: tuple[str, str], value: Any) -> Any:
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
         nbytes = value.nbytes if isinstance(value, np.ndarray) else len(value)
@@ -57,7 +57,7 @@ class DecodedCache:
                 self.size -= old.nbytes if isinstance(old, np.ndarray) else len(old)
         return value
 
-    def drop_root(self, root: Path) -> None:
+    def drop_root(self, root: str) -> None:
         with self.lock:
             for key in [k for k in self.items if k[0] == root]:
                 value = self.items.pop(key)

@@ -65,16 +65,17 @@ def _refs_in_sqlite(path: Path) -> set[str]:
 
 
 def _refs_in_postgres(uri: str) -> set[str]:
-    """Every reference in every table of the database's public schema (checkpoints, blobs, writes, store)."""
+    """Every reference in every table of the database's own schemas (checkpoints, blobs, writes, store, traces)."""
     from psycopg import sql
 
     from .checkpoints import postgres_connection
 
     refs: set[str] = set()
     with postgres_connection(uri) as conn:
-        tables = [r["tablename"] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")]
-        for table in tables:
-            for row in conn.execute(sql.SQL("select * from {}").format(sql.Identifier(table))):
+        tables = [(r["schemaname"], r["tablename"]) for r in conn.execute(
+            "select schemaname, tablename from pg_tables where schemaname not in ('pg_catalog', 'information_schema')")]
+        for schema, table in tables:
+            for row in conn.execute(sql.SQL("select * from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))):
                 refs |= _refs_in_row(row.values())
     return refs
 
@@ -84,7 +85,7 @@ def referenced(workspace: str | Path) -> set[str]:
 
     space = Workspace.of(workspace)
     refs = _refs_in_sqlite(space.checkpoints_path) | _refs_in_sqlite(space.traces_path)
-    if database_uri():  # checkpoints there reference artifacts here too
+    if database_uri():  # checkpoints and traces there reference artifacts here too
         refs |= _refs_in_postgres(database_uri())
     store = space.artifacts
     for ref in [r for r in refs if r.endswith(".safetensors")]:
@@ -95,16 +96,22 @@ def referenced(workspace: str | Path) -> set[str]:
 def _refs_in_trajectory(store: ArtifactStore, ref: str) -> set[str]:
     """What a trajectory's safetensors header points at (its prompt embeddings). A missing trajectory
     points at nothing; one that cannot be read stops gc, since what it references is unknown."""
-    path = store.path(ref)
-    if not path.exists():
-        return set()
     try:
-        with open(path, "rb") as fh:
-            size = int.from_bytes(fh.read(8), "little")
-            header = fh.read(min(size, 2**24))
-    except OSError as exc:
+        if store.is_local:  # the header only
+            path = store.path(ref)
+            if not path.exists():
+                return set()
+            with open(path, "rb") as fh:
+                head = fh.read(8)
+                header = fh.read(min(int.from_bytes(head, "little"), 2**24)) if len(head) == 8 else b""
+        else:
+            data = store.location.read(store.name(ref))
+            if data is None:
+                return set()
+            head, header = data[:8], data[8:8 + min(int.from_bytes(data[:8], "little"), 2**24)]
+    except (OSError, SpiralError) as exc:
         raise SpiralError(f"gc stopped, nothing removed: cannot read trajectory {ref} ({exc})") from None
-    if len(header) != size:
+    if len(head) != 8 or len(header) != int.from_bytes(head, "little"):
         raise SpiralError(f"gc stopped, nothing removed: trajectory {ref} is truncated; restore or delete it first")
     return {m.decode() for m in REF.findall(header)}
 
@@ -115,28 +122,21 @@ artifacts before the checkpoint that names them commits."""
 
 
 def collect_garbage(workspace: str | Path, dry_run: bool = False,
-                    grace_s: float = GRACE_SECONDS) -> tuple[list[Path], int]:
-    """Unreferenced artifact files older than `grace_s` (removed unless `dry_run`) and the bytes they held.
-    Runs hold the workspace's lease: gc removes nothing while one does."""
+                    grace_s: float = GRACE_SECONDS) -> tuple[list[str], int]:
+    """Unreferenced artifacts older than `grace_s` (removed unless `dry_run`), as paths or URLs, and the bytes
+    they held. Runs hold the workspace's lease: gc removes nothing while one does. Artifacts in an object
+    store shared by several machines rely on the grace period (a lease is one machine's)."""
     space = Workspace.of(workspace)
     if not dry_run:
         space.prepare_for_writing()
     with sole_lease(space.root) if not dry_run else contextlib.nullcontext():
         keep = referenced(space.root)
         cutoff = time.time() - grace_s
-        doomed, size = [], 0
-        for path in space.artifacts.root.glob("*/*"):
-            if not REF_PATTERN.fullmatch(f"sha256:{path.name}") or f"sha256:{path.name}" in keep:
-                continue  # a temporary file being written, or referenced
-            try:
-                stat = path.stat()
-            except FileNotFoundError:  # removed meanwhile
-                continue
-            if stat.st_mtime > cutoff or not path.is_file():
-                continue
-            doomed.append(path)
-            size += stat.st_size
+        store = space.artifacts
+        doomed = [blob for blob in store.location.list()
+                  if REF_PATTERN.fullmatch(f"sha256:{blob.name.split('/')[-1]}")
+                  and f"sha256:{blob.name.split('/')[-1]}" not in keep and blob.modified <= cutoff]
         if not dry_run:
-            for path in doomed:
-                path.unlink(missing_ok=True)
-    return doomed, size
+            for blob in doomed:
+                store.location.delete(blob.name)
+    return [store.location.describe(blob.name) for blob in doomed], sum(blob.size for blob in doomed)

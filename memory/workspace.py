@@ -16,14 +16,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..tools.errors import InputError
 from ..vocabulary.config import default_workspace
+from ..vocabulary.environment import environment
 from .artifacts import ArtifactStore
-from .checkpoints import checkpoint_path, open_checkpointer, open_store
+from .checkpoints import checkpoint_path, database_uri, open_checkpointer, open_store
 from .folders import is_writable, prepare_for_writing, refuse_file, run_folder
 from .lease import run_lease
 from .traces import TraceDB
@@ -37,6 +37,7 @@ class Workspace:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._stores: dict[str, ArtifactStore] = {}
 
     @classmethod
     def of(cls, folder: str | Path | None = None) -> Workspace:
@@ -77,17 +78,40 @@ class Workspace:
         prepare_for_writing(self.root)
 
     # -- its stores ---------------------------------------------------------------------------------------
-    @cached_property
+    @property
     def artifacts(self) -> ArtifactStore:
-        return ArtifactStore(self.root / "artifacts")
+        """The artifact store: `SPIRAL_ARTIFACTS_URL` when set (an object store every machine shares), else the
+        workspace's `artifacts/` folder. One object per location, so callers share its caches."""
+        url = environment().artifacts_url
+        with self._lock:
+            if url not in self._stores:
+                self._stores[url] = ArtifactStore(url or self.root / "artifacts")
+            return self._stores[url]
 
     def traces(self) -> TraceDB:
-        """The trace database (one connection per workspace and process, shared by its callers)."""
-        return TraceDB.open(self.traces_path)
+        """The trace database (one connection per database and process, shared by its callers): PostgreSQL when
+        `SPIRAL_DATABASE_URI` is set (every machine's runs into one), else the workspace's SQLite file."""
+        uri = database_uri()
+        return TraceDB.open_postgres(uri) if uri else TraceDB.open(self.traces_path)
 
     def reading_traces(self) -> AbstractContextManager[TraceDB]:
         """The trace database opened to read (a read-only folder works), closed on exit."""
-        return TraceDB.for_reading(self.traces_path)
+        uri = database_uri()
+        return TraceDB.postgres(uri) if uri else TraceDB.for_reading(self.traces_path)
+
+    def hold_traces(self) -> None:
+        """Keep this process's trace connection open until `release_traces` (sessions in threads end in any order;
+        a PostgreSQL connection stays open for the process)."""
+        if not database_uri():
+            TraceDB.hold(self.traces_path)
+
+    def release_traces(self) -> None:
+        if not database_uri():
+            TraceDB.release(self.traces_path)
+
+    @property
+    def has_traces(self) -> bool:
+        return bool(database_uri()) or self.traces_path.exists()
 
     def checkpointer(self, serde: Any = None, read_only: bool = False) -> AbstractContextManager[Any]:
         return open_checkpointer(self.root, serde, read_only)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..graph.session import EpisodeRun
-from ..memory.artifacts import ArtifactStore
+from ..memory.workspace import Workspace
 from ..tools.media import write_gif
 from ..vocabulary.events import (
     AttemptJudged,
@@ -126,7 +126,7 @@ class TerminalReviewer:
 
     def __call__(self, asked: ReviewRequest) -> ReviewDecision | None:
         out = self.out
-        frames = ArtifactStore(Path(self.workspace) / "artifacts").get_frames(asked.segment)
+        frames = Workspace.of(self.workspace).artifacts.get_frames(asked.segment)
         preview = write_gif(frames, Path(self.workspace) / "review" / f"{self.thread_id}.gif")
         if asked.error:
             out.print(f"[red]{asked.error}[/red]")

@@ -66,7 +66,7 @@ def disk_full_sqlite() -> None:
 
 
 def install() -> None:
-    from spiral.memory import artifacts, checkpoints, sqlite, store, traces
+    from spiral.memory import blobs, checkpoints, durable, sqlite, store, traces
 
     real_connect = sqlite.connect
 
@@ -125,7 +125,7 @@ def install() -> None:
 
     traces.TraceDB._upsert = upsert
 
-    real_write = artifacts._write_file
+    real_write = blobs.write_file
 
     def write_file(target: Path, data: bytes, durable: bool) -> None:
         action = event("artifact")
@@ -137,7 +137,7 @@ def install() -> None:
             die()
         real_write(target, data, durable)
 
-    artifacts._write_file = write_file
+    blobs.write_file = durable.write_file = write_file  # direct writes and the background writer's
 
     from spiral.nodes import generate
 

@@ -85,13 +85,14 @@ def read_log(path: Path) -> tuple[Counter, list[tuple[int, int, int]]]:
 
 
 def trace_rows(workspace: Path) -> dict[str, int]:
+    """Rows per trace table, wherever the workspace keeps its traces (SQLite, or PostgreSQL when
+    SPIRAL_DATABASE_URI is set in this process), and the reflective store's lessons."""
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{workspace / 'traces.sqlite'}?mode=ro", uri=True)
-    try:
-        rows = {t: conn.execute(f'select count(*) from "{t}"').fetchone()[0] for t in TRACE_TABLES}
-    finally:
-        conn.close()
+    from spiral.memory.workspace import Workspace
+
+    with Workspace(workspace).reading_traces() as db:
+        rows = {t: db.sql.query(f'select count(*) as n from "{t}"')[0]["n"] for t in TRACE_TABLES}
     if (workspace / "memory.sqlite").exists():  # the reflective-memory store's lessons
         conn = sqlite3.connect(f"file:{workspace / 'memory.sqlite'}?mode=ro", uri=True)
         try:
@@ -106,8 +107,10 @@ def reference_run(folder: Path, *extra: str, env: dict[str, str] | None = None) 
     code, out, err = finish(harness(demo_args(folder, *extra), folder, log=folder / "log.jsonl", env=env))
     assert code == 0, err
     counts, calls = read_log(folder / "log.jsonl")
+    with environment(env):
+        rows = trace_rows(folder / "ws")
     return Reference(counts=counts, generator_calls=len(calls), summary=(folder / "out" / "summary.json").read_bytes(),
-                     frames=(folder / "out" / "frames.npy").read_bytes(), rows=trace_rows(folder / "ws"), extra=extra)
+                     frames=(folder / "out" / "frames.npy").read_bytes(), rows=rows, extra=extra)
 
 
 def cursor_of(workspace: Path) -> int | None:
@@ -123,7 +126,7 @@ def check_stores(workspace: Path) -> list[str]:
     """Everything a later command reads back: the checkpoints, the artifacts they point at, the traces."""
     from spiral.graph.session import Session
     from spiral.memory.artifacts import ArtifactStore
-    from spiral.memory.traces import TraceDB
+    from spiral.memory.workspace import Workspace
 
     problems = []
     try:
@@ -135,9 +138,8 @@ def check_stores(workspace: Path) -> list[str]:
         for attempt in state.attempts:
             assert store.get_frames(attempt.segment).ndim == 4
             store.get_frame(attempt.last_frame)
-        db = TraceDB(workspace / "traces.sqlite", read_only=True)
-        assert db.episode(THREAD) is not None and db.attempts(THREAD)
-        db.close()
+        with Workspace(workspace).reading_traces() as db:
+            assert db.episode(THREAD) is not None and db.attempts(THREAD)
     except Exception as exc:  # noqa: BLE001 — any failure to read back is the finding
         problems.append(f"stores unreadable: {type(exc).__name__}: {exc}")
     return problems
