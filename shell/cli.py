@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ..tools.errors import SpiralError, storage_error
 from ..vocabulary.config import default_workspace
-from . import cli_run, cli_scene, cli_tools, cli_train
+from . import cli_run, cli_scene, cli_serve, cli_tools, cli_train
 from .cli_options import DEMO_OPTIONS, add_context_options, finish_help
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
@@ -25,7 +25,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "backbones": cli_run.cmd_backbones, "bench": cli_tools.cmd_bench, "dataset": cli_tools.cmd_dataset,
     "traces": cli_tools.cmd_traces, "history": cli_tools.cmd_history, "graph": cli_tools.cmd_graph,
     "fork": cli_tools.cmd_fork, "gc": cli_tools.cmd_gc, "train": cli_train.cmd_train,
-    "scene": cli_scene.cmd_scene, "report": cli_tools.cmd_report}
+    "scene": cli_scene.cmd_scene, "report": cli_tools.cmd_report, "serve-generator": cli_serve.cmd_serve_generator}
 
 
 def _workspace_option(p: argparse.ArgumentParser) -> None:
@@ -65,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("backbones", help="list the registered video generators")
     cli_tools.add_parsers(sub, _workspace_option)
     cli_train.add_parsers(sub)
+    cli_serve.add_parser(sub)
     return finish_help(top)
 
 

@@ -35,7 +35,7 @@ def _download(url: str) -> bytes:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 (http(s) only)
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
             data = response.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot download the start image {url[:80]!r}: {exc}") from None
@@ -123,7 +123,8 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8) ->
     return write_atomic(path, gif_bytes(frames, fps))
 
 
-def _encode(frames: np.ndarray, path: Path, fps: int, codec: str, params: list[str]) -> None:
+def _encode(frames: np.ndarray, path: Path, fps: int, codec: str, params: list[str],
+            pix_fmt: str = "yuv420p") -> None:
     """Frames to a video file through imageio-ffmpeg's bundled ffmpeg (sides padded to even)."""
     import imageio_ffmpeg
 
@@ -131,7 +132,7 @@ def _encode(frames: np.ndarray, path: Path, fps: int, codec: str, params: list[s
     ph, pw = h + h % 2, w + w % 2
     if (ph, pw) != (h, w):
         frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec=codec, pix_fmt_out="yuv420p",
+    writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec=codec, pix_fmt_out=pix_fmt,
                                          macro_block_size=1, quality=None, bitrate=None, output_params=params)
     writer.send(None)
     for frame in frames:
@@ -163,6 +164,42 @@ def webm_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
                                                   "8", "-threads", "1", "-flags", "+bitexact", "-fflags", "+bitexact",
                                                   "-map_metadata", "-1"])
         return path.read_bytes()
+
+
+def lossless_mp4_bytes(frames: np.ndarray, fps: int = 8) -> bytes:
+    """An mp4 that decodes to exactly these frames: H.264 in RGB at quantizer 0 (libx264rgb), so a video
+    served over HTTP (`spiral serve-generator`) reaches the client bit for bit. Odd sides are padded."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "segment.mp4"
+        _encode(frames, path, fps, "libx264rgb", ["-qp", "0", "-preset", "ultrafast", "-threads", "1"], "bgr24")
+        return path.read_bytes()
+
+
+def read_video_bytes(data: bytes, max_frames: int = 1024) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames of an mp4 (or any container ffmpeg reads) held in memory."""
+    import tempfile
+
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "video.mp4"
+        path.write_bytes(data)
+        try:
+            reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+            meta = next(reader)
+            w, h = meta["size"]
+            frames = []
+            for raw in reader:
+                if len(frames) == max_frames:
+                    raise InputError(f"a video longer than {max_frames} frames")
+                frames.append(np.frombuffer(raw, np.uint8).reshape(h, w, 3))
+        except (RuntimeError, OSError, StopIteration) as exc:
+            raise InputError(f"not a video ffmpeg can read ({str(exc).splitlines()[0] if str(exc) else 'empty'})") from exc
+    if not frames:
+        raise InputError("a video with no frames")
+    return np.stack(frames)
 
 
 def keyframe_sheet(frames: list[np.ndarray], labels: list[str] | None = None, scale: int = 2) -> np.ndarray:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..tools.errors import InputError
 from ..tools.video import backbone_info
 from ..tools.video.base import MAX_FRAMES, MAX_SIDE, MIN_SIDE
-from .environment import spiral_home
+from .environment import environment, spiral_home
 
 _START_DIR = Path.cwd()
 """Where the process started: read once at import, so building a RunContext makes no system call
@@ -111,8 +111,13 @@ class RunContext(BaseModel):
             raise InputError(f"{name}: {error['msg']} (got {error.get('input')!r})") from None
 
     def generator_options(self) -> dict:
-        """The run-context fields this backbone takes (its registry entry names them)."""
-        return {name: getattr(self, name) for name in backbone_info(self.backbone).settings}
+        """The run-context fields this backbone takes (its registry entry names them), and the operator's
+        settings it takes from the environment (an engine's URL and key: never from a run's input)."""
+        info = backbone_info(self.backbone)
+        options = {name: getattr(self, name) for name in info.settings}
+        if info.environment:
+            options |= {name: environment().backbone_setting(name) for name in info.environment}
+        return options
 
     def check_backbone(self) -> None:
         """The backbone's own checks of these settings (unknown name, sizes, options), before any work."""

@@ -39,6 +39,11 @@ class Environment(BaseSettings):
                                "such as s3://bucket/prefix, shared by every machine (empty: the workspace's "
                                "`artifacts/` folder). Its credentials and endpoint come from fsspec's own "
                                "configuration (FSSPEC_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
+    generator_url: str = Field("", alias="SPIRAL_GENERATOR_URL", description="The video engine's base URL for "
+                               "`--backbone remote`, e.g. http://gpu-host:8091/v1 (vLLM-Omni, SGLang Diffusion, "
+                               "`spiral serve-generator`).")
+    generator_api_key: SecretStr | None = Field(None, alias="SPIRAL_GENERATOR_API_KEY", description="Bearer key "
+                                                "for SPIRAL_GENERATOR_URL; sent to that URL only.")
     database_pool_size: int = Field(10, ge=1, le=1000, alias="SPIRAL_DATABASE_POOL")
     input_root: str = Field("", alias="SPIRAL_INPUT_ROOT", description="On a server: the only folder start images "
                             "may be read from by path.")
@@ -47,10 +52,16 @@ class Environment(BaseSettings):
     https_proxy: str = Field("", alias="HTTPS_PROXY", description="Proxy for https:// LLM servers (httpx reads it).")
     all_proxy: str = Field("", alias="ALL_PROXY", description="Proxy for every LLM server (httpx reads it).")
 
-    @field_validator("openai_base_url", "home", "database_uri", "artifacts_url", "input_root", "api_tokens", "allowed_base_urls")
+    @field_validator("openai_base_url", "home", "database_uri", "artifacts_url", "input_root", "api_tokens", "allowed_base_urls",
+                     "generator_url")
     @classmethod
     def _stripped(cls, value: str) -> str:
         return value.strip()
+
+    def backbone_setting(self, name: str) -> str:
+        """An operator setting a backbone takes (`BackboneInfo.environment`), secrets revealed for the call."""
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
 
     def allowed_urls(self) -> set[str]:
         return {same_url(u) for u in self.allowed_base_urls.split(",") if u.strip()}

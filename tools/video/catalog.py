@@ -42,6 +42,19 @@ def _diffusers(name: str, **options: Any) -> VideoGenerator:
     return DiffusersBackbone(name, **options)
 
 
+def _remote(**options: Any) -> VideoGenerator:
+    from .remote import RemoteVideoBackbone
+
+    options.pop("trajectory", None)  # refused by the validator; the backbone refuses it again per request
+    return RemoteVideoBackbone(**options)
+
+
+def _check_remote(**options: Any) -> None:
+    from .remote import check_remote
+
+    check_remote(**options)
+
+
 def register_builtins() -> None:
     register_backbone(
         "sim", _sim,
@@ -54,6 +67,12 @@ def register_builtins() -> None:
             f"{spec.pipeline} ({_source(spec.default_model)}); {spec.notes}",
             needs_gpu=spec.needs_gpu, settings=diffusers_specs.OPTIONS, takes_goal=spec.takes_goal,
             validate=partial(diffusers_specs.validate, name), rules=spec.rules())
+    register_backbone(
+        "remote", _remote,
+        "a video-serving engine over the OpenAI-style /v1/videos API (vLLM-Omni, SGLang Diffusion, "
+        "`spiral serve-generator`) at SPIRAL_GENERATOR_URL; pixels only: no RL trajectories",
+        settings=("model", "trajectory"), environment=("generator_url", "generator_api_key"),
+        validate=_check_remote, rules="what the engine accepts; --model names the engine's model (default: its own)")
 
 
 register_builtins()

@@ -37,6 +37,9 @@ class BackboneInfo:
     """What the backbone accepts (frame counts, sizes, options), one line for `spiral backbones`."""
     takes_goal: bool = False
     """It is shown `SegmentRequest.goal` (the planner computes one only for such a backbone)."""
+    environment: tuple[str, ...] = ()
+    """Operator settings (fields of SPIRAL's environment, never a run's input) passed to the factory and the
+    validator: an engine's URL and key, which a client of a SPIRAL server must not be able to move."""
 
     def check(self, *, num_frames: int, height: int, width: int, **settings: Any) -> None:
         """Every check that needs no weights, before any work (so bad input leaves nothing behind)."""
@@ -51,8 +54,9 @@ _LOCK = threading.Lock()
 
 def register_backbone(name: str, factory: Callable[..., VideoGenerator], description: str, *,
                       needs_gpu: bool = False, settings: tuple[str, ...] = (), validate: Validator | None = None,
-                      rules: str = "", takes_goal: bool = False) -> None:
-    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings, validate, rules, takes_goal)
+                      rules: str = "", takes_goal: bool = False, environment: tuple[str, ...] = ()) -> None:
+    _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings, validate, rules, takes_goal,
+                                   environment)
 
 
 def backbone_names() -> list[str]:
