@@ -27,6 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789"
 
 
+POSTGRES_PERSISTENCE = {"checkpointer": {"path": "./memory/server_persistence.py:checkpointer"},
+                        "store": {"path": "./memory/server_persistence.py:store"}}
+"""langgraph.json entries that keep a server's checkpoints and store in SPIRAL_DATABASE_URI's PostgreSQL."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,12 +63,31 @@ def isolated_config(folder: Path, extra: dict | None = None) -> Path:
     return path
 
 
-@contextmanager
-def dev_server(env: dict[str, str], folder: Path, port: int | None = None, timeout_s: float = 90,
-               extra_config: dict | None = None) -> Iterator[str]:
+class DevServer:
+    """A started `langgraph dev` process: its URL, and a way to stop it gently or kill it (fault tests)."""
+
+    def __init__(self, proc: subprocess.Popen, url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group, as a crashed machine would stop it."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_dev_server(env: dict[str, str], folder: Path, port: int | None = None, timeout_s: float = 90,
+                     extra_config: dict | None = None) -> DevServer:
     """`langgraph dev` on a loopback port (no browser, no reload) with SPIRAL's langgraph.json, run from
-    `folder` (its persistence and log go there); yields its URL and stops it, with its whole process group,
-    on exit."""
+    `folder` (its persistence and log go there), once it answers `/ok`."""
     import httpx
 
     port = port or free_port()
@@ -75,29 +99,34 @@ def dev_server(env: dict[str, str], folder: Path, port: int | None = None, timeo
                                  "--port", str(port), "--config", str(config)],
                                 cwd=folder, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"langgraph dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-                try:
-                    if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"langgraph dev did not start in {timeout_s:.0f} s:\n{log.read_text()[-4000:]}")
-                time.sleep(0.25)
-            yield url
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+    server = DevServer(proc, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"langgraph dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{server.url}/ok", timeout=2).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"langgraph dev did not start in {timeout_s:.0f} s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.25)
+    except BaseException:
+        server.stop()
+        raise
+
+
+@contextmanager
+def dev_server(env: dict[str, str], folder: Path, port: int | None = None, timeout_s: float = 90,
+               extra_config: dict | None = None) -> Iterator[str]:
+    """`start_dev_server` for a `with` block: yields its URL and stops it, with its whole process group, on exit."""
+    server = start_dev_server(env, folder, port, timeout_s, extra_config)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def server_env(workspace: Path, tokens: str = f"bench:{TOKEN}") -> dict[str, str]:

@@ -21,9 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from spiral.vocabulary.environment import DATABASE_ENV, database_uri, redacted
 from spiral.tools.errors import SpiralError
-from spiral.vocabulary.environment import environment
+from spiral.vocabulary.environment import DATABASE_ENV, database_uri, environment, redacted
 
 
 def _uri() -> str:

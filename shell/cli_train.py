@@ -34,6 +34,12 @@ def add_parsers(sub) -> None:
     collect.add_argument("--split", choices=("train", "val", "test"), default="train",
                          help="ActWM-Sim split the tasks come from (default: train)")
     collect.add_argument("--size", type=_positive, default=8, help="number of tasks (default: 8)")
+    collect.add_argument("--server", action="append", default=[], metavar="URL",
+                         help="run the episodes on this LangGraph server (repeat for a fleet sharing one PostgreSQL "
+                              "and artifact store; bearer token from SPIRAL_SERVER_TOKEN); a rerun submits only "
+                              "what is missing, and a server that stops answering hands its episodes to the next")
+    collect.add_argument("--concurrency", type=_positive, default=2,
+                         help="episodes in flight per server with --server (default: 2)")
     add_context_options(collect)
     pre = tsub.add_parser("pretrain", help="train the tabletop-tiny video model from the world's error-free segments "
                                            "(the shipped recipe: about an hour on 2 CPU cores; reruns resume)")
@@ -148,9 +154,41 @@ def _rollout_context(args: argparse.Namespace):
 
 
 def _collect(args: argparse.Namespace) -> None:
+    if args.server:
+        return _collect_on_fleet(args)
     context = _rollout_context(args)
     if not _run_tasks(context, args.split, args.size, "collect"):
         raise InputError("no episode could be collected (see above); larger frames help the planner see the scene")
+
+
+def _collect_on_fleet(args: argparse.Namespace) -> None:
+    """`collect --server`: the episodes on a LangGraph fleet (graph/fleet.py). The simulator is allowed here
+    (no trajectories: its episodes exercise and measure the fleet, they train nothing)."""
+    from ..graph.fleet import Fleet
+    from ..training.collect import run_tasks_on_fleet
+    from ..vocabulary.environment import environment
+
+    if args.workspace:
+        raise InputError("--workspace with --server: the servers keep the episodes in their own database and "
+                         "artifact store (train from them with SPIRAL_DATABASE_URI and SPIRAL_ARTIFACTS_URL)")
+    context = context_from_args(args, trajectory=args.backbone != "sim")
+    context.check_backbone()
+    fleet = Fleet(args.server, environment().backbone_setting("server_token"), concurrency=args.concurrency)
+    report = run_tasks_on_fleet(context, args.split, args.size, "collect", fleet, _counted_progress)
+    for outcome in report.failed:
+        console().print(f"failed {outcome.name} (thread {outcome.thread_id}): {outcome.reason}")
+    console().print(f"collect: {report.count('started')} episodes started, {report.count('resumed')} resumed, "
+                    f"{report.count('kept')} already there, {len(report.failed)} failed, on {len(args.server)} "
+                    f"server(s) in {report.seconds:.1f} s ({report.moves} moved off a server that stopped answering)")
+    if report.failed:
+        raise InputError(f"{len(report.failed)} of {len(report.outcomes)} episodes failed (see above); run the same "
+                         "command again to retry them")
+
+
+def _counted_progress(items, label: str, total: int):
+    from rich.progress import track
+
+    return track(items, description=label, total=total, console=console())
 
 
 def _run_tasks(context, split: str, size: int, prefix: str) -> int:

@@ -16,9 +16,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..bench.tasks import build_suite
+from ..graph.fleet import Fleet, FleetEpisode, FleetReport, remote_context
 from ..graph.session import Session
 from ..tools.errors import InputError
-from ..tools.media import save_png
+from ..tools.media import png_bytes, save_png
 from ..tools.world.render import render_scene
 from ..vocabulary.config import RunContext
 
@@ -64,3 +65,19 @@ def run_tasks(context: RunContext, split: str, size: int, prefix: str,
             except InputError as exc:  # one task the planner cannot read at this size: say so, go on
                 failed.append(f"{task.id}: {exc}")
     return Collected(started=started, resumed=resumed, kept=kept, failed=failed)
+
+
+def fleet_episodes(context: RunContext, split: str, size: int, prefix: str) -> list[FleetEpisode]:
+    """The same tasks and thread names as `run_tasks`, as episodes for a LangGraph fleet."""
+    settings = remote_context(context)
+    return [FleetEpisode(name=f"{prefix}-{task.id}-s{context.seed}", action=task.action, context=settings,
+                         image_png=png_bytes(render_scene(task.scene, context.height, context.width)))
+            for task in build_suite(split, size)]
+
+
+def run_tasks_on_fleet(context: RunContext, split: str, size: int, prefix: str, fleet: Fleet,
+                       progress: Callable[[Iterable, str, int], Iterable] | None = None) -> FleetReport:
+    """`size` tasks of `split` run by the fleet's servers (graph/fleet.py): rerun, it submits only what is
+    missing; the traces and artifacts land where the servers keep them (their PostgreSQL and store)."""
+    fleet.check()
+    return fleet.run(fleet_episodes(context, split, size, prefix), progress)

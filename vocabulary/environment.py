@@ -44,6 +44,8 @@ class Environment(BaseSettings):
                                "`spiral serve-generator`).")
     generator_api_key: SecretStr | None = Field(None, alias="SPIRAL_GENERATOR_API_KEY", description="Bearer key "
                                                 "for SPIRAL_GENERATOR_URL; sent to that URL only.")
+    server_token: SecretStr | None = Field(None, alias="SPIRAL_SERVER_TOKEN", description="Bearer token for the "
+                                           "LangGraph servers named with --server; sent to those URLs only.")
     database_pool_size: int = Field(10, ge=1, le=1000, alias="SPIRAL_DATABASE_POOL")
     input_root: str = Field("", alias="SPIRAL_INPUT_ROOT", description="On a server: the only folder start images "
                             "may be read from by path.")

@@ -8,62 +8,29 @@ SPIRAL_REQUIRE_POSTGRES=1 (CI sets it), where a missing server is a failure.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from spiral.bench.server import POSTGRES_PERSISTENCE as PERSISTENCE
 from spiral.tools.media import save_png
 from spiral.tools.world.demo import DEMO_ACTION, demo_scene
 from spiral.tools.world.render import render_scene
+from tests.services import postgres_or_skip
 
 pytestmark = pytest.mark.e2e
 
 
-def _bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else shutil.which(name)
-
-
-def _as_postgres_user(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root; CI runs as root, so use the packages' `postgres` user."""
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
 def postgres_uri():
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        message = "PostgreSQL is not installed (apt-get install -y postgresql)"
-        if os.environ.get("SPIRAL_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    base = Path(tempfile.mkdtemp(prefix="spiral-pg-"))  # not under pytest's 0700 root-only tmp
-    data = base / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    subprocess.run(_as_postgres_user([initdb, "-D", str(data), "-U", "spiral", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w",
-                                      "start"]), check=True, capture_output=True)
-    try:
-        yield f"postgresql://spiral@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    yield from postgres_or_skip()
 
 
 def _spiral(*args: str, env: dict, **kw) -> subprocess.CompletedProcess:
@@ -145,10 +112,6 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path):
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1" in res.stderr
     assert "secret" not in res.stderr
-
-
-PERSISTENCE = {"checkpointer": {"path": "./memory/server_persistence.py:checkpointer"},
-               "store": {"path": "./memory/server_persistence.py:store"}}
 
 
 def test_server_checkpoints_in_postgres_survive_a_server_restart(postgres_uri, tmp_path, scene_png):
