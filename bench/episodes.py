@@ -27,7 +27,7 @@ from ..memory.workspace import Workspace
 from ..nodes.critic import PerceptionCritic
 from ..nodes.ledger import ledger_from
 from ..nodes.planner import RulePlanAgent
-from ..tools.media import save_png
+from ..tools.media import save_png, stitch
 from ..tools.perception import perceive
 from ..tools.predicates import Predicate, evaluate
 from ..tools.video import SegmentRequest, load_generator
@@ -220,26 +220,37 @@ def spiral_episode(task: Task, job: Job, scratch: Path) -> tuple[dict, np.ndarra
             attempts = traces.attempts(thread)
     wall = time.perf_counter() - t0
     store = Workspace.of(ws).artifacts
-    video = np.load(ws / "out" / "frames.npy")
+    ledger = store.get_model(state.ledger_ref, Ledger)
+    ckpt = sum(p.stat().st_size for p in ws.glob(checkpoint_path(ws).name + "*"))
+    result = score_closed_loop(task, ledger, attempts, store, lambda ref: gen.truth_of(store.get_frames(ref)),
+                               video=np.load(ws / "out" / "frames.npy"))
+    result.update(generator_calls=state.generator_calls, wall_s=wall, generator_s=gen.seconds, status=state.status,
+                  checkpoint_bytes=ckpt)
+    shutil.rmtree(ws, ignore_errors=True)
+    return result, result.pop("video")
+
+
+def score_closed_loop(task: Task, ledger: Ledger, attempts: list, store, truth_of,
+                      video: np.ndarray | None = None) -> dict:
+    """A closed-loop episode's scores against the world's ground truth: the goal from the truth of the last
+    accepted segment, the critic's verdicts against the truth of every judged attempt, the video metrics of
+    the stitched episode (`video`, or stitched here from the ledger). `truth_of(segment_ref)`: that segment's
+    SimTruth. The result carries the video under "video"."""
+    if video is None:
+        video = stitch([store.get_frames(o.segment) for o in ledger.outcomes], store.get_frame(ledger.first_frame))
     end_scene = task.scene
-    outcomes = store.get_model(state.ledger_ref, Ledger).outcomes
-    if outcomes:
-        truth = gen.truth_of(store.get_frames(outcomes[-1].segment))
+    if ledger.outcomes:
+        truth = truth_of(ledger.outcomes[-1].segment)
         assert truth is not None
         end_scene = truth.end
     pairs = []
     for attempt in attempts:
-        truth = gen.truth_of(store.get_frames(attempt.segment))
+        truth = truth_of(attempt.segment)
         if truth is not None and attempt.judged and attempt.passed is not None:
             pairs.append((attempt.passed, _truth_success(attempt.postconditions, attempt.movers, truth)))
-    ckpt = sum(p.stat().st_size for p in ws.glob(checkpoint_path(ws).name + "*"))
-    result = {**_goal_scores(task, end_scene), **_video_scores(video), "generator_calls": state.generator_calls,
-              "wall_s": wall, "generator_s": gen.seconds, "status": state.status,
-              "critic_tp": sum(c and t for c, t in pairs), "critic_fp": sum(c and not t for c, t in pairs),
-              "critic_fn": sum(t and not c for c, t in pairs), "critic_tn": sum(not c and not t for c, t in pairs),
-              "checkpoint_bytes": ckpt, "attempts": len(attempts)}
-    shutil.rmtree(ws, ignore_errors=True)
-    return result, video
+    return {**_goal_scores(task, end_scene), **_video_scores(video), "critic_tp": sum(c and t for c, t in pairs),
+            "critic_fp": sum(c and not t for c, t in pairs), "critic_fn": sum(t and not c for c, t in pairs),
+            "critic_tn": sum(not c and not t for c, t in pairs), "attempts": len(attempts), "video": video}
 
 
 _SCRATCH: Path | None = None

@@ -12,7 +12,7 @@ import numpy as np
 import sqlite_utils
 
 from ..tools.errors import InputError
-from .episodes import METHODS, EpisodeResult, Job, run_job, suite
+from .episodes import METHODS, SPIRAL_VARIANTS, EpisodeResult, Job, run_job, suite
 from .tasks import SUITE_VERSION, Task, build_suite
 
 
@@ -62,16 +62,22 @@ def run_key(methods: list[str], split: str, size: int | None, seeds: int, diffic
 
 def run_bench(methods: list[str], *, split: str = "test", size: int | None = None, seeds: int = 3,
               difficulty: str = "medium", workers: int = 2, results: str | Path = "bench_results.sqlite",
-              progress: bool = True) -> ResultsTable:
-    """Run every (task, method, seed) not already in the results table; best-of-n last.
-    The invocation's wall time is recorded when it ran any episode."""
+              progress: bool = True, servers: list[str] | None = None) -> ResultsTable:
+    """Run every (task, method, seed) not already in the results table; best-of-n last. With `servers`, the
+    closed-loop methods run on that LangGraph fleet (bench/served.py). The invocation's wall time is recorded
+    when it ran any episode."""
+    if servers:
+        from .served import check_served
+
+        check_served(methods)
     t0 = time.perf_counter()
-    table, ran = _run_bench(methods, split, size, seeds, difficulty, workers, results, progress)
+    table, ran = _run_bench(methods, split, size, seeds, difficulty, workers, results, progress, servers or [])
     table.record_run(run_key(methods, split, size, seeds, difficulty), (time.perf_counter() - t0) / 60, ran)
     return table
 
 
-def _run_bench(methods, split, size, seeds, difficulty, workers, results, progress) -> tuple[ResultsTable, int]:
+def _run_bench(methods, split, size, seeds, difficulty, workers, results, progress,
+               servers: list[str]) -> tuple[ResultsTable, int]:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
@@ -84,7 +90,8 @@ def _run_bench(methods, split, size, seeds, difficulty, workers, results, progre
     if "best-of-n" in methods and "spiral" not in first:
         first.append("spiral")  # best-of-n is matched to SPIRAL's calls on each task
     ran = _run_jobs([Job(split=split, size=size, task_index=i, method=m, seed=s, difficulty=difficulty)
-                     for m in first for i in range(size) for s in range(seeds)], tasks, table, workers, progress)
+                     for m in first for i in range(size) for s in range(seeds)], tasks, table, workers, progress,
+                    servers)
     if "best-of-n" in methods:
         spiral_calls: dict[str, list[int]] = {}
         for r in table.rows(split, difficulty, ["spiral"]):
@@ -92,19 +99,32 @@ def _run_bench(methods, split, size, seeds, difficulty, workers, results, progre
         jobs = [Job(split=split, size=size, task_index=i, method="best-of-n", seed=s, difficulty=difficulty,
                     n_calls=int(round(np.mean(spiral_calls[t.id]))))
                 for i, t in enumerate(tasks) for s in range(seeds)]
-        ran += _run_jobs(jobs, tasks, table, workers, progress)
+        ran += _run_jobs(jobs, tasks, table, workers, progress, servers)
     return table, ran
 
 
-def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progress: bool) -> int:
+def _run_jobs(jobs: list[Job], tasks, table: ResultsTable, workers: int, progress: bool,
+              servers: list[str] | None = None) -> int:
     done = table.done()
     todo = [j for j in jobs if _key(j, tasks[j.task_index]) not in done]
     if not todo:
         return 0
     from tqdm import tqdm
 
+    served = [j for j in todo if servers and j.method in SPIRAL_VARIANTS]
+    local = [j for j in todo if j not in served]
     bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
-    for result in results_of(todo, workers):
+    if served:
+        from .served import served_results
+
+        def counted(done, label, total):  # the fleet's episodes tick the same bar as they finish
+            for item in done:
+                bar.update(1)
+                yield item
+
+        for result in served_results(served, tasks, servers or [], workers, counted):
+            table.add(result)
+    for result in results_of(local, workers):
         table.add(result)
         bar.update(1)
     bar.close()

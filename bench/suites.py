@@ -45,6 +45,13 @@ class BenchOptions(BaseModel):
     label: str = Field("", description="tabletop-tiny suite: a name for this model's own section and figure in "
                        "benchmarks.md (letters, digits, '-'; default: the shipped weights' section)")
     docs: str = Field("docs", description="where benchmarks.md and img/ are written ('' to skip)")
+    server: str = Field("", description="actwm-sim suite: run the closed-loop methods on these LangGraph servers "
+                        "(comma-separated URLs sharing one PostgreSQL and artifact store, SPIRAL_DATABASE_URI and "
+                        "SPIRAL_ARTIFACTS_URL set here too; --workers episodes in flight per server) and score "
+                        "them here")
+
+    def server_list(self) -> list[str]:
+        return [u.strip() for u in self.server.split(",") if u.strip()]
 
     def method_list(self) -> list[str]:
         return [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -62,11 +69,15 @@ def run_suite(options: BenchOptions, command: str, progress: bool = False, rende
     difficulty, workers, results, docs = options.difficulty, options.workers, options.results, options.docs
     model, lora, label = options.model, options.lora, options.label
     from .report import write_section  # the shell lists the suites at start-up; their code loads when one runs
+    if options.server and suite != "actwm-sim":
+        from ..tools.errors import InputError
+
+        raise InputError(f"--server runs the actwm-sim suite's episodes on a fleet; suite {suite} runs here")
     if suite == "actwm-sim":
         from .episodes import METHODS
 
         return _actwm(command, methods or list(METHODS), split, size, seeds, difficulty, workers, results, docs,
-                      progress)
+                      progress, options.server_list())
     if suite == "tabletop-tiny":
         from ..tools.errors import InputError
         from .learned import METHODS as LEARNED
@@ -132,12 +143,12 @@ def run_suite(options: BenchOptions, command: str, progress: bool = False, rende
 
 
 def _actwm(command: str, methods: list[str], split: str, size: int | None, seeds: int, difficulty: str, workers: int,
-           results: str, docs: str, progress: bool) -> str:
+           results: str, docs: str, progress: bool, servers: list[str]) -> str:
     from .report import main_table, plots, section, write_section
     from .runner import run_bench, run_key
 
     table = run_bench(methods, split=split, size=size, seeds=seeds, difficulty=difficulty, workers=workers,
-                      results=results, progress=progress)
+                      results=results, progress=progress, servers=servers)
     minutes = table.run_minutes(run_key(methods, split, size, seeds, difficulty))
     rows = [r for r in table.rows(split, difficulty, methods) if r.seed < seeds]
     if docs:

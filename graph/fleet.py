@@ -68,6 +68,11 @@ class EpisodeOutcome(BaseModel):
     """How many times the episode moved to another server because one stopped answering."""
     status: str = ""
     reason: str = ""
+    generator_calls: int = 0
+    ledger_ref: str = ""
+    """The finished episode's ledger artifact (its accepted segments), for scoring from the shared store."""
+    seconds: float = 0.0
+    """Wall time from handing the episode to a server to its end, moves included."""
 
 
 class FleetReport(BaseModel):
@@ -156,12 +161,16 @@ class Fleet:
         return None
 
     def _episode(self, episode: FleetEpisode, preferred: int) -> EpisodeOutcome:
-        moves, last_error = 0, ""
+        import time
+
+        moves, last_error, started = 0, "", time.perf_counter()
         while (index := self._next_server(preferred)) is not None:
             try:
-                how, status = self._run_on(self.clients[index], episode)
+                how, values = self._run_on(self.clients[index], episode)
                 return EpisodeOutcome(name=episode.name, thread_id=episode.thread_id, how=how,
-                                      server=self.urls[index], moves=moves, status=status)
+                                      server=self.urls[index], moves=moves, status=values.get("status", ""),
+                                      generator_calls=values.get("generator_calls", 0),
+                                      ledger_ref=values.get("ledger_ref") or "", seconds=time.perf_counter() - started)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 # the server stopped answering: the next one resumes the thread from the shared checkpoints
                 last_error = f"{self.urls[index]}: {type(exc).__name__}: {exc}"
@@ -178,14 +187,14 @@ class Fleet:
                               reason=f"no server answers (last: {last_error})")
 
     @staticmethod
-    def _run_on(client: Any, episode: FleetEpisode) -> tuple[str, str]:
+    def _run_on(client: Any, episode: FleetEpisode) -> tuple[str, dict[str, Any]]:
         tid = episode.thread_id
         client.threads.create(thread_id=tid, if_exists="do_nothing", graph_id=ASSISTANT,
                               metadata={"spiral_episode": episode.name})
         state = client.threads.get_state(tid)
         values = state.get("values") or {}
         if values.get("summary"):
-            return "kept", values.get("status", "")
+            return "kept", values
         has_progress = bool(values.get("action"))
         result = client.runs.wait(tid, ASSISTANT, input=None if has_progress else episode.start_input(),
                                   context=episode.context, multitask_strategy="enqueue", raise_error=False)
@@ -194,7 +203,7 @@ class Fleet:
             error = result.get("__error__") if isinstance(result, dict) else None
             reason = error.get("message", error) if isinstance(error, dict) else "the run ended unfinished"
             raise FleetError(f"episode {episode.name} (thread {tid}): {reason}")
-        return ("resumed" if has_progress else "started"), values.get("status", "")
+        return ("resumed" if has_progress else "started"), values
 
 
 def _http_reason(exc: httpx.HTTPStatusError) -> str:

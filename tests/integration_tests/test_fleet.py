@@ -85,3 +85,28 @@ def test_grpo_trains_from_the_rollouts_a_fleet_recorded(postgres_uri, storage_en
     assert train.returncode == 0, train.stderr[-2000:]
     card = read_card(tmp_path / "grpo" / "adapter")
     assert (card.backbone, card.method) == ("tiny-wan", "grpo") and card.optimizer_steps > 0
+
+
+@pytest.mark.timeout(900)
+def test_bench_on_a_fleet_gives_the_in_process_figures(postgres_uri, storage_env, tmp_path, monkeypatch):
+    """`spiral bench --server`: the servers run the episodes, this process re-renders each recorded segment
+    to recover the simulator's truth and scores it; every figure but the timings equals the in-process bench."""
+    from spiral.bench.runner import run_bench
+
+    methods = ["spiral", "spiral-no-critic"]
+    bench = dict(split="test", size=3, seeds=2, difficulty="medium", workers=1, progress=False)
+    local = run_bench(methods, results=tmp_path / "local.sqlite", **bench).rows("test", "medium", methods)
+    uri = fresh_database(postgres_uri, "fleet_bench")
+    with local_fleet(1, tmp_path / "fleet", uri, storage_env) as fleet:
+        for key, value in fleet.client_env.items():
+            monkeypatch.setenv(key, value)
+        served = run_bench(methods, results=tmp_path / "served.sqlite", servers=fleet.urls,
+                           **bench).rows("test", "medium", methods)
+    timing = {"wall_s", "generator_s", "checkpoint_bytes"}
+
+    def figures(rows):
+        return sorted(tuple(sorted(r.model_dump(exclude=timing).items())) for r in rows)
+
+    assert len(local) == len(served) == 12
+    assert figures(served) == figures(local)
+    assert sum(r.critic_tp + r.critic_fp + r.critic_fn + r.critic_tn for r in local if r.method == "spiral") > 0
