@@ -13,9 +13,12 @@ exclusively (time inside a nested timed call counts for the inner one):
 * checkpoints — LangGraph's SQLite saver;
 * other — LangGraph's own work, the nodes' logic, pydantic validation.
 
-The floor is a bare LangGraph graph on the same SQLite saver that takes, per
-episode, as many checkpointed steps as SPIRAL took, with a one-integer state:
-what any checkpointed LangGraph loop of that length costs.
+The floor is what any durable LangGraph loop doing the same work must pay: a
+bare graph with a one-integer state on the same SQLite saver and durability
+(`sync`), taking per episode as many checkpointed steps as SPIRAL took, and
+writing the same artifact bytes SPIRAL wrote in that episode, spread over its
+steps, through the same write-once store (atomic rename, fsync before the
+checkpoint that follows commits).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-COMPONENTS = ("generator", "perception", "critic", "artifact writes", "artifact reads", "trace DB", "checkpoints")
+COMPONENTS = ("generator", "perception", "critic", "artifact writes", "artifact reads", "trace DB", "checkpoints",
+              "artifact fsync")
 
 
 class ExclusiveTimers:
@@ -90,8 +94,6 @@ class ExclusiveTimers:
 
 
 def _instrument(timers: ExclusiveTimers) -> None:
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     from ..memory.artifacts import ArtifactStore
     from ..memory.traces import TraceDB
     from ..nodes.critic import PerceptionCritic
@@ -111,8 +113,11 @@ def _instrument(timers: ExclusiveTimers) -> None:
     for name in ("record_episode", "record_plan", "record_sub_action", "record_attempt", "record_judgement",
                  "record_review", "add_usage", "record_lessons", "attempts"):
         timers.patch_method("trace DB", TraceDB, name)
+    from ..memory.sqlite_saver import SpiralSqliteSaver
+
     for name in ("put", "put_writes", "get_tuple"):
-        timers.patch_method("checkpoints", SqliteSaver, name)
+        timers.patch_method("checkpoints", SpiralSqliteSaver, name)
+    timers.patch_function("artifact fsync", "spiral.memory.durable", "wait_for_disk")
 
 
 class OverheadResult(BaseModel):
@@ -136,7 +141,28 @@ class OverheadResult(BaseModel):
         return self.wall_s - self.component_s.get("generator", 0.0)
 
 
-def _spiral_episodes(tasks, workspace: Path, difficulty: str, timers: ExclusiveTimers | None) -> tuple[int, int, float]:
+class WrittenBytes:
+    """The artifact payloads each episode stored, in order (what the floor writes again)."""
+
+    def __init__(self) -> None:
+        self.by_thread: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
+        self.thread = ""
+
+    def install(self, timers: ExclusiveTimers) -> None:
+        from ..memory.artifacts import ArtifactStore
+
+        original = ArtifactStore.put_bytes
+
+        def recording(store: Any, data: bytes, ext: str, durable: bool = True) -> str:
+            self.by_thread[self.thread].append((data, ext))
+            return original(store, data, ext, durable)
+
+        ArtifactStore.put_bytes = recording  # type: ignore[method-assign]
+        timers._undo.append(lambda: setattr(ArtifactStore, "put_bytes", original))
+
+
+def _spiral_episodes(tasks, workspace: Path, difficulty: str, timers: ExclusiveTimers | None,
+                     written: WrittenBytes | None = None) -> tuple[int, int, float]:
     """(generator calls, checkpointed steps, wall seconds) of running the tasks in one session."""
     import sqlite3
 
@@ -151,11 +177,15 @@ def _spiral_episodes(tasks, workspace: Path, difficulty: str, timers: ExclusiveT
     context = RunContext(backbone=BACKBONE, difficulty=difficulty, seed=0, write_video=False)
     calls = 0
     if timers is not None:
+        if written is not None:
+            written.install(timers)
         _instrument(timers)
     t0 = time.perf_counter()
     try:
         with Session(workspace) as session:
             for task, image in zip(tasks, images, strict=True):
+                if written is not None:
+                    written.thread = f"overhead-{task.id}"
                 run = session.start(task.action, str(image), context, f"overhead-{task.id}")
                 calls += run.state.generator_calls
     finally:
@@ -167,32 +197,48 @@ def _spiral_episodes(tasks, workspace: Path, difficulty: str, timers: ExclusiveT
     return calls, steps, wall
 
 
-def floor_seconds(steps_per_episode: list[int], workspace: Path) -> float:
-    """Seconds for a bare LangGraph loop with a one-integer state to take the same checkpointed steps on
-    the same SQLite saver, one thread per episode."""
+def floor_seconds(episodes: list[tuple[int, list[tuple[bytes, str]]]], workspace: Path) -> float:
+    """Seconds for a bare LangGraph loop with a one-integer state to take, per episode, the same checkpointed
+    steps on the same SQLite saver and durability, writing the episode's artifact bytes (spread evenly over
+    its steps) through the same store, with the session's deferred durability (the saver waits for them)."""
     from typing import TypedDict
 
     from langgraph.graph import END, START, StateGraph
 
     from ..graph.session import DURABILITY
+    from ..memory.artifacts import ArtifactStore
     from ..memory.checkpoints import sqlite_checkpointer
+    from ..memory.durable import deferred_durability
 
     class Counter(TypedDict):
         n: int
         limit: int
+        episode: int
+
+    store = ArtifactStore(workspace / "artifacts")
+    chunks: dict[tuple[int, int], list[tuple[bytes, str]]] = {}
+    for i, (steps, payloads) in enumerate(episodes):
+        nodes = max(steps - 2, 1)
+        for k, payload in enumerate(payloads):
+            chunks.setdefault((i, k * nodes // max(len(payloads), 1)), []).append(payload)
+
+    def step(state: Counter) -> dict:
+        for data, ext in chunks.get((state["episode"], state["n"]), []):
+            store.put_bytes(data, ext)
+        return {"n": state["n"] + 1}
 
     builder = StateGraph(Counter)
-    builder.add_node("step", lambda state: {"n": state["n"] + 1})
+    builder.add_node("step", step)
     builder.add_edge(START, "step")
     builder.add_conditional_edges("step", lambda state: "step" if state["n"] < state["limit"] else END)
     graph = builder.compile()
-    with sqlite_checkpointer(workspace) as saver:
+    with sqlite_checkpointer(workspace) as saver, deferred_durability(store.root):
         bound = graph.copy(update={"checkpointer": saver})
         t0 = time.perf_counter()
-        for i, steps in enumerate(steps_per_episode):
+        for i, (steps, _) in enumerate(episodes):
             # the input step and the first node's step are checkpoints too
-            bound.invoke({"n": 0, "limit": max(steps - 2, 1)}, {"configurable": {"thread_id": f"floor-{i}"}},
-                         durability=DURABILITY)
+            bound.invoke({"n": 0, "limit": max(steps - 2, 1), "episode": i},
+                         {"configurable": {"thread_id": f"floor-{i}"}}, durability=DURABILITY)
         return time.perf_counter() - t0
 
 
@@ -209,14 +255,15 @@ def loop_overhead(size: int = 20, difficulty: str = "medium", repeats: int = 3) 
     try:
         (home / "warm" / "inputs").mkdir(parents=True)
         _spiral_episodes(tasks[:3], home / "warm", difficulty, None)  # imports, lookup tables, compiled graph
-        floor_seconds([5, 5, 5], home / "floor-warm")
+        floor_seconds([(5, [(b"warm", "bin")])] * 3, home / "floor-warm")
         for rep in range(repeats):
             (home / f"timed-{rep}" / "inputs").mkdir(parents=True)
-            timers = ExclusiveTimers()
-            calls, steps, wall = _spiral_episodes(tasks, home / f"timed-{rep}", difficulty, timers)
+            timers, written = ExclusiveTimers(), WrittenBytes()
+            calls, steps, wall = _spiral_episodes(tasks, home / f"timed-{rep}", difficulty, timers, written)
             with sqlite3.connect(home / f"timed-{rep}" / "checkpoints.sqlite") as conn:
-                per_episode = [n for (n,) in conn.execute("select count(*) from checkpoints group by thread_id")]
-            floor = floor_seconds(per_episode, home / f"floor-{rep}")
+                per_episode = dict(conn.execute("select thread_id, count(*) from checkpoints group by thread_id"))
+            floor = floor_seconds([(n, written.by_thread[thread]) for thread, n in per_episode.items()],
+                                  home / f"floor-{rep}")
             results.append(OverheadResult(
                 episodes=len(tasks), generator_calls=calls, checkpointed_steps=steps, wall_s=wall,
                 component_s=dict(timers.seconds), background_s=dict(timers.background), floor_s=floor,
@@ -232,11 +279,14 @@ def overhead_section(result: OverheadResult, command: str) -> str:
     outside = ms(result.outside_generator_s)
     floor = ms(result.floor_s)
     saves = result.background_s.get("checkpoints", 0.0)
-    other = result.outside_generator_s - sum(v for k, v in result.component_s.items() if k != "generator") - saves
-    labels = {"checkpoints": "checkpoint reads",
+    fsync = result.background_s.get("artifact fsync", 0.0)
+    other = (result.outside_generator_s - sum(v for k, v in result.component_s.items() if k != "generator") - saves
+             - fsync)
+    labels = {"checkpoints": "checkpoint reads", "artifact fsync": "artifact fsync waited for on the loop's thread",
               "other": "other (LangGraph's loop, the nodes' own code, the session: preflight, finalize)"}
     rows = [(labels.get(name, name), ms(result.component_s.get(name, 0.0))) for name in COMPONENTS[1:]]
     rows.append(("checkpoint saves (LangGraph's saver thread; the loop waits for each)", ms(saves)))
+    rows.append(("artifact fsync the saver waits for before each commit (saver thread)", ms(fsync)))
     rows.append((labels["other"], ms(max(other, 0.0))))
     lines = ["### The loop's own cost", "", "```bash", command, "```", "",
              f"{result.episodes} ActWM-Sim test tasks at `{result.difficulty}`, seed 0, `sim` backbone, one "
@@ -244,13 +294,14 @@ def overhead_section(result: OverheadResult, command: str) -> str:
              "checkpointed steps. Milliseconds per generator call; each component's time excludes the timed "
              "calls inside it. The floor is a bare LangGraph graph with a one-integer state taking the same "
              "checkpointed steps per episode on the same SQLite saver, with the same durability (`sync`: each "
-             "checkpoint saved before the next step). SPIRAL and the floor ran "
+             "checkpoint saved before the next step), writing the same artifact bytes per episode through the same "
+             "write-once store (atomic rename, fsync before the next checkpoint commits). SPIRAL and the floor ran "
              f"{result.repeats} times each, alternating; the run with the median ratio is shown.", "",
              "| component | ms per generator call |", "| --- | --- |"]
     lines += [f"| {name} | {value:.1f} |" for name, value in rows]
     lines += [f"| **outside the generator** | **{outside:.1f}** |",
               f"| generator (`sim`) | {ms(result.component_s.get('generator', 0.0)):.1f} |",
-              f"| floor: bare LangGraph + SQLite, same steps | {floor:.1f} |", "",
+              f"| floor: bare LangGraph + SQLite + the same artifact writes, same steps | {floor:.1f} |", "",
               f"Outside the generator SPIRAL costs {outside / max(floor, 1e-9):.1f}× the floor. Checkpoint saves "
               "run on LangGraph's saver thread; a step's writes may overlap the next step, its checkpoint does "
               "not, so that row is an upper bound of what the loop waits for (and `other` a lower bound). "

@@ -75,8 +75,7 @@ class LocalFolder:
     """A folder on this machine (or a shared file system): atomic renames, fsync, the background writer."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root.expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = root.expanduser().resolve()  # made by the first write: opening a store writes nothing
         self.key = str(self.root)
         self._folders: set[Path] = set()
 

@@ -23,6 +23,7 @@ from ..tools.errors import SpiralError
 from ..vocabulary.environment import DATABASE_ENV, database_uri, redacted
 from .durable import wait_for_disk
 from .sqlite import connect, retry_busy
+from .sqlite_saver import SpiralSqliteSaver
 
 
 
@@ -42,7 +43,8 @@ def where(workspace: str | Path) -> str:
 
 
 class WaitsForArtifacts:
-    """Commits a checkpoint (or a step's writes) only once the artifacts written before it are on disk."""
+    """Commits a checkpoint (or a step's writes) only once the artifacts written before it are on disk
+    (the PostgreSQL saver; SpiralSqliteSaver does the same itself)."""
 
     def put(self, *args: Any, **kwargs: Any) -> Any:
         wait_for_disk()
@@ -51,21 +53,6 @@ class WaitsForArtifacts:
     def put_writes(self, *args: Any, **kwargs: Any) -> Any:
         wait_for_disk()
         return super().put_writes(*args, **kwargs)  # type: ignore[misc]
-
-
-class SpiralSqliteSaver(WaitsForArtifacts, SqliteSaver):
-    """SQLite checkpoints whose channel versions are small integers.
-
-    LangGraph's savers that keep one blob per channel version (PostgreSQL) need versions that two
-    branches of a thread cannot share, hence SqliteSaver's inherited 50-character random-suffixed
-    strings; SqliteSaver stores every channel inside each checkpoint row, so integers are enough
-    and save about 1.5 kB per checkpoint. A thread written with string versions goes on with them
-    (LangGraph compares versions and takes their maximum, so one thread never mixes the two)."""
-
-    def get_next_version(self, current: Any, channel: None = None) -> Any:
-        if isinstance(current, str):
-            return super().get_next_version(current, channel)
-        return 1 if current is None else current + 1
 
 
 @contextmanager

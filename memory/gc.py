@@ -27,6 +27,7 @@ from ..tools.errors import SpiralError, damaged_database
 from .artifacts import REF_PATTERN, ArtifactStore
 from .lease import sole_lease
 from .sqlite import connect
+from .sqlite_saver import decompressed
 from .workspace import Workspace
 
 REF = re.compile(REF_PATTERN.pattern.encode())
@@ -38,6 +39,7 @@ def _refs_in_row(values) -> set[str]:
     refs: set[str] = set()
     for value in values:
         raw = bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode() if value is not None else b""
+        raw = decompressed(raw)  # checkpoint rows and blobs over a few hundred bytes are zstd frames
         refs.update(m.decode() for m in REF.findall(raw))
     return refs
 

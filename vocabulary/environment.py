@@ -147,13 +147,33 @@ def launcher_rank() -> str | None:
     return os.environ.get("LOCAL_RANK")
 
 
+_READ: dict[tuple[str | None, ...], Environment] = {}
+_NAMES = tuple((info.alias or name).upper() for name, info in Environment.model_fields.items())
+
+
 def environment() -> Environment:
-    """The environment as it is now; one line naming the variable when a value does not fit."""
+    """The environment as it is now; one line naming the variable when a value does not fit.
+
+    Read once per distinct set of values: pydantic-settings takes ~1 ms per read and the loop asks at every
+    step, while a test or a server that changes a variable gets the new value at its next call."""
+    key = tuple(os.environ.get(name) for name in _NAMES)
+    found = _READ.get(key)
+    if found is not None:
+        return found
     try:
-        return Environment()
+        found = Environment()
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        info = Environment.model_fields.get(field)
-        name = info.alias if info is not None and info.alias else field
-        raise InputError(f"{name}: {error['msg']}") from None
+        raise _one_line(exc) from None
+    if len(_READ) > 64:
+        _READ.clear()
+    _READ[key] = found
+    return found
+
+
+def _one_line(exc: ValidationError) -> InputError:
+    """The first bad value, naming its variable."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    info = Environment.model_fields.get(field)
+    name = info.alias if info is not None and info.alias else field
+    return InputError(f"{name}: {error['msg']}")

@@ -65,8 +65,31 @@ def disk_full_sqlite() -> None:
     raise sqlite3.OperationalError("database or disk is full")
 
 
+def patch_saver(saver: type) -> None:
+    """Faults around a saver's commits: a full disk or a slow disk before it, SIGKILL right after it."""
+    real_put, real_put_writes = saver.put, saver.put_writes
+
+    def put(self, *args, **kwargs):
+        if due("checkpoint", "enospc"):
+            disk_full_sqlite()
+        if due("checkpoint", "slow"):
+            Path(os.environ["SPIRAL_FAULT_MARK"]).touch()
+            time.sleep(30)
+        result = real_put(self, *args, **kwargs)
+        if event("put") == "after":  # a checkpoint was saved, in whichever database: a node boundary
+            die()
+        return result
+
+    def put_writes(self, *args, **kwargs):
+        if due("writes", "enospc"):
+            disk_full_sqlite()
+        return real_put_writes(self, *args, **kwargs)
+
+    saver.put, saver.put_writes = put, put_writes
+
+
 def install() -> None:
-    from spiral.memory import blobs, checkpoints, durable, sqlite, store, traces
+    from spiral.memory import blobs, checkpoints, durable, sqlite, sqlite_saver, store, traces
 
     real_connect = sqlite.connect
 
@@ -95,26 +118,8 @@ def install() -> None:
     traces.connect = traced_connect
     store.connect = traced_connect
 
-    saver = checkpoints.WaitsForArtifacts  # SPIRAL's savers, SQLite and PostgreSQL alike
-    real_put, real_put_writes = saver.put, saver.put_writes
-
-    def put(self, *args, **kwargs):
-        if due("checkpoint", "enospc"):
-            disk_full_sqlite()
-        if due("checkpoint", "slow"):
-            Path(os.environ["SPIRAL_FAULT_MARK"]).touch()
-            time.sleep(30)
-        result = real_put(self, *args, **kwargs)
-        if event("put") == "after":  # a checkpoint was saved, in whichever database: a node boundary
-            die()
-        return result
-
-    def put_writes(self, *args, **kwargs):
-        if due("writes", "enospc"):
-            disk_full_sqlite()
-        return real_put_writes(self, *args, **kwargs)
-
-    saver.put, saver.put_writes = put, put_writes
+    for saver in (checkpoints.WaitsForArtifacts, sqlite_saver.SpiralSqliteSaver):  # SPIRAL's savers
+        patch_saver(saver)
 
     real_upsert = traces.TraceDB._upsert
 
