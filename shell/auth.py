@@ -104,6 +104,9 @@ async def run_own_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threa
         raise _refuse(403, "lora: this server loads adapters only from inside its own workspace")
     command = kwargs.get("command") or {}
     episode_input = kwargs.get("input")
+    thread_id = value.get("thread_id")
+    if thread_id is not None and not _is_studio(ctx) and not await _visible(thread_id):
+        raise _refuse(404, f"thread {thread_id} not found")  # not the caller's: nothing about its state is said
     if command.get("resume") is not None:
         await _check_review_answer(value.get("thread_id"), command["resume"])
     elif episode_input is None and not await _has_state(value.get("thread_id")):
@@ -128,6 +131,20 @@ async def _thread_state(thread_id: object) -> dict:
         if exc.response.status_code in (404, 422):
             return {}
         raise
+
+
+async def _visible(thread_id: object) -> bool:
+    """Whether the caller may see the thread (the in-process client reads as the caller: another user's thread
+    is a 404 to them, as a thread that does not exist is)."""
+    from langgraph_sdk import get_client
+
+    try:
+        await get_client().threads.get(str(thread_id))
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code in (403, 404, 422):
+            return False
+        raise
+    return True
 
 
 async def _has_state(thread_id: object) -> bool:

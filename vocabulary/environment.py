@@ -25,7 +25,9 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 class Environment(BaseSettings):
     """SPIRAL's environment variables (names in capitals, as the fields' aliases say)."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
+    """Each variable by its own name only (with `populate_by_name` the field `database_uri` also read
+    `DATABASE_URI`, which `langgraph dev` sets to ":memory:", and `home` read `HOME`)."""
 
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY", description="Key of the LLM/VLM server.")
     openai_base_url: str = Field("", alias="OPENAI_BASE_URL", description="The URL `OPENAI_API_KEY` is for (empty: "

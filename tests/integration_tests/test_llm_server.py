@@ -114,8 +114,9 @@ def _run_args(scene_png, tmp_path, port, *extra):
 def test_episode_through_a_local_openai_compatible_server(scene_png, tmp_path, llm_env):
     script = {"planner": ["{not json", PLAN], "critic": [429, FAIL, (0.5, PASS)],
               "refiner": [{"instruction": "Pick up the small red ball and place it all the way inside the white bowl."}]}
-    with ScriptedOpenAI(script) as server:
-        res = spiral(*_run_args(scene_png, tmp_path, server.port, "--llm-timeout", "10"), env=llm_env)
+    with ScriptedOpenAI(script) as server:  # the key is configured for this server, so it is sent there
+        env = {**llm_env, "OPENAI_BASE_URL": f"http://127.0.0.1:{server.port}/v1"}
+        res = spiral(*_run_args(scene_png, tmp_path, server.port, "--llm-timeout", "10"), env=env)
     assert res.returncode == 0, res.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"] == "done" and summary["generator_calls"] == 2
@@ -151,7 +152,10 @@ def test_no_key_fails_before_any_work(scene_png, tmp_path, monkeypatch):
 
     env = dict(os.environ)
     env.pop("OPENAI_API_KEY", None)
-    res = spiral(*_run_args(scene_png, tmp_path, 9), env=env)
+    env.pop("OPENAI_BASE_URL", None)
+    args = _run_args(scene_png, tmp_path, 9)
+    at = args.index("--base-url")
+    res = spiral(*args[:at], *args[at + 2:], env=env)  # OpenAI's own API, which needs the key
     assert res.returncode != 0 and "OPENAI_API_KEY is not set" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "ws").exists()

@@ -118,7 +118,9 @@ def test_a_30_sub_action_report_stays_under_its_size_and_opens_fast():
         report_cost_section,
     )
 
-    cost = report_cost(opens=1)
+    from spiral.shell.report_page import render_report
+
+    cost = report_cost(render_report, opens=1)
     assert cost.planned == 30 and cost.attempts >= cost.sub_actions >= 25
     assert cost.size_mb <= SIZE_BUDGET_MB
     if _chromium():
