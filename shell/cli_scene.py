@@ -39,9 +39,9 @@ def cmd_scene(args: argparse.Namespace) -> None:
         raise InputError(f"--size {args.size}: choose 32 to 1024 pixels")
     target = writable_file(args.out, "--out")
     world, action = _scene(args)
-    out = save_png(render_scene(world, args.size, args.size), target)
+    save_png(render_scene(world, args.size, args.size), target)
     names = ", ".join(phrase(obj, world) for obj in world.objects)
-    console().print(f"{out}: {names} ({args.size}x{args.size})")
+    console().print(f"{args.out}: {names} ({args.size}x{args.size})")  # as the user named it
     if action:
         console().print(f"try: spiral run --image {shlex.quote(str(args.out))} --action {shlex.quote(action)}")
 

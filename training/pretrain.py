@@ -55,9 +55,8 @@ def pretrain(examples: Iterable[Example], out: str | Path, config: PretrainConfi
     data = make_pool(examples, config.examples, out / "data", progress)
     ids = np.arange(len(data.prompts))
     val_ids, train_ids = ids[-config.held_out:], ids[:-config.held_out]
-    pipe = tabletop_tiny_pipeline(config.seed, width=config.width, layers=config.layers)
-    if config.vae_from:
-        pipe.vae.load_state_dict(_vae_weights(config.vae_from))
+    given = _given_vae(config.vae_from) if config.vae_from else None
+    pipe = tabletop_tiny_pipeline(config.seed, width=config.width, layers=config.layers, vae=given)
     pipe.to(train_device())
     pipe.set_progress_bar_config(disable=True)
     metrics = Metrics(out)
@@ -77,14 +76,16 @@ def pretrain(examples: Iterable[Example], out: str | Path, config: PretrainConfi
     return out / "pipeline"
 
 
-def _vae_weights(folder: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+def _given_vae(folder: str):
+    """The autoencoder of a pipeline folder, its architecture and weights both (the shipped one is 8x, the
+    default new one 4x): the denoiser is then built around its latent channels and scale."""
+    from diffusers import AutoencoderKLWan
 
     path = Path(folder) / "vae" / "diffusion_pytorch_model.safetensors"
     if not path.exists():
         raise ValueError(f"--vae-from {folder}: no {path.relative_to(folder)} there (give a tabletop-tiny pipeline "
                          "folder, e.g. one `spiral train pretrain` wrote)")
-    return load_file(path)
+    return AutoencoderKLWan.from_pretrained(Path(folder) / "vae")
 
 
 def _steps(done: int, planned: int) -> str:

@@ -50,6 +50,7 @@ def test_the_reference_run_makes_every_kind_of_write(reference):
     assert ref.generator_calls == 6 and ref.rows["attempts"] == 6
 
 
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine
 def test_kill_9_in_the_middle_of_every_write(reference):
     root, ref = reference
     points = [f"{kind}:{n}:kill" for kind in ("checkpoint", "writes", "trace", "artifact")

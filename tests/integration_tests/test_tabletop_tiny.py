@@ -24,6 +24,7 @@ def spiral(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spiral.shell.cli", *args], capture_output=True, text=True, **kw)
 
 
+@pytest.mark.timeout(1200)  # pretrain twice, a run and a bench: minutes on a loaded 2-core machine
 def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loop_drives_the_result(tmp_path,
                                                                                                   kill_once_saved):
     from safetensors.torch import load_file

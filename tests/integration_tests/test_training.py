@@ -45,6 +45,7 @@ def _fresh():
     return pipe, DiffusersBackbone.from_pipeline("tiny-wan", pipe, device="cpu")
 
 
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine
 def test_grpo_raises_the_reward_of_fresh_samples_beyond_a_learning_rate_zero_control(tmp_path):
     rewards = {}
     for name, lr in (("control", 0.0), ("trained", 3e-2)):

@@ -23,7 +23,9 @@ def _source_tree(dest: Path) -> Path:
     dest.mkdir()
     for name in ("__init__.py", "setup.py", "pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, dest / name)
-    for room in ("graph", "nodes", "tools", "memory", "bench", "training"):
+    rooms = [p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name != "tests"]  # as setup.py finds them
+    assert {"shell", "vocabulary", "graph", "tools"} <= set(rooms)
+    for room in rooms:
         shutil.copytree(ROOT / room, dest / room, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 

@@ -31,8 +31,6 @@ VAE_SCALE = 4
 """Pixels per latent cell, each way. At 8x (32 channels) the decoder rounded small cubes into balls and bled
 colours across outlines: 42 of 64 true held-out end frames survived its round trip after 3,600 steps; at 4x
 (trained on crops around objects) 30 after 600 (docs/tabletop-tiny.md)."""
-TOKEN_PATCH = 4
-"""Latent cells per transformer token, each way: a token covers 16x16 pixels, 64 per frame, as before."""
 
 WORLD_WORDS = (
     "put pick place move stack swap the a and in on into inside of to left right front back edge table center "
@@ -58,7 +56,7 @@ def world_tokenizer():
                                    model_max_length=MAX_PROMPT_TOKENS)
 
 
-def tabletop_tiny_pipeline(seed: int = 0, width: int = 160, layers: int = 6):
+def tabletop_tiny_pipeline(seed: int = 0, width: int = 160, layers: int = 6, vae=None):
     """The untrained pipeline (random weights from these configs): what `spiral train pretrain` starts from.
 
     VAE: Wan2.2's patchified residual design (2x2 pixel patches, then one downsampling: 4x in space, none
@@ -66,6 +64,9 @@ def tabletop_tiny_pipeline(seed: int = 0, width: int = 160, layers: int = 6):
     across frames and blurred cubes into balls, which perception then misread. Transformer: `layers` blocks
     of width `width` over 4x4 latent patches of the noisy latents with the condition's channels after them
     (1 mask + 16 latent). Text: a frozen 2-layer UMT5 over the world's words; the transformer learns to read it.
+
+    `vae`: an autoencoder to build around instead (`--vae-from`, e.g. the shipped 8x, 32-channel one): the
+    transformer's channels follow its latent channels, and its patches keep a token at 16x16 pixels.
     """
     import torch
     from diffusers import (
@@ -81,13 +82,16 @@ def tabletop_tiny_pipeline(seed: int = 0, width: int = 160, layers: int = 6):
     text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=64, d_kv=16, d_ff=128, num_layers=2,
                                                num_heads=4, relative_attention_num_buckets=8, pad_token_id=0,
                                                eos_token_id=1, decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=16, z_dim=LATENT_CHANNELS, dim_mult=[2, 2], num_res_blocks=1,
-                           temperal_downsample=[False], is_residual=True, in_channels=12, out_channels=12,
-                           patch_size=2, scale_factor_spatial=VAE_SCALE, scale_factor_temporal=1,
-                           latents_mean=[0.0] * LATENT_CHANNELS, latents_std=[1.0] * LATENT_CHANNELS)
+    if vae is None:
+        vae = AutoencoderKLWan(base_dim=16, z_dim=LATENT_CHANNELS, dim_mult=[2, 2], num_res_blocks=1,
+                               temperal_downsample=[False], is_residual=True, in_channels=12, out_channels=12,
+                               patch_size=2, scale_factor_spatial=VAE_SCALE, scale_factor_temporal=1,
+                               latents_mean=[0.0] * LATENT_CHANNELS, latents_std=[1.0] * LATENT_CHANNELS)
+    channels, token_patch = vae.config.z_dim, max(16 // vae.config.scale_factor_spatial, 1)
     heads = max(width // 32, 1)
-    transformer = WanTransformer3DModel(patch_size=(1, TOKEN_PATCH, TOKEN_PATCH), num_attention_heads=heads, attention_head_dim=width // heads,
-                                        in_channels=2 * LATENT_CHANNELS + 1, out_channels=LATENT_CHANNELS, text_dim=64,
+    transformer = WanTransformer3DModel(patch_size=(1, token_patch, token_patch), num_attention_heads=heads,
+                                        attention_head_dim=width // heads,
+                                        in_channels=2 * channels + 1, out_channels=channels, text_dim=64,
                                         freq_dim=256, ffn_dim=3 * width,
                                         num_layers=layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                                         rope_max_seq_len=64)
