@@ -148,9 +148,9 @@ def fleet_section(result: dict, command: str) -> str:
     served = [r["seconds"] for r in result["rows"][1:]]
     if len(served) == 2:
         lines += ["", f"Two servers vs one: {served[0] / served[1]:.2f}x the episodes per minute. On a sim episode "
-                  "the work is the server's own (planning, critique, checkpoint and trace writes to PostgreSQL, "
-                  "artifact puts to S3), so the gain is bounded by the cores the processes share; with a GPU "
-                  "backbone per server the episode is the segment's render and servers add their GPUs."]
+                  "a served episode spends much of its time waiting (the server's queue, PostgreSQL and S3 round "
+                  "trips), which a second process overlaps, until the cores are busy; with a GPU backbone per "
+                  "server an episode is mostly the segments' render and each server adds its GPU."]
     return "\n".join(lines) + "\n"
 
 
