@@ -44,6 +44,8 @@ COMPRESSED = "zstd+"
 COMPRESS_FROM = 256
 """Bytes below which a value is stored as it is (zstd's frame costs more than it saves on small values)."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+VERSION_DIGITS = 6
+"""Versions are `000012.8f3a1c`: compared as strings, the counter's fixed width keeps them in order."""
 
 
 class CompressingSerde:
@@ -97,8 +99,10 @@ class SpiralSqliteSaver(SqliteSaver):
     def get_next_version(self, current: Any, channel: None = None) -> Any:
         if isinstance(current, int):  # a thread from before this saver goes on with integers
             return current + 1
+        if isinstance(current, str) and len(current.split(".")[0]) != VERSION_DIGITS:
+            return super().get_next_version(current, channel)  # a thread of LangGraph's SqliteSaver: its format
         number = 0 if current is None else int(str(current).split(".")[0])
-        return f"{number + 1:06d}.{random.getrandbits(24):06x}"
+        return f"{number + 1:0{VERSION_DIGITS}d}.{random.getrandbits(24):06x}"
 
     # -- writing ------------------------------------------------------------------------------
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,

@@ -1,6 +1,7 @@
 """Whole episodes through the compiled graph, in process."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -134,8 +135,9 @@ def test_reflective_memory_writes_lessons_and_the_next_episode_starts_with_them(
 
 
 def test_sqlite_checkpoints_use_small_versions_and_old_threads_keep_theirs(scene_png, tmp_path):
-    """Integer channel versions for new threads; a thread written by plain SqliteSaver (string
-    versions) resumes under SPIRAL's saver; and time travel inside a thread still works."""
+    """New threads get short versions and their values stored once per version; a thread written by plain
+    SqliteSaver (its 50-character versions, values inline) resumes under SPIRAL's saver; and time travel inside a
+    thread (a branch from a past checkpoint) leaves the other branch readable."""
     import sqlite3
 
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -147,7 +149,11 @@ def test_sqlite_checkpoints_use_small_versions_and_old_threads_keep_theirs(scene
         g = build_graph(checkpointer=saver)
         g.invoke({"action": action, "image": str(scene_png)}, {"configurable": {"thread_id": "new"}}, context=context)
         latest = saver.get_tuple({"configurable": {"thread_id": "new", "checkpoint_ns": ""}}).checkpoint
-        assert all(isinstance(v, int) for v in latest["channel_versions"].values())
+        assert all(re.fullmatch(r"\d{6}\.[0-9a-f]{6}", v) for v in latest["channel_versions"].values())
+        assert latest["channel_values"]["action"] == action  # read back from checkpoint_blobs
+    with sqlite3.connect(ws / "checkpoints.sqlite") as conn:
+        assert conn.execute("select count(*) from checkpoint_blobs where thread_id = 'new' and channel = 'action'"
+                            ).fetchone()[0] == 1
     with sqlite3.connect(ws / "checkpoints.sqlite", check_same_thread=False) as conn:
         plain = SqliteSaver(conn, serde=checkpoint_serde())
         old = build_graph(checkpointer=plain)
@@ -159,6 +165,7 @@ def test_sqlite_checkpoints_use_small_versions_and_old_threads_keep_theirs(scene
         g = build_graph(checkpointer=saver)
         assert g.invoke(None, {"configurable": {"thread_id": "old"}})["status"] == "done"
         # branch the new thread from a past checkpoint in the same thread, with another instruction
+        ended = g.get_state({"configurable": {"thread_id": "new"}}).values
         past = next(s for s in g.get_state_history({"configurable": {"thread_id": "new"}}) if s.next == ("generate",))
         branch = g.update_state(past.config, {"instruction": "Put the red ball in the white bowl, all the way."},
                                 as_node="refine")
@@ -166,3 +173,5 @@ def test_sqlite_checkpoints_use_small_versions_and_old_threads_keep_theirs(scene
         newest = g.get_state({"configurable": {"thread_id": "new"}})
         assert newest.config["configurable"]["checkpoint_id"] != past.config["configurable"]["checkpoint_id"]
         assert newest.values["status"] == "done" and newest.values["cursor"] == 2
+        before = g.get_state({"configurable": {"thread_id": "new", "checkpoint_id": latest["id"]}})
+        assert before.values == ended  # the first branch's end reads as it was, its versions untouched
