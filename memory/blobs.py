@@ -132,8 +132,12 @@ class FsspecLocation:
     """Any fsspec file system; bytes are written once and never rewritten (content addressing)."""
 
     def __init__(self, url: str) -> None:
+        import fsspec.config
         from fsspec.core import url_to_fs
 
+        # fsspec reads its FSSPEC_* variables (an S3 endpoint, ...) once, when it is imported: read them again so
+        # a location opened later (a server configured after start-up, a test) sees the environment as it is now
+        fsspec.config.set_conf_env(fsspec.config.conf, os.environ)
         try:
             self.fs, base = url_to_fs(url)
         except (ImportError, ValueError) as exc:  # a scheme whose package is missing (s3fs, gcsfs, ...)

@@ -88,3 +88,17 @@ def test_gc_removes_unreferenced_objects_from_an_object_store(tmp_path, memory_u
     assert store.get_bytes(kept) == b"referenced"
     with pytest.raises(SpiralError, match="is missing"):
         store.get_bytes(stray)
+
+
+def test_an_s3_endpoint_set_after_fsspec_was_imported_is_used(monkeypatch):
+    """fsspec reads FSSPEC_* once at import; a location opened later must see the environment as it is then
+    (in CI the fleet test found real AWS instead of the local S3 after an earlier test imported fsspec)."""
+    import fsspec  # noqa: F401 - imported before the variable is set, as in a long-lived process
+
+    from spiral.memory.blobs import FsspecLocation
+
+    monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    location = FsspecLocation("s3://bucket/prefix")
+    assert location.fs.storage_options.get("endpoint_url") == "http://127.0.0.1:1"
