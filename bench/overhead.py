@@ -87,6 +87,10 @@ class ExclusiveTimers:
             setattr(holder, name, timed)
             self._undo.append(lambda h=holder: setattr(h, name, original))
 
+    def on_restore(self, undo: Callable[[], None]) -> None:
+        """Something else to put back when the timers are removed."""
+        self._undo.append(undo)
+
     def restore(self) -> None:
         for undo in reversed(self._undo):
             undo()
@@ -158,7 +162,7 @@ class WrittenBytes:
             return original(store, data, ext, durable)
 
         ArtifactStore.put_bytes = recording  # type: ignore[method-assign]
-        timers._undo.append(lambda: setattr(ArtifactStore, "put_bytes", original))
+        timers.on_restore(lambda: setattr(ArtifactStore, "put_bytes", original))
 
 
 def _spiral_episodes(tasks, workspace: Path, difficulty: str, timers: ExclusiveTimers | None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,16 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..tools.errors import SpiralError
+from .server import free_port
 
 
 class ServiceUnavailable(SpiralError):
     """A local service could not be started (not installed, or it did not come up)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_binary(name: str) -> str | None:

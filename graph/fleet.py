@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -135,8 +136,6 @@ class Fleet:
                 raise FleetError(f"LangGraph server {url} does not answer ({type(exc).__name__}: {exc})") from None
 
     def run(self, episodes: Sequence[FleetEpisode], progress: Progress | None = None) -> FleetReport:
-        import time
-
         names = [e.name for e in episodes]
         if len(set(names)) != len(names):
             raise InputError("two fleet episodes share a name (their threads would collide)")
@@ -161,8 +160,6 @@ class Fleet:
         return None
 
     def _episode(self, episode: FleetEpisode, preferred: int) -> EpisodeOutcome:
-        import time
-
         moves, last_error, started = 0, "", time.perf_counter()
         while (index := self._next_server(preferred)) is not None:
             try:
@@ -209,7 +206,7 @@ class Fleet:
 def _http_reason(exc: httpx.HTTPStatusError) -> str:
     try:
         body = exc.response.json()
-        detail = body.get("detail") or body.get("message") or body
     except ValueError:
-        detail = exc.response.text[:200]
+        body = exc.response.text[:200]
+    detail = (body.get("detail") or body.get("message") or body) if isinstance(body, dict) else body
     return f"{exc.response.status_code} from {exc.request.url}: {detail}"

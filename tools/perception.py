@@ -172,7 +172,11 @@ def _objects(frame: np.ndarray, labels: np.ndarray, regions: list[Region], memo:
         found.append(memo[key].model_copy())
     place_stacked(found, owner, sy)  # indexes `found` by region: filter after it
     min_container = MIN_CONTAINER_PIXELS * height * width / TABLE_SIZE**2
-    found = [o for o in found if not o.is_container or o.pixels >= min_container]
+    return named_in_reading_order([o for o in found if not o.is_container or o.pixels >= min_container])
+
+
+def named_in_reading_order(found: list[PerceivedObject]) -> list[PerceivedObject]:
+    """Objects sorted back to front, left to right, each given its id (`red_ball`, `red_ball_2`, ...)."""
     found.sort(key=lambda o: (o.y, o.x))
     taken: set[str] = set()
     for obj in found:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .perception import PerceivedObject, object_from_outline, perceive, place_stacked
+from .perception import PerceivedObject, named_in_reading_order, object_from_outline, perceive, place_stacked
 from .pixels import CLASS_NAMES, N_OBJECT_COLORS, classify_pixels
-from .world.scene import TABLE_COLOR, TABLE_SIZE, make_object_id
+from .world.scene import TABLE_COLOR, TABLE_SIZE
 
 WINDOW = 4
 """Pixels around an object's hard outline where its soft outline is looked for (a 1.5-pixel blur spreads an
@@ -62,12 +62,7 @@ def perceive_soft(frame: np.ndarray) -> list[PerceivedObject]:
         occluded = bool(covered) and 2 * sum(covered) >= len(covered)
         found.append(object_from_outline(CLASS_NAMES.index(obj.color), bbox, comp, occluded, obj.mean_rgb, sx, sy))
     place_stacked(found, owner, sy, gap=STACK_GAP)
-    found.sort(key=lambda o: (o.y, o.x))
-    taken: set[str] = set()
-    for obj in found:
-        obj.id = make_object_id(obj.shape, obj.color, taken)
-        taken.add(obj.id)
-    return found
+    return named_in_reading_order(found)
 
 
 def _soft_outline(pixels: np.ndarray, labels: np.ndarray,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -104,10 +103,9 @@ def test_reflective_lessons_live_in_postgres(postgres_uri, tmp_path):
 
 
 def test_an_unreachable_database_is_one_clear_line(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "SPIRAL_DATABASE_URI": f"postgresql://u:secret@127.0.0.1:{port}/x"}
+    from spiral.bench.server import free_port
+
+    env = {**os.environ, "SPIRAL_DATABASE_URI": f"postgresql://u:secret@127.0.0.1:{free_port()}/x"}
     res = _spiral("demo", "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o"), env=env)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1" in res.stderr

@@ -134,3 +134,18 @@ def test_no_trajectory_and_no_engine_are_refused_before_any_work(monkeypatch):
     assert RunContext(backbone="remote").generator_options()["generator_url"] == "http://engine:1/v1"
     assert "generator_url" not in RunContext.model_fields  # a run's input cannot name the engine
     assert backbone_info("remote").environment == ("generator_url", "generator_api_key")
+
+
+def test_the_engine_refuses_a_body_it_cannot_size_and_a_hostile_length(engine_url):
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(engine_url)
+    for length, status in (("-5", 413), ("lots", 411), (str(10**12), 413)):
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+        conn.putrequest("POST", "/v1/videos")
+        conn.putheader("Authorization", "Bearer secret-key")
+        conn.putheader("Content-Length", length)
+        conn.endheaders()
+        assert conn.getresponse().status == status, length
+        conn.close()

@@ -92,6 +92,10 @@ class VideoEngine:
         self._queue.put(job)
         return job
 
+    def waiting(self) -> int:
+        with self._lock:
+            return sum(job.status in ("queued", "in_progress") for job in self.jobs.values())
+
     def get(self, job_id: str) -> VideoJob | None:
         with self._lock:
             return self.jobs.get(job_id)
@@ -130,7 +134,7 @@ def parse_create(content_type: str, body: bytes) -> SegmentRequest:
         if name == "input_reference":
             try:
                 image = np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
-            except (UnidentifiedImageError, OSError) as exc:
+            except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
                 raise InputError(f"input_reference is not an image ({exc})") from exc
         elif isinstance(name, str):
             fields[name] = payload.decode("utf-8", "replace")
@@ -205,9 +209,14 @@ def make_handler(engine: VideoEngine, api_key: str = "") -> type[BaseHTTPRequest
                 return
             if self.path.split("?", 1)[0].rstrip("/") != "/v1/videos":
                 return self._error(404, f"no such endpoint: {self.path}")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
+            try:
+                length = int(self.headers.get("Content-Length") or "")
+            except ValueError:
+                return self._error(411, "a create needs a Content-Length")
+            if not 0 <= length <= MAX_BODY_BYTES:
                 return self._error(413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+            if engine.waiting() >= engine.max_jobs:
+                return self._error(429, f"{engine.max_jobs} jobs are waiting already; try again later")
             try:
                 job = engine.submit(parse_create(self.headers.get("Content-Type", ""), self.rfile.read(length)))
             except SpiralError as exc:
