@@ -116,7 +116,7 @@ def perceive(frame: np.ndarray) -> list[PerceivedObject]:
 
 def perceive_frames(frames: np.ndarray) -> list[list[PerceivedObject]]:
     """`perceive` of every frame of a (T, H, W, 3) stack, the frames not seen before perceived together."""
-    keys = [_digest(f) for f in frames]
+    keys = [frame_digest(f) for f in frames]
     found: dict[bytes, list[PerceivedObject]] = {}
     with _seen_lock:
         for key in keys:
@@ -141,8 +141,8 @@ def perceive_frames(frames: np.ndarray) -> list[list[PerceivedObject]]:
     return [[o.model_copy() for o in found[key]] for key in keys]
 
 
-def _digest(frame: np.ndarray) -> bytes:
-    """A frame's identity for the cache: a 128-bit hash of its pixels and shape (xxh3: microseconds)."""
+def frame_digest(frame: np.ndarray) -> bytes:
+    """A frame's identity for a cache: a 128-bit hash of its pixels and shape (xxh3: microseconds)."""
     frame = np.ascontiguousarray(frame)
     return xxhash.xxh3_128_digest(frame.data, seed=hash(frame.shape) & 0xFFFFFFFF)
 
@@ -234,8 +234,9 @@ def place_stacked(found: list, owner: np.ndarray, sy: float, gap: int = 0) -> No
         if r1 + 1 >= owner.shape[0]:
             continue
         below = owner[r1 + 1:r1 + 2 + gap, c0:c1 + 1]
-        column_hits = [col[(col >= 0) & (col != idx)] for col in below.T]
-        hits = np.array([h[0] for h in column_hits if h.size], dtype=np.int64)
+        other = (below >= 0) & (below != idx)
+        columns = np.flatnonzero(other.any(axis=0))  # columns with another object's pixel below the edge
+        hits = below[other.argmax(axis=0)[columns], columns].astype(np.int64)  # the nearest one per column
         if hits.size < 0.3 * below.shape[1]:
             continue
         base = found[int(np.bincount(hits).argmax())]

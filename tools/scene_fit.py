@@ -20,10 +20,13 @@ continue smoothly" and drift); 0.9x lighting 16-17, another table colour
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 from pydantic import BaseModel
 
-from .perception import perceive
+from .perception import frame_digest, perceive
 from .pixels import coarse_difference
 from .world.render import render_scene
 from .world.scene import Scene, WorldObject
@@ -60,8 +63,29 @@ class SceneFit(BaseModel):
         return f"it shows {', '.join(twins)}, where the tabletop world has one of each" if twins else ""
 
 
+FITTED_FRAMES = 64
+"""Start images whose fit is remembered: a run checks its start image before it starts (preflight) and
+again when it plans from it; each check renders the scene anew."""
+_fitted: OrderedDict[bytes, SceneFit] = OrderedDict()
+_fitted_lock = threading.Lock()
+
+
 def scene_fit(frame: np.ndarray) -> SceneFit:
-    """Perceive the frame, render what was perceived, and compare."""
+    """Perceive the frame, render what was perceived, and compare (remembered by the frame's content)."""
+    key = frame_digest(frame)
+    with _fitted_lock:
+        if key in _fitted:
+            _fitted.move_to_end(key)
+            return _fitted[key].model_copy(deep=True)
+    fit = _measure_fit(frame)
+    with _fitted_lock:
+        _fitted[key] = fit
+        while len(_fitted) > FITTED_FRAMES:
+            _fitted.popitem(last=False)
+    return fit.model_copy(deep=True)
+
+
+def _measure_fit(frame: np.ndarray) -> SceneFit:
     height, width = frame.shape[:2]
     seen = perceive(frame)
     scene = Scene(objects=[WorldObject(id=f"o{i}", shape=o.shape, color=o.color, size=o.size, x=o.x, y=o.y,  # type: ignore[arg-type]

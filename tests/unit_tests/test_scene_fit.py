@@ -38,3 +38,19 @@ def test_the_cases_benchmark_prints_one_row_per_kind(capsys):
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == list(cases())
     assert rows[0].endswith("| 0 |") and rows[-1].endswith("| 20 |")  # renders kept, photographs refused
+
+
+def test_a_frame_checked_again_is_not_rendered_again_and_its_fit_cannot_be_changed_by_a_caller(monkeypatch):
+    """Preflight and the first plan both check the start image: the second check is remembered, by content."""
+    from spiral.tools import scene_fit as module
+
+    frame = render_scene(random_scene(41, num_objects=4))
+    first = scene_fit(frame)
+    first.containers["bowl"] = 7  # a caller changing its copy
+    renders = []
+    monkeypatch.setattr(module, "render_scene", lambda *a: renders.append(a) or render_scene(*a))
+    again = scene_fit(frame.copy())  # same pixels, another array
+    assert renders == [] and again.containers.get("bowl") != 7 and again == scene_fit(frame)
+    other_frame = render_scene(random_scene(42, num_objects=4))
+    other = scene_fit(other_frame)
+    assert len(renders) == 1 and other == module._measure_fit(other_frame)  # another image is measured
