@@ -56,6 +56,9 @@ class LearnedResult(BaseModel):
     psnr: float
     generator_calls: int
     wall_s: float
+    generator_s: float = 0.0
+    """The generator's own seconds within `wall_s` (what the loop adds is the rest); 0 in rows from before it
+    was recorded."""
     status: str = ""
     critic_tp: int = 0
     critic_fp: int = 0
@@ -81,9 +84,9 @@ def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | N
     frame = render_scene(task.scene)
     prompt = task.action[0].upper() + task.action[1:] + "."
     t0 = time.perf_counter()
-    candidates = [gen.generate(SegmentRequest(image=frame, prompt=prompt, num_frames=ctx.num_frames, height=ctx.height,
-                                              width=ctx.width, seed=_seed(seed, task.id, i))).frames for i in range(n)]
-    best = best_by_critic(task.action, frame, candidates)
+    segments = [gen.generate(SegmentRequest(image=frame, prompt=prompt, num_frames=ctx.num_frames, height=ctx.height,
+                                            width=ctx.width, seed=_seed(seed, task.id, i))) for i in range(n)]
+    best = best_by_critic(task.action, frame, [s.frames for s in segments])
     wall = time.perf_counter() - t0
     if keep is not None:
         keep["video"] = best
@@ -91,7 +94,7 @@ def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | N
     return LearnedResult(task_id=task.id, category=task.category, horizon=task.horizon, seed=seed,
                          method="open-loop" if n == 1 else "best-of-n", model=ctx.lora or ctx.model or "shipped",
                          success=verdict.success, pixel_mae=verdict.pixel_mae, psnr=verdict.psnr, generator_calls=n,
-                         wall_s=wall, status="done")
+                         wall_s=wall, generator_s=sum(s.timings.get("generate_s", 0.0) for s in segments), status="done")
 
 
 def run_loop(task: Task, seed: int, method: str, ctx: RunContext, scratch: Path,
@@ -113,10 +116,11 @@ def run_loop(task: Task, seed: int, method: str, ctx: RunContext, scratch: Path,
     ledger = store.get_model(state.ledger_ref, Ledger)
     looks = {oid: (r.shape, r.color, "" if r.shape in ("bowl", "plate", "box") else r.size)
              for oid, r in ledger.objects.items()}
-    pairs, first = [], None
+    pairs, first, generator_s = [], None, 0.0
     with Workspace.of(ws).reading_traces() as traces:
         plans = {p.version: store.get_model(p.plan, Plan) for p in traces.plans(thread)}
         for attempt in traces.attempts(thread):
+            generator_s += attempt.generate_s
             sub = plans[attempt.plan_version].sub_actions[attempt.sub_action_index]
             truth = judge_segment(task.scene, sub, looks, store.get_frame(attempt.conditioning_frame),
                                   store.get_frame(attempt.last_frame))
@@ -130,7 +134,7 @@ def run_loop(task: Task, seed: int, method: str, ctx: RunContext, scratch: Path,
     return LearnedResult(task_id=task.id, category=task.category, horizon=task.horizon, seed=seed, method=method,
                          model=ctx.lora or ctx.model or "shipped", success=verdict.success,
                          pixel_mae=verdict.pixel_mae, psnr=verdict.psnr, generator_calls=state.generator_calls,
-                         wall_s=wall, status=state.status, critic_tp=sum(c and t for c, t in pairs),
+                         wall_s=wall, generator_s=generator_s, status=state.status, critic_tp=sum(c and t for c, t in pairs),
                          critic_fp=sum(c and not t for c, t in pairs), critic_fn=sum(t and not c for c, t in pairs),
                          critic_tn=sum(not c and not t for c, t in pairs), first_segment_success=first)
 

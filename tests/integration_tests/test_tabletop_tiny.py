@@ -67,6 +67,8 @@ def test_pretrain_resumes_after_sigkill_at_the_uninterrupted_weights_and_the_loo
     spiral_row = next(r for r in rows if r["method"] == "spiral")
     best_of_n = next(r for r in rows if r["method"] == "best-of-n")
     assert best_of_n["generator_calls"] == spiral_row["generator_calls"]  # compute-matched
+    assert all(0 < r["generator_s"] < r["wall_s"] for r in rows)  # the loop's share is measured, not assumed
+    assert "the loop's share" in section and "[95 % interval over tasks]" in section
     assert (tmp_path / "docs" / "img" / "tabletop_tiny_tiny_test.png").exists()
 
 
