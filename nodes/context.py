@@ -42,9 +42,7 @@ class NodeContext:
 
     @classmethod
     def of(cls, state: EpisodeState, runtime: Runtime[RunContext]) -> NodeContext:
-        settings = state.settings if state.settings is not None else context_settings(runtime)
-        if on_server():
-            check_server_paths(settings)
+        settings = step_settings(state, runtime)
         info = getattr(runtime, "execution_info", None)
         thread = (getattr(info, "thread_id", None) or "default") if info is not None else "default"
         store = getattr(runtime, "store", None) if settings.memory == "reflective" else None
@@ -78,8 +76,7 @@ def leased(node: Callable[[EpisodeState, Runtime[RunContext]], dict]) -> Callabl
     A session driver holds it for a whole run already; on a server each step takes it."""
     @functools.wraps(node)
     def step(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
-        settings = state.settings if state.settings is not None else context_settings(runtime)
-        with Workspace.of(settings.workspace).lease():
+        with Workspace.of(step_settings(state, runtime).workspace).lease():
             return node(state, runtime)
 
     return step
@@ -93,20 +90,31 @@ def on_server() -> bool:
         return False
 
 
-def check_server_paths(settings: RunContext) -> None:
-    """On a server, every folder a step writes to or reads a model from lies inside the server's workspace,
-    whatever the thread's saved settings say (a client may have changed them with `update_state`)."""
+def step_settings(state: EpisodeState, runtime: Runtime[RunContext] | None) -> RunContext:
+    """The settings a step runs with: the thread's saved ones (else the run's context); on a server, with the
+    server's own workspace (see `server_settings`)."""
+    settings = state.settings if state.settings is not None else context_settings(runtime)
+    return server_settings(settings) if on_server() else settings
+
+
+def server_settings(settings: RunContext) -> RunContext:
+    """On a server, a step works in the server's own workspace whatever the thread's saved settings name: a
+    thread started by another server of a fleet (its own workspace folder, shared checkpoints) goes on here,
+    and a client that changed the workspace with `update_state` moves nothing. Every other folder a step
+    writes to or reads a model from must lie inside that workspace (a client may have changed them too)."""
     root = Path(default_workspace()).resolve()
-    chosen = {"workspace": settings.workspace, "out_dir": settings.out_dir, "lora": settings.lora,
-              "prompts_dir": settings.prompts_dir}
-    if Path(settings.workspace).resolve() != root or settings.prompts_dir:
-        outside = ["workspace"] if Path(settings.workspace).resolve() != root else ["prompts_dir"]
+    if Path(settings.workspace).resolve() != root:
+        settings = settings.model_copy(update={"workspace": str(root)})
+    if settings.prompts_dir:
+        outside = ["prompts_dir"]
     else:
-        outside = [name for name in ("out_dir", "lora") if chosen[name]
-                   and not Path(chosen[name]).resolve().is_relative_to(root)]
+        chosen = {"out_dir": settings.out_dir, "lora": settings.lora}
+        outside = [name for name, folder in chosen.items() if folder
+                   and not Path(folder).resolve().is_relative_to(root)]
     if outside:
         raise ServerPathError(f"{', '.join(outside)}: this server writes and reads only inside its own workspace; "
                               "the thread's settings name another folder, so nothing was written")
+    return settings
 
 
 def context_settings(runtime: Runtime[RunContext] | None) -> RunContext:

@@ -56,7 +56,7 @@ def test_a_server_killed_mid_way_loses_and_duplicates_no_episode(postgres_uri, s
             time.sleep(0.2)
         fleet.servers[0].kill()  # mid-way: one episode done, others in flight on both servers
         out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-2000:]
+        assert proc.returncode == 0, out[-3000:] + err[-2000:]  # a failed episode's reason is in stdout
         moved = int(re.search(r"\((\d+) moved off a server that stopped answering\)", out).group(1))
         assert moved >= 1, out
         assert episodes_in(uri) == reference  # each episode once, the same attempts, seeds and segments

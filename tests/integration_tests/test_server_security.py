@@ -110,26 +110,52 @@ def test_the_key_reaches_only_the_url_it_was_configured_for(server, llms, scene_
     assert alice.runs.list(tid) == []
 
 
-def test_a_state_update_cannot_move_where_the_server_writes(server, scene_png, tmp_path):
-    """The door cannot see what `update_state` writes, so every step checks the folders it would use."""
-    url, _ = server
-    alice = _client(url)
+def _paused_at_review(alice, scene_png) -> tuple[str, dict]:
     tid = alice.threads.create()["thread_id"]
     alice.runs.wait(tid, "spiral", input={"action": ACTION, "image": _image(scene_png)},
                     context={"difficulty": "easy", "review": True})
     state = alice.threads.get_state(tid)
     assert state["next"] == ["review"]
+    return tid, state["values"]["settings"]
+
+
+def test_a_state_update_cannot_move_where_the_server_writes(server, scene_png, tmp_path):
+    """The door cannot see what `update_state` writes, so every step checks the folders it would use."""
+    url, _ = server
+    alice = _client(url)
+    tid, settings = _paused_at_review(alice, scene_png)
     outside = tmp_path / "escaped"
-    settings = {**state["values"]["settings"], "out_dir": str(outside), "workspace": str(outside)}
-    alice.threads.update_state(tid, {"settings": settings})
+    alice.threads.update_state(tid, {"settings": {**settings, "out_dir": str(outside), "workspace": str(outside)}})
     run = alice.runs.create(tid, "spiral", input=None)
     result = alice.runs.join(tid, run["run_id"])
     assert result["__error__"]["error"] == "ServerPathError"
-    assert result["__error__"]["message"].startswith("workspace: this server writes and reads only inside its own")
+    assert result["__error__"]["message"].startswith("out_dir: this server writes and reads only inside its own")
     finished = alice.runs.get(tid, run["run_id"])
     assert finished["status"] == "error"
     assert not outside.exists()  # nothing was written there
     assert alice.threads.get(tid)["status"] == "error"
+
+
+def test_a_thread_whose_settings_name_another_workspace_goes_on_in_the_servers_own(server, scene_png, tmp_path):
+    """A fleet's servers share checkpoints but each has its own workspace folder, so a thread another server
+    started names that server's folder; a client may write any folder there too. Steps work in this server's
+    workspace either way, and nothing is written where the settings point."""
+    url, home = server
+    alice = _client(url)
+    tid, settings = _paused_at_review(alice, scene_png)
+    elsewhere = tmp_path / "another-servers-workspace"
+    alice.threads.update_state(tid, {"settings": {**settings, "workspace": str(elsewhere)}})
+    for _ in range(12):  # approve every review until the episode ends
+        state = alice.threads.get_state(tid)
+        if state["values"].get("summary"):
+            break
+        pending = state.get("interrupts") or []
+        answer = {"review_id": pending[0]["value"]["id"], "decision": "approve"} if pending else None
+        result = alice.runs.wait(tid, "spiral", input=None, command={"resume": answer} if answer else None)
+        assert not (isinstance(result, dict) and "__error__" in result), result
+    values = alice.threads.get_state(tid)["values"]
+    assert values["summary"] and Path(values["summary"]).resolve().is_relative_to((home / "workspace").resolve())
+    assert Path(values["summary"]).exists() and not elsewhere.exists()
 
 
 def test_a_second_approval_of_the_same_review_is_refused(server, scene_png):
