@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 import numpy as np
 import xxhash
@@ -102,11 +103,41 @@ def _is_square(mask: np.ndarray) -> bool:
     return _has_square_corners(mask) or (abs(h - w) <= 1 and float(mask.mean()) >= SQUARE_FILL)
 
 
+V = TypeVar("V")
+
+
+class FrameCache(Generic[V]):
+    """What was computed from a frame, by the frame's digest (`frame_digest`): bounded, least recently used
+    out first, safe to share between threads (a server runs episodes in threads)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[bytes, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> V | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: bytes, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
 SEEN_FRAMES = 512
 """Frames whose perception is remembered (a loop sees each accepted frame several times: as a
 segment's last frame, as the next conditioning frame, as that segment's first frame)."""
-_seen: OrderedDict[bytes, list[PerceivedObject]] = OrderedDict()
-_seen_lock = threading.Lock()
+_seen: FrameCache[list[PerceivedObject]] = FrameCache(SEEN_FRAMES)
 
 
 def perceive(frame: np.ndarray) -> list[PerceivedObject]:
@@ -117,12 +148,7 @@ def perceive(frame: np.ndarray) -> list[PerceivedObject]:
 def perceive_frames(frames: np.ndarray) -> list[list[PerceivedObject]]:
     """`perceive` of every frame of a (T, H, W, 3) stack, the frames not seen before perceived together."""
     keys = [frame_digest(f) for f in frames]
-    found: dict[bytes, list[PerceivedObject]] = {}
-    with _seen_lock:
-        for key in keys:
-            if key in _seen:
-                _seen.move_to_end(key)
-                found[key] = _seen[key]
+    found = {key: seen for key in dict.fromkeys(keys) if (seen := _seen.get(key)) is not None}
     todo = list(dict.fromkeys(k for k in keys if k not in found))
     if todo:
         first = {key: i for i, key in reversed(list(enumerate(keys)))}
@@ -133,11 +159,7 @@ def perceive_frames(frames: np.ndarray) -> list[list[PerceivedObject]]:
         memo: dict = {}
         for key, frame, frame_labels, frame_regions in zip(todo, stack, labels, regions, strict=True):
             found[key] = _objects(frame, frame_labels, frame_regions, memo)
-        with _seen_lock:
-            for key in todo:
-                _seen[key] = found[key]
-            while len(_seen) > SEEN_FRAMES:
-                _seen.popitem(last=False)
+            _seen.put(key, found[key])
     return [[o.model_copy() for o in found[key]] for key in keys]
 
 

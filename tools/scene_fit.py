@@ -20,13 +20,10 @@ continue smoothly" and drift); 0.9x lighting 16-17, another table colour
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 import numpy as np
 from pydantic import BaseModel
 
-from .perception import frame_digest, perceive
+from .perception import FrameCache, frame_digest, perceive
 from .pixels import coarse_difference
 from .world.render import render_scene
 from .world.scene import Scene, WorldObject
@@ -66,23 +63,17 @@ class SceneFit(BaseModel):
 FITTED_FRAMES = 64
 """Start images whose fit is remembered: a run checks its start image before it starts (preflight) and
 again when it plans from it; each check renders the scene anew."""
-_fitted: OrderedDict[bytes, SceneFit] = OrderedDict()
-_fitted_lock = threading.Lock()
+_fitted: FrameCache[SceneFit] = FrameCache(FITTED_FRAMES)
 
 
 def scene_fit(frame: np.ndarray) -> SceneFit:
     """Perceive the frame, render what was perceived, and compare (remembered by the frame's content)."""
     key = frame_digest(frame)
-    with _fitted_lock:
-        if key in _fitted:
-            _fitted.move_to_end(key)
-            return _fitted[key].model_copy(deep=True)
-    fit = _measure_fit(frame)
-    with _fitted_lock:
-        _fitted[key] = fit
-        while len(_fitted) > FITTED_FRAMES:
-            _fitted.popitem(last=False)
-    return fit.model_copy(deep=True)
+    fit = _fitted.get(key)
+    if fit is None:
+        fit = _measure_fit(frame)
+        _fitted.put(key, fit)
+    return fit.model_copy(deep=True)  # a caller may change its copy, never the remembered one
 
 
 def _measure_fit(frame: np.ndarray) -> SceneFit:

@@ -144,3 +144,16 @@ def test_the_learned_model_rules_change_nothing_on_rendered_and_simulated_frames
         perception.SQUARE_FILL, perception.MIN_CONTAINER_PIXELS = 0.92, 500
         perception._seen.clear()
     assert len(frames) > 100 and old == new
+
+
+def test_a_frame_cache_forgets_the_least_recently_used_first():
+    from spiral.tools.perception import FrameCache
+
+    cache: FrameCache[int] = FrameCache(2)
+    cache.put(b"a", 1)
+    cache.put(b"b", 2)
+    assert cache.get(b"a") == 1  # now b is the least recently used
+    cache.put(b"c", 3)
+    assert (cache.get(b"a"), cache.get(b"b"), cache.get(b"c")) == (1, None, 3)
+    cache.clear()
+    assert cache.get(b"a") is None
