@@ -27,6 +27,7 @@ from ..memory.workspace import Workspace
 from ..nodes.critic import PerceptionCritic
 from ..nodes.ledger import ledger_from
 from ..nodes.planner import RulePlanAgent
+from ..nodes.reading import SHARP, Reading
 from ..tools.media import save_png, stitch
 from ..tools.perception import perceive
 from ..tools.predicates import Predicate, evaluate
@@ -153,18 +154,19 @@ def _open_loop(task: Task, job: Job, frame: np.ndarray, seeds: list[int]):
     return candidates
 
 
-def best_by_critic(action: str, frame: np.ndarray, candidates: list[np.ndarray]) -> np.ndarray:
-    """Best-of-n's pick: the perception critic scores each whole-action video against every post-condition
-    of the rule planner's plan (completion first, then the mean score); the first wins ties."""
+def best_by_critic(action: str, frame: np.ndarray, candidates: list[np.ndarray], reading: Reading = SHARP) -> np.ndarray:
+    """Best-of-n's pick: the perception critic (reading frames as `reading`) scores each whole-action video
+    against every post-condition of the rule planner's plan (completion first, then the mean score); the first
+    wins ties."""
     if len(candidates) == 1:
         return candidates[0]
-    seen = perceive(frame)
+    seen = reading.perceive(frame)
     plan = RulePlanAgent().plan(action, seen)
     movers = {m for s in plan.sub_actions for m in (s.subject, s.partner) if m}
     whole = SubAction(index=0, verb="move_to", subject=plan.sub_actions[0].subject, subject_desc="objects",
                       description=action, prompt=action,
                       postconditions=[p for s in plan.sub_actions for p in s.postconditions])
-    critic, ledger = PerceptionCritic(), ledger_from(seen, "")
+    critic, ledger = PerceptionCritic(reading), ledger_from(seen, "")
 
     def score(frames: np.ndarray) -> tuple[float, float]:
         c = critic.judge(whole, frames, frame, ledger, movers=movers)

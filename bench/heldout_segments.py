@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from ..nodes.goal import goal_for
 from ..nodes.ledger import ledger_from
+from ..nodes.planner import RulePlanAgent
 from ..tools.perception import PerceivedObject, match_objects, perceive
 from ..tools.soft_perception import perceive_soft
 from ..tools.video.base import GoalMove
@@ -70,27 +71,23 @@ class SegmentScore(BaseModel):
 
 
 def planned_sub_action(ex: SegmentExample, seen: list[PerceivedObject]) -> SubAction | None:
-    """The sub-action SPIRAL's planner makes of this segment's instruction, with perception's object ids
-    (each world object named by the perceived object of its look nearest to where it stands)."""
-    def pid(world_id: str | None) -> str | None:
+    """The sub-action SPIRAL's rule planner makes of this segment's step, with its post-conditions, over the
+    objects perception reads in the first frame (each world object named by the perceived one of its look
+    nearest it); None when one is not read there."""
+    def perceived(world_id: str | None) -> PerceivedObject | None:
         if world_id is None or world_id not in {o.id for o in ex.before.objects}:
             return None
         obj = ex.before.get(world_id)
         looks = [p for p in seen if (p.shape, p.color) == (obj.shape, obj.color)]
-        return min(looks, key=lambda p: np.hypot(p.x - obj.x, p.y - obj.y)).id if looks else None
+        return min(looks, key=lambda p: np.hypot(p.x - obj.x, p.y - obj.y)) if looks else None
 
     step = ex.step
-    subject, other = pid(step.subject), pid(step.target)
-    if subject is None:
+    subject, other = perceived(step.subject), perceived(step.target)
+    if subject is None or (step.target is not None and other is None):
         return None
-    common = {"index": 0, "id": "s0", "subject": subject, "subject_desc": "", "description": "", "prompt": ex.prompt}
-    if step.verb == "swap":
-        return SubAction(verb="swap", partner=other, **common)
-    if step.verb in ("put_in", "stack"):
-        return SubAction(verb=step.verb, target=other, **common)
-    if step.place in ("left_of", "right_of"):
-        return SubAction(verb="move_to", target=other, postconditions=[f"{step.place}({subject},{other})"], **common)
-    return SubAction(verb="move_to", target=step.place, **common)
+    place = step.place if step.verb == "move_to" else None
+    sub = RulePlanAgent().sub_action(step.verb, subject, seen, other, place)
+    return sub.model_copy(update={"prompt": ex.prompt, "id": "s0"})
 
 
 def planned_goal(ex: SegmentExample) -> list[GoalMove]:

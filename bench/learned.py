@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ..graph.session import Session
 from ..memory.workspace import Workspace
+from ..nodes.reading import run_reading
 from ..tools.media import save_png
 from ..tools.video import SegmentRequest, load_generator
 from ..tools.world.render import render_scene
@@ -86,7 +87,7 @@ def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | N
     t0 = time.perf_counter()
     segments = [gen.generate(SegmentRequest(image=frame, prompt=prompt, num_frames=ctx.num_frames, height=ctx.height,
                                             width=ctx.width, seed=_seed(seed, task.id, i))) for i in range(n)]
-    best = best_by_critic(task.action, frame, [s.frames for s in segments])
+    best = best_by_critic(task.action, frame, [s.frames for s in segments], run_reading(ctx))
     wall = time.perf_counter() - t0
     if keep is not None:
         keep["video"] = best

@@ -54,4 +54,4 @@ class ScoredSim:
 
 def install() -> None:
     register_backbone(BACKBONE, ScoredSim, "the sim backbone with its ground truth kept (benchmark scoring only)",
-                      settings=("difficulty",))
+                      settings=("difficulty",), frames="sharp")

@@ -31,7 +31,7 @@ def advance(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     accepted = critique.passed or chosen.review == "approved"
     plan, ledger = ctx.plan(state), ctx.ledger(state)
     step = plan.sub_actions[state.cursor]
-    seen = seen_in(ledger, ctx.artifacts.get_frame(chosen.last_frame))
+    seen = seen_in(ledger, ctx.artifacts.get_frame(chosen.last_frame), ctx.reading.perceive)
     # a segment approved over the critic becomes the new reference, as a best-effort one does
     objects = remembered_objects(ledger, seen, {step.subject, step.partner}, passed=critique.passed)
     if critique.hidden_at is not None and step.subject in objects:

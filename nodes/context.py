@@ -24,6 +24,7 @@ from ..tools.errors import SpiralError
 from ..vocabulary.config import RunContext, default_workspace
 from ..vocabulary.state import Attempt, EpisodeState, Ledger, Plan, SubAction
 from ..vocabulary.trace_records import AttemptKey
+from .reading import Reading, run_reading
 
 
 class ServerPathError(SpiralError):
@@ -69,6 +70,11 @@ class NodeContext:
     def step(self, state: EpisodeState) -> SubAction:
         """The plan step at the cursor: the one being generated."""
         return self.plan(state).sub_actions[state.cursor]
+
+    @property
+    def reading(self) -> Reading:
+        """How this run's frames are read (the backbone's kind of frames unless the run says otherwise)."""
+        return run_reading(self.settings)
 
 
 def leased(node: Callable[[EpisodeState, Runtime[RunContext]], dict]) -> Callable[[EpisodeState, Runtime[RunContext]], dict]:

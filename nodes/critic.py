@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tools.perception import PerceivedObject, match_objects, perceive_frames
+from ..tools.perception import PerceivedObject, match_objects
 from ..tools.pixels import classify_pixels, coarse_difference
 from ..tools.predicates import Predicate, distance_to_goal, evaluate
+from ..tools.world.render import ELEVATION
+from ..tools.world.scene import TABLE_SIZE
 from ..vocabulary.state import Critique, CritiqueScores, Ledger, SubAction
-from .ledger import MATCH_DISTANCE, known_looks, words_for
+from .goal import goal_for
+from .ledger import MATCH_DISTANCE, known_looks, seen_in, words_for
+from .reading import SHARP, Reading
+
+STRANGER_PIXELS = 40
+"""Pixels (at 128x128) an unknown object needs to count as one: the judge's `EXTRA_MIN_PIXELS`, so a
+speck of decoder noise is not an object."""
 
 SUGGESTIONS = {
     "incomplete": "Say that it must get there: 'pick up ... and place it all the way inside/on ...'.",
@@ -36,35 +44,41 @@ SUGGESTIONS = {
 
 
 class PerceptionCritic:
-    """Offline critic: perception measurements and fixed tolerances, no LLM."""
+    """Offline critic: perception measurements and fixed tolerances, no LLM. `reading` says how frames are
+    read and which tolerances apply (nodes/reading.py): the simulator's sharp frames by default."""
 
-    move_tolerance = 2.5
-    """Table units an object may shift and still count as 'not moved'."""
-    color_tolerance = 0.08
-    """Relative RGB change from the start image that counts as colour drift."""
-    max_step = 16.0
-    """A per-frame step above this (an eighth of the frame at 128 px), and 2.5x the steps
-    beside it, is a teleport."""
-    max_first_frame_diff = 4.0
-    """Mean absolute difference allowed between the conditioning frame and frame 0, both averaged over 4x4
-    pixel blocks (`tools.pixels.coarse_difference`)."""
+    def __init__(self, reading: Reading = SHARP) -> None:
+        self.reading = reading
+        self.move_tolerance = reading.move_tolerance
+        self.color_tolerance = reading.color_tolerance
+        self.max_first_frame_diff = reading.max_first_frame_diff
 
     def judge(self, sub: SubAction, frames: np.ndarray, conditioning: np.ndarray, ledger: Ledger,
               movers: set[str] | None = None) -> Critique:
         """Score a segment; `movers` are the objects allowed to move (default: the sub-action's)."""
         known = known_looks(ledger)
-        tracks = self._track(known, frames)
+        tracks, unknown_end = self._track(known, frames)
         start, end = tracks[0], tracks[-1]
+        if self.reading.start_is_conditioning:
+            start = seen_in(ledger, conditioning, self.reading.perceive)
         if movers is None:
             movers = {sub.subject} | ({sub.partner} if sub.partner else set())
         evidence: dict[str, float | str] = {}
         end = self._hidden_subject(sub, tracks, end, evidence)
+        if self.reading.contents_by_colour:
+            end, unknown_end = self._subject_by_colour(sub, ledger, end, unknown_end, evidence)
         housed = self._housed(ledger, end, movers)
 
         # action completion
         posts = [Predicate.parse(p) for p in sub.postconditions]
         held = [evaluate(p, end) for p in posts]  # type: ignore[arg-type]
-        completion = float(np.mean(held)) if held else 1.0
+        checks = list(held)
+        if self.reading.goal_tolerance is not None and sub.verb == "move_to" and sub.subject in end:
+            off = self._off_goal(sub, conditioning, ledger, end[sub.subject], frames.shape[1])
+            if off is not None:
+                evidence["planned_goal_distance"] = round(off, 2)
+                checks.append(off <= self.reading.goal_tolerance)
+        completion = float(np.mean(checks)) if checks else 1.0
         gaps = [distance_to_goal(p, end) for p, ok in zip(posts, held, strict=True) if not ok]  # type: ignore[arg-type]
         if gaps and gaps[0] is not None:
             evidence["goal_distance"] = round(float(gaps[0]), 2)
@@ -80,6 +94,10 @@ class PerceptionCritic:
                 continue  # moved further than covering explains: the drift check sees it
             evidence[f"housed:{oid}"] = "hidden" if not np.isfinite(shifts[oid]) else round(shifts[oid], 2)
             shifts[oid] = 0.0
+        if self.reading.contents_by_colour:
+            for oid in self._emptied(ledger, end, [*end.values(), *unknown_end], movers):
+                evidence[f"housed:{oid}"] = "gone"
+                shifts[oid] = float("inf")
         evidence.update({f"shift:{oid}": round(d, 2) if np.isfinite(d) else "missing" for oid, d in shifts.items()})
         subject_shift = shifts.get(sub.subject, 0.0)
         evidence["subject_displacement"] = round(subject_shift, 2)
@@ -87,7 +105,11 @@ class PerceptionCritic:
                   and ledger.objects[oid].shape not in ("bowl", "plate", "box") and d > self.move_tolerance}
         recolored = {oid: v for oid, v in self._recolored(ledger, end).items()
                      if oid not in housed and not self._in_container(end, oid)}
-        violations = len(strays) + len(recolored)
+        strangers = self._strangers(unknown_end, end, frames.shape[1] * frames.shape[2]) \
+            if self.reading.unknown_objects_fail else []
+        if strangers:
+            evidence["unknown_objects"] = len(strangers)
+        violations = len(strays) + len(recolored) + len(strangers)
         fidelity = max(0.0, 1.0 - violations / max(len(known), 1)) if violations else 1.0
         if strays:
             evidence["max_bystander_shift"] = round(max(strays.values()), 2)
@@ -106,22 +128,34 @@ class PerceptionCritic:
             temporal -= 0.5
         if jumps > 0:
             temporal -= 0.5
+        temporal_ok = first_diff <= self.max_first_frame_diff and (jumps == 0 or not self.reading.jumps_fail)
 
-        plausibility = 1.0 - 0.5 * self._interpenetrating(end)
+        plausibility = 1.0 - 0.5 * self._interpenetrating(
+            end, contained_may_overlap=self.reading.contents_by_colour)
         unknown = float(np.mean(classify_pixels(frames[-1]) < 0))
         quality = float(np.clip(1.0 - 10.0 * unknown, 0.0, 1.0))
         scores = CritiqueScores(action_completion=completion, object_fidelity=fidelity,
                                 temporal_consistency=max(temporal, 0.0), physical_plausibility=plausibility,
                                 visual_quality=quality)
-        passed = completion >= 1.0 and fidelity >= 1.0 and temporal >= 0.99 and plausibility >= 1.0
-        failure, feedback = self._diagnose(sub, ledger, start, end, strays, recolored, subject_shift, completion,
-                                           evidence, temporal, plausibility)
+        passed = completion >= 1.0 and fidelity >= 1.0 and temporal_ok and plausibility >= 1.0
+        failure, feedback = self._diagnose(sub, ledger, start, end, strays, recolored, strangers, subject_shift,
+                                           completion, evidence, 1.0 if temporal_ok else temporal, plausibility)
         if passed:
             failure, feedback = None, f"Done: {sub.description}; nothing else moved."
         hidden_at = (float(evidence["hidden_x"]), float(evidence["hidden_y"])) if "hidden_x" in evidence else None
         return Critique(scores=scores, passed=passed, failure=failure, feedback=feedback,
                         suggestion=SUGGESTIONS.get(failure or "", ""), replan=failure == "missing_object",
                         hidden_at=hidden_at, evidence=evidence)
+
+    def _off_goal(self, sub: SubAction, conditioning: np.ndarray, ledger: Ledger, seen: PerceivedObject,
+                  height: int) -> float | None:
+        """How far (table units) the subject ends from where the planner's goal puts it; None without a goal."""
+        goal = goal_for(sub, conditioning, ledger, self.reading.perceive)
+        if not goal:
+            return None
+        scale = height / TABLE_SIZE
+        to_x, to_y = goal[0].to[0] / scale, goal[0].to[1] / scale
+        return float(np.hypot(seen.x - to_x, seen.y - ELEVATION * seen.z - to_y))
 
     # -- occlusion -------------------------------------------------------
     @staticmethod
@@ -170,15 +204,66 @@ class PerceptionCritic:
         return any(evaluate(Predicate(name="inside", args=[oid, cid]), end) for cid, c in end.items() if c.is_container)
 
     # -- measurements ----------------------------------------------------
-    @staticmethod
-    def _track(known: dict, frames: np.ndarray) -> list[dict[str, PerceivedObject]]:
-        """Objects frame by frame, each matched near where it was in the frame before."""
-        tracks, looks = [], dict(known)
-        for objects in perceive_frames(frames):
+    def _track(self, known: dict, frames: np.ndarray) -> tuple[list[dict[str, PerceivedObject]], list[PerceivedObject]]:
+        """Objects frame by frame, each matched near where it was in the frame before; and what the last
+        frame shows that matches no known object."""
+        tracks, looks, unmatched = [], dict(known), []
+        for objects in self.reading.perceive_frames()(frames):
             seen = match_objects(looks, objects, max_distance=MATCH_DISTANCE)
             tracks.append(seen)
             looks.update({oid: (*looks[oid][:3], o.x, o.y) for oid, o in seen.items()})
-        return tracks
+            matched = {id(o) for o in seen.values()}
+            unmatched = [o for o in objects if id(o) not in matched]
+        return tracks, unmatched
+
+    @staticmethod
+    def _subject_by_colour(sub: SubAction, ledger: Ledger, end: dict[str, PerceivedObject],
+                           unknown: list[PerceivedObject], evidence: dict[str, float | str],
+                           ) -> tuple[dict[str, PerceivedObject], list[PerceivedObject]]:
+        """A put-in subject not found by its look, when an unknown object of its colour lies inside the target
+        container: the rim hides part of it, so a soft frame reads it as another shape or size there."""
+        rec = ledger.objects.get(sub.subject)
+        if sub.verb != "put_in" or sub.subject in end or rec is None or not sub.target or sub.target not in end:
+            return end, unknown
+        container = end[sub.target]
+        for obj in unknown:
+            if obj.color == rec.color and not obj.is_container and PerceptionCritic._inside(obj, container):
+                evidence["subject_by_colour"] = 1.0
+                return {**end, sub.subject: obj}, [o for o in unknown if o is not obj]
+        return end, unknown
+
+    @staticmethod
+    def _inside(obj: PerceivedObject, container: PerceivedObject) -> bool:
+        return evaluate(Predicate(name="inside", args=["s", "c"]), {"s": obj, "c": container})  # type: ignore[dict-item]
+
+    @staticmethod
+    def _emptied(ledger: Ledger, end: dict[str, PerceivedObject], seen: list[PerceivedObject],
+                 movers: set[str]) -> list[str]:
+        """Objects the ledger puts in a container that is still in view, with nothing of their colour left
+        inside it: erased, not hidden."""
+        records = ledger.objects
+        gone = []
+        for oid, rec in records.items():
+            if oid in movers or oid in end or rec.is_container:
+                continue
+            for cid, host in records.items():
+                if not host.is_container or cid not in end or \
+                        not evaluate(Predicate(name="inside", args=[oid, cid]), records):
+                    continue
+                if not any(o.color == rec.color and not o.is_container and PerceptionCritic._inside(o, end[cid])
+                           for o in seen):
+                    gone.append(oid)
+        return gone
+
+    @staticmethod
+    def _strangers(unknown: list[PerceivedObject], end: dict[str, PerceivedObject], frame_pixels: int,
+                   ) -> list[PerceivedObject]:
+        """Objects in the last frame that no ledger record accounts for, outside every container (inside one
+        the rim hides parts of what it holds) and big enough to be an object (`STRANGER_PIXELS` at 128x128)."""
+        containers = [o for o in end.values() if o.is_container]
+        least = STRANGER_PIXELS * frame_pixels / (128 * 128)
+        return [o for o in unknown if not o.is_container and o.pixels >= least
+                and not any(PerceptionCritic._inside(o, c) for c in containers)]
 
     @staticmethod
     def _shift(ledger: Ledger, oid: str, seen: PerceivedObject | None) -> float:
@@ -207,8 +292,7 @@ class PerceptionCritic:
                       if oid in prev and oid in cur else None for prev, cur in zip(tracks, tracks[1:])]
                 for oid in ids}
 
-    @staticmethod
-    def _max_jump(steps: dict[str, list[float | None]]) -> float:
+    def _max_jump(self, steps: dict[str, list[float | None]]) -> float:
         """Largest per-frame step that is out of line with its neighbours (a teleport).
 
         Smooth motion speeds up and slows down gradually; a jump is a step far
@@ -219,7 +303,7 @@ class PerceptionCritic:
             known = [step or 0.0 for step in track]
             for i, step in enumerate(known):
                 around = max(known[i - 1] if i > 0 else 0.0, known[i + 1] if i + 1 < len(known) else 0.0)
-                if step > PerceptionCritic.max_step and step > 2.5 * around:
+                if step > self.reading.max_step and step > 2.5 * around:
                     worst = max(worst, step)
         return worst
 
@@ -229,9 +313,12 @@ class PerceptionCritic:
         return {oid: max(known) for oid, track in steps.items() if (known := [s for s in track if s is not None])}
 
     @staticmethod
-    def _interpenetrating(end: dict[str, PerceivedObject]) -> int:
-        """Resting movables whose footprints overlap without one standing on the other."""
+    def _interpenetrating(end: dict[str, PerceivedObject], contained_may_overlap: bool = False) -> int:
+        """Resting movables whose footprints overlap without one standing on the other (outside containers,
+        with `contained_may_overlap`)."""
         objs = [o for o in end.values() if not o.is_container]
+        if contained_may_overlap:
+            objs = [o for o in objs if not any(PerceptionCritic._inside(o, c) for c in end.values() if c.is_container)]
         count = 0
         for i, a in enumerate(objs):
             for b in objs[i + 1:]:
@@ -242,8 +329,8 @@ class PerceptionCritic:
                     count += 1
         return min(count, 2)
 
-    def _diagnose(self, sub, ledger, start, end, strays, recolored, subject_shift, completion, evidence, temporal,
-                  plausibility):
+    def _diagnose(self, sub, ledger, start, end, strays, recolored, strangers, subject_shift, completion, evidence,
+                  temporal, plausibility):
         name = sub.subject_desc
 
         def words(oid: str) -> str:
@@ -260,13 +347,19 @@ class PerceptionCritic:
                     return "wrong_object", (f"The {words(other)} moved ({big[other]:.0f} px) "
                                             f"instead of the {name}.")
                 return "no_motion", f"The {name} did not move; the sub-action did not happen."
+            off = evidence.get("planned_goal_distance")
+            if evidence.get("goal_distance") == 0.0 and isinstance(off, float):
+                return "incomplete", (f"The {name} moved {subject_shift:.0f} px but set down {off:.0f} px from where "
+                                      "the plan puts it.")
             gap = evidence.get("goal_distance")
             where = f", {gap:.0f} px short of the goal" if isinstance(gap, float) else ""
             return "incomplete", f"The {name} moved {subject_shift:.0f} px but stopped part way{where}."
-        if strays or recolored:
+        if strays or recolored or strangers:
             parts = [f"the {words(k)} " + (f"shifted {v:.0f} px" if np.isfinite(v) else "disappeared")
                      for k, v in strays.items()]
             parts += [f"the {words(k)} changed colour by {100 * v:.0f}%" for k, v in recolored.items()]
+            parts += [f"a {o.color} {o.shape} appeared at ({o.x:.0f}, {o.y:.0f}) that is not in the scene"
+                      for o in strangers]
             return "drift", "The sub-action happened but " + "; ".join(parts) + "."
         if temporal < 0.99:
             return "discontinuity", "The segment does not continue smoothly from the previous one."

@@ -63,10 +63,10 @@ def _judge(ctx: NodeContext, state: EpisodeState, attempt: Attempt, candidate: C
         conditioning = ctx.artifacts.get_frame(ledger.last_frame)
         frames = ctx.artifacts.get_frames(candidate.segment)
         if settings.memory == "off":
-            ledger = memoryless_ledger(ledger, conditioning)
+            ledger = memoryless_ledger(ledger, conditioning, ctx.reading.perceive)
         perception = None
         if settings.critic in ("perception", "ensemble"):
-            perception = PerceptionCritic().judge(step, frames, conditioning, ledger)
+            perception = PerceptionCritic(ctx.reading).judge(step, frames, conditioning, ledger)
         verdict = perception
         if settings.critic in ("llm", "ensemble"):
             from .llm_agents import LLMCritic
@@ -74,7 +74,7 @@ def _judge(ctx: NodeContext, state: EpisodeState, attempt: Attempt, candidate: C
             judged, call = LLMCritic(settings).judge(step, frames, conditioning, ledger, perception)
             usage = call.evidence()
             if judged is None:  # invalid replies or a refusal: the offline critic decides, and says so
-                judged = perception or PerceptionCritic().judge(step, frames, conditioning, ledger)
+                judged = perception or PerceptionCritic(ctx.reading).judge(step, frames, conditioning, ledger)
                 judged_by = "perception"
             verdict = judged
     assert verdict is not None

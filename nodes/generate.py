@@ -44,7 +44,7 @@ def generate(state: EpisodeState, runtime: Runtime[RunContext]) -> dict:
     group = settings.group_size
     seeds = [derive_seed(settings.seed, state.cursor, try_index, state.plan_version, k) for k in range(group)]
     frame = store.get_frame(ledger.last_frame)
-    goal = goal_for(step, frame, ledger) if backbone_info(settings.backbone).takes_goal else []
+    goal = goal_for(step, frame, ledger, ctx.reading.perceive) if backbone_info(settings.backbone).takes_goal else []
     request = SegmentRequest(image=frame, prompt=state.instruction, goal=goal,
                              num_frames=settings.num_frames, height=settings.height, width=settings.width,
                              num_inference_steps=settings.num_inference_steps, guidance_scale=settings.guidance_scale,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..tools.perception import as_world
+from ..tools.perception import PerceivedObject, as_world, perceive
 from ..tools.video.base import GoalMove
 from ..tools.world.execute import Step, step_moves
 from ..tools.world.render import ELEVATION
@@ -44,10 +44,12 @@ def world_step(sub: SubAction, world_id: Callable[[str | None], str | None]) -> 
     return Step(verb="move_to", subject=subject, place=sub.target)
 
 
-def goal_for(sub: SubAction, frame: np.ndarray, ledger: Ledger) -> list[GoalMove]:
+def goal_for(sub: SubAction, frame: np.ndarray, ledger: Ledger,
+             read: Callable[[np.ndarray], list[PerceivedObject]] = perceive) -> list[GoalMove]:
     """Each mover's box in `frame` and where its box's centre should end (pixels of `frame`); empty when the
-    frame does not show what the sub-action names or the world has no place for it."""
-    seen = seen_in(ledger, frame)
+    frame does not show what the sub-action names or the world has no place for it. `read`: the run's
+    reading of frames (a later segment starts from a learned frame)."""
+    seen = seen_in(ledger, frame, read)
     scene = Scene(objects=[as_world(obj).model_copy(update={"id": oid}) for oid, obj in seen.items()])
     step = world_step(sub, lambda oid: oid if oid in seen else None)
     if step is None:

@@ -3,6 +3,8 @@ accepted segments (the critic judges against it; the planner replans from it).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..tools.perception import PerceivedObject, match_objects, perceive
@@ -24,9 +26,11 @@ def known_looks(ledger: Ledger) -> dict[str, tuple[str, str, str, float, float]]
     return {r.id: (r.shape, r.color, r.size, r.x, r.y) for r in ledger.objects.values()}
 
 
-def seen_in(ledger: Ledger, frame: np.ndarray) -> dict[str, PerceivedObject]:
-    """The ledger's objects as found in a frame (missing ones are absent)."""
-    return match_objects(known_looks(ledger), perceive(frame), MATCH_DISTANCE)
+def seen_in(ledger: Ledger, frame: np.ndarray,
+            read: Callable[[np.ndarray], list[PerceivedObject]] = perceive) -> dict[str, PerceivedObject]:
+    """The ledger's objects as found in a frame (missing ones are absent), read by `read` (a run's reading,
+    nodes/reading.py: a learned model's frames are read at half of each edge)."""
+    return match_objects(known_looks(ledger), read(frame), MATCH_DISTANCE)
 
 
 def words_for(ledger: Ledger, object_id: str) -> str:
@@ -55,9 +59,10 @@ def remembered_objects(ledger: Ledger, seen: dict, movers: set, passed: bool) ->
             for oid, rec in ledger.objects.items()}
 
 
-def memoryless_ledger(ledger: Ledger, conditioning: np.ndarray) -> Ledger:
+def memoryless_ledger(ledger: Ledger, conditioning: np.ndarray,
+                      read: Callable[[np.ndarray], list[PerceivedObject]] = perceive) -> Ledger:
     """The ledger as a critic without episode memory sees it: everything as in the conditioning frame."""
-    seen = seen_in(ledger, conditioning)
+    seen = seen_in(ledger, conditioning, read)
     objects = {oid: rec.model_copy(update={"x": seen[oid].x, "y": seen[oid].y, "z": seen[oid].z,
                                            "start_rgb": seen[oid].mean_rgb}) if oid in seen else rec
                for oid, rec in ledger.objects.items()}

@@ -9,6 +9,9 @@ their refs and the cursor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 from langgraph.runtime import Runtime
 
 from ..memory.traces import PlanRecord
@@ -52,9 +55,11 @@ def offline_readers(settings: RunContext) -> list[str]:
                                      ("the perception critic", settings.critic in ("perception", "ensemble"))) if reads]
 
 
-def read_start(frame, settings: RunContext) -> tuple[list[PerceivedObject], str]:
-    """The start image's objects, and a note when it is outside the tabletop world (then no objects: the LLM
-    agents read it themselves). Refused in one line when an offline reader would have to read it."""
+def read_start(frame, settings: RunContext, read: Callable[[np.ndarray], list[PerceivedObject]] = perceive,
+               ) -> tuple[list[PerceivedObject], str]:
+    """The start image's objects (read as the run reads its frames, so the ledger and the critic agree on
+    every outline), and a note when it is outside the tabletop world (then no objects: the LLM agents read it
+    themselves). Refused in one line when an offline reader would have to read it."""
     fit = scene_fit(frame)
     if not fit.is_tabletop:
         readers = offline_readers(settings)
@@ -65,7 +70,7 @@ def read_start(frame, settings: RunContext) -> tuple[list[PerceivedObject], str]
                 "images use a real backbone with --planner llm --critic llm")
         return [], (f"start image outside the tabletop world ({fit.reason()}): no object list; the LLM agents "
                     "name what they see")
-    scene = perceive(frame)
+    scene = read(frame)
     if settings.planner == "rule":
         require_objects(scene)
     return scene, ""
@@ -73,7 +78,7 @@ def read_start(frame, settings: RunContext) -> tuple[list[PerceivedObject], str]
 
 def first_plan(state: EpisodeState, ctx: NodeContext) -> dict:
     frame = ctx.artifacts.get_frame(state.image)
-    scene, note = read_start(frame, ctx.settings)
+    scene, note = read_start(frame, ctx.settings, ctx.reading.perceive)
     ledger = ledger_from(scene, state.image)
     if note:
         ledger.notes.append(note)
@@ -114,7 +119,7 @@ def nothing_left(old: Plan, state: EpisodeState) -> str:
 def replan(state: EpisodeState, ctx: NodeContext) -> dict:
     ledger = ctx.ledger(state)
     frame = ctx.artifacts.get_frame(ledger.last_frame)
-    seen = seen_in(ledger, frame)
+    seen = seen_in(ledger, frame, ctx.reading.perceive)
     old = ctx.plan(state)
     new_plan = None
     record = PlanRecord(thread_id=ctx.thread_id, version=old.version + 1, plan="", planner="rule")

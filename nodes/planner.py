@@ -124,7 +124,7 @@ class RulePlanAgent:
                 if outside:
                     raise ActionParseError(f"the {name_among(outside[0], scene)} is not in the "
                                            f"{name_among(source, scene)} in the start image")
-            return [self._step("put_in", s, scene, container) for s in subjects]
+            return [self.sub_action("put_in", s, scene, container) for s in subjects]
         if clause.subject.group and clause.kind in ("stack", "relative") or \
                 clause.kind == "swap" and clause.subject.group and clause.other is not None:
             named = _group(clause.subject, scene)
@@ -136,29 +136,30 @@ class RulePlanAgent:
             a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
             if b.shape == "ball":
                 raise ActionParseError(f"cannot stack on the {name_among(b, scene)}: balls roll; stack on a cube or block")
-            return [self._step("stack", a, scene, b)]
+            return [self.sub_action("stack", a, scene, b)]
         if clause.kind == "swap" and clause.other is None:  # "swap the two cubes"
             a, b = _group(clause.subject, scene)
-            return [self._step("swap", a, scene, b)]
+            return [self.sub_action("swap", a, scene, b)]
         if clause.kind == "swap":
             a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
-            return [self._step("swap", a, scene, b)]
+            return [self.sub_action("swap", a, scene, b)]
         if clause.kind == "place" and clause.subject.group:  # "move every ball to the left side": each in turn
-            return [self._step("move_to", o, scene, place=clause.place) for o in _group(clause.subject, scene)]
+            return [self.sub_action("move_to", o, scene, place=clause.place) for o in _group(clause.subject, scene)]
         if clause.kind == "place":
-            return [self._step("move_to", _one(clause.subject, scene), scene, place=clause.place)]
+            return [self.sub_action("move_to", _one(clause.subject, scene), scene, place=clause.place)]
         if clause.kind == "relative":
             a, b = _one(clause.subject, scene), _one(clause.other or ObjectRef(), scene)
-            return [self._step("move_to", a, scene, b, place=clause.place)]
+            return [self.sub_action("move_to", a, scene, b, place=clause.place)]
         group = sorted(_matches(clause.subject, scene, False), key=lambda o: (o.half_extent[0], o.x))
         if len(group) < 2:
             raise ActionParseError(f"lining up needs at least two {clause.subject.words()}s; found {len(group)}")
-        steps = [self._step("move_to", group[0], scene, place="left")]
-        steps += [self._step("move_to", b, scene, a, place="right_of") for a, b in zip(group, group[1:])]
+        steps = [self.sub_action("move_to", group[0], scene, place="left")]
+        steps += [self.sub_action("move_to", b, scene, a, place="right_of") for a, b in zip(group, group[1:])]
         return steps
 
-    def _step(self, verb: str, subject: PerceivedObject, scene: list[PerceivedObject],
-              other: PerceivedObject | None = None, place: str | None = None) -> SubAction:
+    def sub_action(self, verb: str, subject: PerceivedObject, scene: list[PerceivedObject],
+                   other: PerceivedObject | None = None, place: str | None = None) -> SubAction:
+        """One grounded step with its pre- and post-conditions and its generator instruction."""
         subj = name_among(subject, scene)
         other_desc = name_among(other, scene) if other is not None else ""
         pre = [f"on_table({subject.id})"] if verb != "swap" else []

@@ -23,12 +23,13 @@ from ..vocabulary.state import EpisodeInput
 from .ingest import check_settings, load_start_frame
 from .plan import read_start
 from .planner import ground_action
+from .reading import run_reading
 
 
 def preflight(image: str, action: str, settings: RunContext) -> np.ndarray:
     check_settings(settings)
     frame = load_start_frame(image, settings)
-    scene, _ = read_start(frame, settings)  # an image outside the tabletop world is refused here too
+    scene, _ = read_start(frame, settings, run_reading(settings).perceive)  # outside the tabletop world: refused
     if settings.planner == "rule":
         ground_action(action, scene)
     return frame

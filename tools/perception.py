@@ -78,8 +78,11 @@ _CORNER_OFFSETS = ((0, 0), (0, 1), (1, 0))
 
 
 def _has_square_corners(mask: np.ndarray) -> bool:
-    """A square's bounding box has filled corners; a circle's does not (three pixels at each corner)."""
+    """A square's bounding box has filled corners; a circle's does not (three pixels at each corner). A mask
+    one pixel thick (a sliver a learned decoder left) has no corners to read."""
     h, w = mask.shape
+    if h < 2 or w < 2:
+        return False
     item = mask.item
     hits = 0
     for r, c, dr, dc in ((0, 0, 1, 1), (0, w - 1, 1, -1), (h - 1, 0, -1, 1), (h - 1, w - 1, -1, -1)):

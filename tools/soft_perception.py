@@ -22,7 +22,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .perception import PerceivedObject, named_in_reading_order, object_from_outline, perceive, place_stacked
+from .perception import (
+    SEEN_FRAMES,
+    FrameCache,
+    PerceivedObject,
+    frame_digest,
+    named_in_reading_order,
+    object_from_outline,
+    perceive,
+    perceive_frames,
+    place_stacked,
+)
 from .pixels import CLASS_NAMES, N_OBJECT_COLORS, classify_pixels
 from .world.scene import TABLE_COLOR, TABLE_SIZE
 
@@ -33,6 +43,21 @@ STACK_GAP = 2
 """Rows of mixed pixels allowed between a stacked object's outline and its base's."""
 _MIN_WEIGHT = 0.2
 """Pixels darker than this share of object plus background (deep shadow) belong to neither."""
+_seen: FrameCache[list[PerceivedObject]] = FrameCache(SEEN_FRAMES)
+
+
+def perceive_soft_frames(frames: np.ndarray) -> list[list[PerceivedObject]]:
+    """`perceive_soft` of every frame of a (T, H, W, 3) stack, remembered by content as `perceive_frames` does
+    (the critic reads a segment's frames, and the next step reads its last one again)."""
+    keys = [frame_digest(f) for f in frames]
+    found = {key: seen for key in dict.fromkeys(keys) if (seen := _seen.get(key)) is not None}
+    if len(found) < len(set(keys)):
+        perceive_frames(frames)  # the hard reading of the new frames together, into perception's cache
+        for key, frame in zip(keys, frames, strict=True):
+            if key not in found:
+                found[key] = perceive_soft(frame)
+                _seen.put(key, found[key])
+    return [[o.model_copy() for o in found[key]] for key in keys]
 
 
 def perceive_soft(frame: np.ndarray) -> list[PerceivedObject]:

@@ -65,6 +65,10 @@ class RunContext(BaseModel):
     critic: Literal["perception", "llm", "ensemble", "none"] = Field(
         "perception", description="CriticAgent: `perception` (offline, from pixels), `llm` (a VLM judges a keyframe "
         "sheet), `ensemble` (the VLM also gets the perception measurements) or `none` (accept every segment; ablation).")
+    critic_reading: Literal["auto", "sharp", "learned"] = Field(
+        "auto", description="How the perception critic reads frames: `sharp` (the simulator's renderer), `learned` "
+        "(a decoder's soft edges and shifted colours: outlines at half of each edge, tolerances chosen on the shipped "
+        "tabletop-tiny's train-split segments) or `auto` (what the backbone registers).")
     refine: Literal["reword", "reseed"] = Field(
         "reword", description="How a failed try is redone: `reword` (the critique becomes a better instruction, with a "
         "new seed) or `reseed` (the same instruction with a new seed only; ablation).")

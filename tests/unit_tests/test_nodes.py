@@ -43,7 +43,7 @@ class StillCamera:
         return Segment(frames=frames, fps=8, seed=request.seed, backbone=self.name)
 
 
-register_backbone("test-still", StillCamera, "nothing moves (tests)")
+register_backbone("test-still", StillCamera, "nothing moves (tests)", frames="sharp")
 
 
 class Harness:
@@ -233,8 +233,8 @@ def test_a_replan_that_finds_nothing_left_after_a_failure_ends_the_episode_not_d
     assert state.attempts[-1].critique is not None and not state.attempts[-1].critique.passed
     real_seen_in = plan_module.seen_in
 
-    def misread(ledger, frame):  # the planner's perception puts the ball in the bowl; the critic's does not
-        seen = real_seen_in(ledger, frame)
+    def misread(ledger, frame, read):  # the planner's perception puts the ball in the bowl; the critic's does not
+        seen = real_seen_in(ledger, frame, read)
         bowl = seen["bowl"]
         return seen | {"red_ball": seen["red_ball"].model_copy(update={"x": bowl.x, "y": bowl.y})}
 

@@ -157,3 +157,15 @@ def test_a_frame_cache_forgets_the_least_recently_used_first():
     assert (cache.get(b"a"), cache.get(b"b"), cache.get(b"c")) == (1, None, 3)
     cache.clear()
     assert cache.get(b"a") is None
+
+
+def test_an_outline_one_pixel_thick_is_read_as_no_square():
+    """A learned decoder can leave a sliver of an object's colour one pixel wide (found on tabletop-tiny's
+    frames: reading its corners indexed past the mask and raised IndexError)."""
+    from spiral.tools.perception import object_from_outline
+
+    sliver = np.ones((6, 1), dtype=bool)
+    obj = object_from_outline(0, (10, 20, 15, 20), sliver, False, (200.0, 40.0, 40.0), 1.0, 1.0)
+    assert obj.shape == "ball"
+    flat = object_from_outline(0, (10, 20, 10, 22), np.ones((1, 3), dtype=bool), False, (200.0, 40.0, 40.0), 1.0, 1.0)
+    assert flat.shape == "block"

@@ -60,7 +60,7 @@ def register_builtins() -> None:
         "sim", _sim,
         "SIMULATOR of a TI2V model on the procedural tabletop world (CPU, no weights); "
         "fails the way open-loop video models fail, per a documented error model",
-        settings=("difficulty",), validate=_check_sim, rules=SIM_RULES)
+        settings=("difficulty",), validate=_check_sim, rules=SIM_RULES, frames="sharp")
     for name, spec in diffusers_specs.SPECS.items():
         register_backbone(
             name, partial(_diffusers, name),

@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import UnknownBackboneError
 from .base import VideoGenerator
@@ -40,6 +40,9 @@ class BackboneInfo:
     environment: tuple[str, ...] = ()
     """Operator settings (fields of SPIRAL's environment, never a run's input) passed to the factory and the
     validator: an engine's URL and key, which a client of a SPIRAL server must not be able to move."""
+    frames: Literal["sharp", "learned"] = "learned"
+    """What its frames are like: `sharp` (the world's renderer: exact edges and colours) or `learned` (a decoder's
+    soft edges and shifted colours); the critic reads them accordingly (nodes/reading.py)."""
 
     def check(self, *, num_frames: int, height: int, width: int, **settings: Any) -> None:
         """Every check that needs no weights, before any work (so bad input leaves nothing behind)."""
@@ -54,9 +57,10 @@ _LOCK = threading.Lock()
 
 def register_backbone(name: str, factory: Callable[..., VideoGenerator], description: str, *,
                       needs_gpu: bool = False, settings: tuple[str, ...] = (), validate: Validator | None = None,
-                      rules: str = "", takes_goal: bool = False, environment: tuple[str, ...] = ()) -> None:
+                      rules: str = "", takes_goal: bool = False, environment: tuple[str, ...] = (),
+                      frames: Literal["sharp", "learned"] = "learned") -> None:
     _REGISTRY[name] = BackboneInfo(name, factory, description, needs_gpu, settings, validate, rules, takes_goal,
-                                   environment)
+                                   environment, frames)
 
 
 def backbone_names() -> list[str]:
