@@ -80,14 +80,16 @@ def critic_inputs(ex: SegmentExample, reading: Reading = LEARNED) -> tuple[SubAc
     return None if sub is None else (sub, ledger_from(seen, ""))
 
 
-def generated(pipe, ex: SegmentExample, position: int, cache: Path) -> np.ndarray:
-    """The model's segment for this example (cached by position)."""
-    path = cache / f"{position:05d}.npy"
-    if path.exists():
+def generated(pipe, ex: SegmentExample, position: int, cache: Path | None) -> np.ndarray:
+    """The model's segment for this example (cached by position when there is a cache)."""
+    path = cache / f"{position:05d}.npy" if cache is not None else None
+    if path is not None and path.exists():
         return np.load(path)
     from ..training.pretrain_denoiser import generate
 
     made = generate(pipe, ex.frames[0], ex.prompt, 12, seed=position, goal=planned_goal(ex))
+    if cache is None or path is None:
+        return made
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, made)
@@ -95,21 +97,22 @@ def generated(pipe, ex: SegmentExample, position: int, cache: Path) -> np.ndarra
     return made
 
 
-def verdicts(split: str, count: int, cache: Path, critic: PerceptionCritic | None = None,
-             model: str = "") -> tuple[list[Verdicts], int]:
-    """Every segment's two verdicts (generating what the cache lacks), and how many were skipped."""
+def verdicts(split: str, count: int, cache: Path | None, critic: PerceptionCritic | None = None,
+             model: str = "", lora: str = "") -> tuple[list[Verdicts], int]:
+    """Every segment's two verdicts (generating what the cache lacks; everything without one), and how many
+    were skipped. `lora`: the model with that adapter (`spiral train`)."""
     from tqdm import tqdm
 
     start = SPLITS[split]
-    folder = cache / split
+    folder = cache / split if cache is not None else None
     pipe = None
     critic = critic or PerceptionCritic(LEARNED)
     out, skipped = [], 0
     for k, ex in enumerate(tqdm(train_segments(start + count, start=start), total=count, desc=f"segments: {split}",
                                 unit="seg", disable=None)):
         position = start + k
-        if pipe is None and not (folder / f"{position:05d}.npy").exists():
-            pipe = _pipeline(model)
+        if pipe is None and (folder is None or not (folder / f"{position:05d}.npy").exists()):
+            pipe = load_pipeline(model, lora)
         made = generated(pipe, ex, position, folder)
         inputs = critic_inputs(ex, critic.reading)
         if inputs is None:
@@ -131,7 +134,33 @@ def agreement(split: str, reading: str, rows: list[Verdicts], skipped: int) -> A
                      critic_failures_on_right=dict(why.most_common()))
 
 
-def _pipeline(model: str):
+class SegmentCheck(BaseModel):
+    """A policy's held-out single segments, judged twice: what `spiral train loop --segment-check` records."""
+
+    segments: int
+    critic_passed: int
+    judge_right: int
+    both: int
+
+    @property
+    def critic_rate(self) -> float:
+        return self.critic_passed / self.segments if self.segments else 0.0
+
+    @property
+    def judge_rate(self) -> float:
+        return self.judge_right / self.segments if self.segments else 0.0
+
+
+def segment_check(count: int, model: str = "", lora: str = "") -> SegmentCheck:
+    """The critic's pass rate and the judge's success on the first `count` held-out segments, for the model
+    (with `lora`). The judge scores, it never rewards: a critic that learns to be fooled shows as a gap here."""
+    rows, skipped = verdicts("held-out", count, None, PerceptionCritic(LEARNED), model, lora)
+    return SegmentCheck(segments=len(rows) + skipped, critic_passed=sum(r.critic for r in rows),
+                        judge_right=sum(r.judge for r in rows), both=sum(r.critic and r.judge for r in rows))
+
+
+def load_pipeline(model: str, lora: str = ""):
+    """The shipped tabletop-tiny pipeline (or the one in folder `model`, with adapter `lora`), quiet."""
     from ..tools.video.diffusers_specs import quiet_transformers
 
     quiet_transformers()
@@ -141,6 +170,10 @@ def _pipeline(model: str):
 
     pipe = WanImageToVideoPipeline.from_pretrained(model or str(shipped_weights()))
     pipe.set_progress_bar_config(disable=True)
+    if lora:
+        from ..tools.video.adapters import load_adapter
+
+        load_adapter(pipe, lora)
     return pipe
 
 

@@ -358,8 +358,8 @@ class PerceptionCritic:
             parts = [f"the {words(k)} " + (f"shifted {v:.0f} px" if np.isfinite(v) else "disappeared")
                      for k, v in strays.items()]
             parts += [f"the {words(k)} changed colour by {100 * v:.0f}%" for k, v in recolored.items()]
-            parts += [f"a {o.color} {o.shape} appeared at ({o.x:.0f}, {o.y:.0f}) that is not in the scene"
-                      for o in strangers]
+            parts += [f"{'an' if o.color[0] in 'aeiou' else 'a'} {o.color} {o.shape} appeared at ({o.x:.0f}, "
+                      f"{o.y:.0f}) that is not in the scene" for o in strangers]
             return "drift", "The sub-action happened but " + "; ".join(parts) + "."
         if temporal < 0.99:
             return "discontinuity", "The segment does not continue smoothly from the previous one."

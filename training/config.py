@@ -163,3 +163,7 @@ class LoopOptions(BaseModel):
     size: int = Field(8, ge=1, description="train tasks collected per round")
     eval_size: int = Field(4, ge=1, description="held-out test tasks evaluated per round")
     method: Literal["grpo", "dpo"] = Field("grpo", description="the trainer each round")
+    segment_check: int = Field(0, ge=0, le=4096, description="tabletop-tiny: also judge this many held-out single "
+                               "segments per policy, by the critic and by the independent judge (never a reward); "
+                               "a critic pass rate that rises while the judge's success does not is reported as "
+                               "reward hacking")

@@ -24,6 +24,24 @@ class LoopRow(BaseModel):
     """Mean reward of the train rollouts collected with this policy (none for the last: nothing collects with it)."""
     heldout_reward: float | None = None
     """Mean reward of the attempts each held-out episode went on with (same tasks and seed every time)."""
+    heldout_critic_pass: float | None = None
+    """`--segment-check`: the critic's pass rate on held-out single segments (the same ones every time)."""
+    heldout_judge_right: float | None = None
+    """`--segment-check`: the independent judge's success on the same segments."""
+
+
+def hacking_warning(previous: LoopRow, row: LoopRow) -> str:
+    """What to say when the critic passed more held-out segments while the judge found no more right (empty:
+    nothing): the generator learned what fools the critic, not the skill."""
+    rates = (previous.heldout_critic_pass, previous.heldout_judge_right, row.heldout_critic_pass,
+             row.heldout_judge_right)
+    if any(r is None for r in rates):
+        return ""
+    critic_before, judge_before, critic_now, judge_now = rates
+    if critic_now > critic_before and judge_now <= judge_before:  # type: ignore[operator]
+        return (f"reward hacking: the critic's pass rate on held-out segments rose ({critic_before:.3f} -> "
+                f"{critic_now:.3f}) while the judge's success did not ({judge_before:.3f} -> {judge_now:.3f})")
+    return ""
 
 
 def overfitting_warning(previous: LoopRow, row: LoopRow) -> str:
@@ -60,7 +78,11 @@ def plot_loop(path: Path, policies: list[LoopRow]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    checked = any(row.heldout_judge_right is not None for row in policies)
+    fig, axes = plt.subplots(1, 2 if checked else 1, figsize=(11 if checked else 5.5, 3.2), squeeze=False)
+    ax = axes[0][0]
+    if checked:
+        _plot_rates(axes[0][1], policies)
     for name, label in (("train_reward", "train rollouts"), ("heldout_reward", "held-out tasks")):
         points = [(row.optimizer_steps, getattr(row, name)) for row in policies if getattr(row, name) is not None]
         ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
@@ -72,3 +94,14 @@ def plot_loop(path: Path, policies: list[LoopRow]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_rates(ax, policies: list[LoopRow]) -> None:
+    """The critic's pass rate and the judge's success on the held-out segments, per policy."""
+    for name, label in (("heldout_critic_pass", "critic passes"), ("heldout_judge_right", "judge: right")):
+        points = [(row.optimizer_steps, getattr(row, name)) for row in policies if getattr(row, name) is not None]
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel("share of held-out segments")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)

@@ -155,3 +155,30 @@ def test_the_gpu_variant_script_runs_its_recipe_small_on_the_cpu(tmp_path, monke
     assert json.loads((tmp_path / "run" / "result.json").read_text())["steps_done"] == 8
     card = (tmp_path / "run" / "pipeline" / "MODEL_CARD.md").read_text()
     assert "Denoiser: 8 steps, batch 4" in card and "Precision: float32" in card  # bf16 asked, CPU ignores it
+
+
+@pytest.mark.skipif(shipped_weights() is None, reason="no shipped weights in this checkout")
+def test_the_critic_reads_the_shipped_models_own_segments_as_the_judge_does(tmp_path):
+    """Train-split segments of the shipped model (the split its tolerances were chosen on): three the judge
+    finds right (a ball into the bowl, a ball to the right edge, a swap), which the learned reading passes and
+    the sharp one fails, and one with a ghost of the subject left behind, which both fail."""
+    from spiral.bench.critic_agreement import critic_inputs, generated, load_pipeline
+    from spiral.bench.judge import judge_frame
+    from spiral.bench.segments import train_segments
+    from spiral.nodes.critic import PerceptionCritic
+    from spiral.nodes.reading import LEARNED, SHARP
+
+    pipe = load_pipeline("")
+    examples = list(train_segments(42))
+    verdicts = {}
+    for position in (23, 24, 28, 41):
+        ex = examples[position]
+        made = generated(pipe, ex, position, tmp_path)
+        sub, ledger = critic_inputs(ex, LEARNED)
+        learned = PerceptionCritic(LEARNED).judge(sub, made, ex.frames[0], ledger)
+        sharp_sub, sharp_ledger = critic_inputs(ex, SHARP)
+        sharp = PerceptionCritic(SHARP).judge(sharp_sub, made, ex.frames[0], sharp_ledger)
+        verdicts[position] = (judge_frame(ex.after, made[-1]).success, learned.passed, sharp.passed, learned.feedback)
+    assert {p: v[:3] for p, v in verdicts.items()} == {23: (True, True, False), 24: (True, True, False),
+                                                       28: (True, True, False), 41: (False, False, False)}
+    assert "a yellow ball appeared at" in verdicts[41][3]

@@ -17,6 +17,7 @@ from scipy import stats
 from spiral.shell.cli import main
 from spiral.tools.video.base import SegmentRequest
 from spiral.tools.video.diffusers_backbone import DiffusersBackbone
+from spiral.tools.video.tabletop import shipped_weights
 from spiral.tools.video.tiny import tiny_wan_pipeline
 from spiral.training.config import DPOConfig, GRPOConfig, config_for
 from spiral.training.dpo import DiffusionDPO, PreferencePair
@@ -276,3 +277,37 @@ def test_the_loop_warns_when_training_reward_rises_while_held_out_falls():
     assert "held-out reward fell (0.6000 -> 0.5000)" in overfitting_warning(before, row(0.7, 0.5))
     assert overfitting_warning(before, row(0.7, 0.7)) == ""
     assert overfitting_warning(before, row(None, 0.5)) == ""
+
+
+def test_the_loop_warns_when_the_critic_passes_more_and_the_judge_finds_no_more_right():
+    from spiral.training.loop_log import LoopRow, hacking_warning
+
+    def row(critic, judge):
+        return LoopRow(policy=1, optimizer_steps=1, heldout_critic_pass=critic, heldout_judge_right=judge)
+
+    before = row(0.10, 0.08)
+    assert hacking_warning(before, row(0.20, 0.08)) == ("reward hacking: the critic's pass rate on held-out segments "
+                                                        "rose (0.100 -> 0.200) while the judge's success did not "
+                                                        "(0.080 -> 0.080)")
+    assert hacking_warning(before, row(0.20, 0.12)) == ""  # both rose: learning, not hacking
+    assert hacking_warning(before, row(0.05, 0.02)) == ""  # both fell: worse, but the critic was not fooled
+    assert hacking_warning(before, LoopRow(policy=2, optimizer_steps=2)) == ""
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(shipped_weights() is None, reason="no shipped weights in this checkout")
+def test_the_loop_on_tabletop_tiny_records_the_critic_and_the_judge_on_held_out_segments(tmp_path):
+    from spiral.training.loop_log import read_loop
+
+    root = tmp_path / "loop"
+    assert main(["train", "loop", "--backbone", "tabletop-tiny", "--frames", "9", "--height", "128", "--width", "128",
+                 "--rounds", "1", "--size", "1", "--eval-size", "1", "--group", "2", "--max-calls", "2",
+                 "--segment-check", "3", "--workspace", str(root), "--recipe", "tiny-cpu", "--epochs", "1"]) == 0
+    rows = read_loop(root / "loop.csv")
+    assert [r.policy for r in rows] == [0, 1]
+    for r in rows:  # shares of the same three held-out segments
+        assert r.heldout_critic_pass is not None and r.heldout_judge_right is not None
+        assert round(3 * r.heldout_critic_pass, 6).is_integer() and round(3 * r.heldout_judge_right, 6).is_integer()
+    assert (root / "loop.png").stat().st_size > 0
+    assert main(["train", "loop", "--backbone", "tiny-wan", "--segment-check", "2", "--workspace",
+                 str(tmp_path / "other")]) != 0
