@@ -13,6 +13,11 @@ which remembers frames it has already seen) and asks four questions:
 It writes what went wrong in words, which failure it was, and how to fix the
 instruction, and keeps its dense measurements as evidence (every object's
 shift, every post-condition, every object's largest step) for the traces.
+
+How it reads frames, and with which tolerances, is the run's `Reading`
+(nodes/reading.py): the simulator's sharp frames as they always were, or a
+learned decoder's soft ones (outlines at half of each edge, ghosts and erased
+contents caught, the subject checked against the planner's goal).
 """
 
 from __future__ import annotations
