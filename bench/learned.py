@@ -80,7 +80,10 @@ def context(seed: int, model: str = "", lora: str = "", **variant: object) -> Ru
                       height=NATIVE_SIDE, width=NATIVE_SIDE, write_video=False, **variant)  # type: ignore[arg-type]
 
 
-def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | None = None) -> LearnedResult:
+def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | None = None,
+                  method: str = "open-loop") -> LearnedResult:
+    """The whole action in one prompt, `n` videos, the critic's pick judged; `method` names the row (best-of-n
+    stays best-of-n when the loop it is matched to needed one call)."""
     gen = load_generator(BACKBONE, **ctx.generator_options())
     frame = render_scene(task.scene)
     prompt = task.action[0].upper() + task.action[1:] + "."
@@ -93,7 +96,7 @@ def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | N
         keep["video"] = best
     verdict = judge_frame(reference_after(task.scene, task.steps), best[-1])
     return LearnedResult(task_id=task.id, category=task.category, horizon=task.horizon, seed=seed,
-                         method="open-loop" if n == 1 else "best-of-n", model=ctx.lora or ctx.model or "shipped",
+                         method=method, model=ctx.lora or ctx.model or "shipped",
                          success=verdict.success, pixel_mae=verdict.pixel_mae, psnr=verdict.psnr, generator_calls=n,
                          wall_s=wall, generator_s=sum(s.timings.get("generate_s", 0.0) for s in segments), status="done")
 
@@ -162,7 +165,7 @@ def run_learned(out: str | Path, *, size: int = 20, seeds: int = 3, methods: tup
             else:
                 calls = next((r.generator_calls for r in rows if (r.task_id, r.seed, r.method, r.model)
                               == (task.id, seed, "spiral", label)), 1)
-                result = run_open_loop(task, seed, 1 if method == "open-loop" else calls, ctx)
+                result = run_open_loop(task, seed, 1 if method == "open-loop" else calls, ctx, method=method)
             rows.append(result)
             with path.open("a") as fh:
                 fh.write(json.dumps(result.model_dump()) + "\n")
