@@ -188,8 +188,8 @@ def _share(hits: int, total: int) -> str:
 
 
 def table(results: list[Agreement]) -> str:
-    lines = ["| split | critic reading | segments (skipped) | judge right | critic pass, judge right (TP) | critic pass, "
-             "judge wrong (FP) | critic fail, judge right (FN) | both fail (TN) | precision [95 %] | recall [95 %] |",
+    lines = ["| split | critic reading | segments (skipped) | judge right | critic pass, judge right (TP) | "
+             "critic pass, judge wrong (FP) | critic fail, judge right (FN) | both fail (TN) | precision [95 %] | recall [95 %] |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {a.split} | {a.reading} | {a.segments} ({a.skipped}) | {a.tp + a.fn} | {a.tp} | {a.fp} | {a.fn} | "
               f"{a.tn} | {_share(a.tp, a.tp + a.fp)} | {_share(a.tp, a.tp + a.fn)} |" for a in results]

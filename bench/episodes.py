@@ -154,7 +154,8 @@ def _open_loop(task: Task, job: Job, frame: np.ndarray, seeds: list[int]):
     return candidates
 
 
-def best_by_critic(action: str, frame: np.ndarray, candidates: list[np.ndarray], reading: Reading = SHARP) -> np.ndarray:
+def best_by_critic(action: str, frame: np.ndarray, candidates: list[np.ndarray],
+                   reading: Reading = SHARP) -> np.ndarray:
     """Best-of-n's pick: the perception critic (reading frames as `reading`) scores each whole-action video
     against every post-condition of the rule planner's plan (completion first, then the mean score); the first
     wins ties."""

@@ -98,7 +98,8 @@ def run_open_loop(task: Task, seed: int, n: int, ctx: RunContext, keep: dict | N
     return LearnedResult(task_id=task.id, category=task.category, horizon=task.horizon, seed=seed,
                          method=method, model=ctx.lora or ctx.model or "shipped",
                          success=verdict.success, pixel_mae=verdict.pixel_mae, psnr=verdict.psnr, generator_calls=n,
-                         wall_s=wall, generator_s=sum(s.timings.get("generate_s", 0.0) for s in segments), status="done")
+                         wall_s=wall, generator_s=sum(s.timings.get("generate_s", 0.0) for s in segments),
+                         status="done")
 
 
 def run_loop(task: Task, seed: int, method: str, ctx: RunContext, scratch: Path,

@@ -239,7 +239,8 @@ class PerceptionCritic:
 
     @staticmethod
     def _inside(obj: PerceivedObject, container: PerceivedObject) -> bool:
-        return evaluate(Predicate(name="inside", args=["s", "c"]), {"s": obj, "c": container})  # type: ignore[dict-item]
+        objects = {"s": obj, "c": container}
+        return evaluate(Predicate(name="inside", args=["s", "c"]), objects)  # type: ignore[arg-type]
 
     @staticmethod
     def _emptied(ledger: Ledger, end: dict[str, PerceivedObject], seen: list[PerceivedObject],

@@ -70,7 +70,8 @@ def run_loop(base: RunContext, options: LoopOptions, fit_options: FitOptions, co
         result = fit(options.method, folder / "rollouts", folder / options.method, config, fit_options.epochs,
                      init_adapter=adapter, progress=progress)
         adapter = result.adapter
-        policies.append(evaluate(folder / "eval", adapter, r + 1, policies[-1].optimizer_steps + result.optimizer_steps))
+        steps = policies[-1].optimizer_steps + result.optimizer_steps
+        policies.append(evaluate(folder / "eval", adapter, r + 1, steps))
         clear_cache()  # each round's adapter loaded its own pipeline: free them before the next round's
         warnings = [overfitting_warning(policies[-3], policies[-2]) if len(policies) > 2 else "",
                     hacking_warning(policies[-2], policies[-1])]

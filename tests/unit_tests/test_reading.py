@@ -63,7 +63,8 @@ def test_the_learned_reading_fails_a_subject_set_down_beside_the_planned_place(s
     sub = RulePlanAgent().plan("put the ball left of the green cube", seen).sub_actions[0]
     (goal,) = goal_for(sub, frame, ledger_from(seen, ""))
     x, y = goal.to
-    on_spot = judge(LEARNED, simple_scene, "put the ball left of the green cube", [Move(object_id="red_ball", x=x, y=y)])
+    on_spot = judge(LEARNED, simple_scene, "put the ball left of the green cube",
+                    [Move(object_id="red_ball", x=x, y=y)])
     assert on_spot.passed and on_spot.evidence["planned_goal_distance"] == 0.0
     beside = judge(LEARNED, simple_scene, "put the ball left of the green cube",
                    [Move(object_id="red_ball", x=x, y=y + 9)])
