@@ -29,7 +29,7 @@ from ..nodes.critic import PerceptionCritic
 from ..nodes.ledger import ledger_from
 from ..nodes.reading import LEARNED, READINGS, Reading
 from ..vocabulary.state import Ledger, SubAction
-from .heldout_segments import FIRST_HELD_OUT, planned_goal, planned_sub_action
+from .heldout_segments import FIRST_HELD_OUT, load_pipeline, planned_goal, planned_sub_action
 from .judge import judge_frame
 from .segments import SegmentExample, train_segments
 
@@ -61,14 +61,6 @@ class Agreement(BaseModel):
     """Segments whose step the rule planner cannot ground in the first frame perception reads."""
     critic_failures_on_right: dict[str, int]
     """Why the critic failed segments the judge found right."""
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
 
 
 
@@ -140,7 +132,6 @@ class SegmentCheck(BaseModel):
     segments: int
     critic_passed: int
     judge_right: int
-    both: int
 
     @property
     def critic_rate(self) -> float:
@@ -156,25 +147,7 @@ def segment_check(count: int, model: str = "", lora: str = "") -> SegmentCheck:
     (with `lora`). The judge scores, it never rewards: a critic that learns to be fooled shows as a gap here."""
     rows, skipped = verdicts("held-out", count, None, PerceptionCritic(LEARNED), model, lora)
     return SegmentCheck(segments=len(rows) + skipped, critic_passed=sum(r.critic for r in rows),
-                        judge_right=sum(r.judge for r in rows), both=sum(r.critic and r.judge for r in rows))
-
-
-def load_pipeline(model: str, lora: str = ""):
-    """The shipped tabletop-tiny pipeline (or the one in folder `model`, with adapter `lora`), quiet."""
-    from ..tools.video.diffusers_specs import quiet_transformers
-
-    quiet_transformers()
-    from diffusers import WanImageToVideoPipeline
-
-    from ..tools.video.tabletop import shipped_weights
-
-    pipe = WanImageToVideoPipeline.from_pretrained(model or str(shipped_weights()))
-    pipe.set_progress_bar_config(disable=True)
-    if lora:
-        from ..tools.video.adapters import load_adapter
-
-        load_adapter(pipe, lora)
-    return pipe
+                        judge_right=sum(r.judge for r in rows))
 
 
 def _share(hits: int, total: int) -> str:

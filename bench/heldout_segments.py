@@ -191,14 +191,27 @@ def vae_round_trip(folder: str, examples: list[SegmentExample], truth: list[floa
                         table, goal=False)
 
 
-def main(models: list[str], count: int, lora: str = "", use_goal: bool = True, vae: str = "") -> list[SegmentScore]:
-    """Each model in turn; with `lora`, the last model again with the adapter (before and after RL); with `vae`,
-    that autoencoder's round trip instead."""
+def load_pipeline(model: str, lora: str = ""):
+    """The shipped tabletop-tiny pipeline (or the one in folder `model`, with adapter `lora`), quiet."""
     from ..tools.video.diffusers_specs import quiet_transformers
 
     quiet_transformers()
     from diffusers import WanImageToVideoPipeline
 
+    from ..tools.video.tabletop import shipped_weights
+
+    pipe = WanImageToVideoPipeline.from_pretrained(model or str(shipped_weights()))
+    pipe.set_progress_bar_config(disable=True)
+    if lora:
+        from ..tools.video.adapters import load_adapter
+
+        load_adapter(pipe, lora)
+    return pipe
+
+
+def main(models: list[str], count: int, lora: str = "", use_goal: bool = True, vae: str = "") -> list[SegmentScore]:
+    """Each model in turn; with `lora`, the last model again with the adapter (before and after RL); with `vae`,
+    that autoencoder's round trip instead."""
     from ..tools.video.adapters import load_adapter
     from ..tools.video.tabletop import shipped_weights
 
@@ -210,8 +223,7 @@ def main(models: list[str], count: int, lora: str = "", use_goal: bool = True, v
     scores = []
     folders = models or [str(shipped_weights())]
     for folder in folders:
-        pipe = WanImageToVideoPipeline.from_pretrained(folder)
-        pipe.set_progress_bar_config(disable=True)
+        pipe = load_pipeline(folder)
         scores.append(score_model(pipe, Path(folder).as_posix(), examples, truth, table, use_goal=use_goal))
     if lora:
         load_adapter(pipe, lora)

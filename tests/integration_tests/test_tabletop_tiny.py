@@ -162,7 +162,8 @@ def test_the_critic_reads_the_shipped_models_own_segments_as_the_judge_does(tmp_
     """Train-split segments of the shipped model (the split its tolerances were chosen on): three the judge
     finds right (a ball into the bowl, a ball to the right edge, a swap), which the learned reading passes and
     the sharp one fails, and one with a ghost of the subject left behind, which both fail."""
-    from spiral.bench.critic_agreement import critic_inputs, generated, load_pipeline
+    from spiral.bench.critic_agreement import critic_inputs, generated
+    from spiral.bench.heldout_segments import load_pipeline
     from spiral.bench.judge import judge_frame
     from spiral.bench.segments import train_segments
     from spiral.nodes.critic import PerceptionCritic
