@@ -54,9 +54,6 @@ class PerceptionCritic:
 
     def __init__(self, reading: Reading = SHARP) -> None:
         self.reading = reading
-        self.move_tolerance = reading.move_tolerance
-        self.color_tolerance = reading.color_tolerance
-        self.max_first_frame_diff = reading.max_first_frame_diff
 
     def judge(self, sub: SubAction, frames: np.ndarray, conditioning: np.ndarray, ledger: Ledger,
               movers: set[str] | None = None) -> Critique:
@@ -107,7 +104,7 @@ class PerceptionCritic:
         subject_shift = shifts.get(sub.subject, 0.0)
         evidence["subject_displacement"] = round(subject_shift, 2)
         strays = {oid: d for oid, d in shifts.items() if oid not in movers and oid in ledger.objects
-                  and ledger.objects[oid].shape not in ("bowl", "plate", "box") and d > self.move_tolerance}
+                  and ledger.objects[oid].shape not in ("bowl", "plate", "box") and d > self.reading.move_tolerance}
         recolored = {oid: v for oid, v in self._recolored(ledger, end).items()
                      if oid not in housed and not self._in_container(end, oid)}
         strangers = self._strangers(unknown_end, end, frames.shape[1] * frames.shape[2]) \
@@ -129,11 +126,11 @@ class PerceptionCritic:
         evidence["first_frame_diff"] = round(first_diff, 3)
         evidence["max_jump"] = round(jumps, 2)
         temporal = 1.0
-        if first_diff > self.max_first_frame_diff:
+        if first_diff > self.reading.max_first_frame_diff:
             temporal -= 0.5
         if jumps > 0:
             temporal -= 0.5
-        temporal_ok = first_diff <= self.max_first_frame_diff and (jumps == 0 or not self.reading.jumps_fail)
+        temporal_ok = first_diff <= self.reading.max_first_frame_diff and (jumps == 0 or not self.reading.jumps_fail)
 
         plausibility = 1.0 - 0.5 * self._interpenetrating(
             end, contained_may_overlap=self.reading.contents_by_colour)
@@ -286,7 +283,7 @@ class PerceptionCritic:
                 continue
             ref = np.asarray(rec.start_rgb)
             change = float(np.linalg.norm(np.asarray(obj.mean_rgb) - ref) / max(np.linalg.norm(ref), 1.0))
-            if change > self.color_tolerance:
+            if change > self.reading.color_tolerance:
                 out[oid] = change
         return out
 
@@ -346,7 +343,7 @@ class PerceptionCritic:
         if completion < 1.0:
             if not np.isfinite(subject_shift):
                 return "discontinuity", f"The {name} disappeared from view during the segment."
-            if subject_shift <= self.move_tolerance:
+            if subject_shift <= self.reading.move_tolerance:
                 big = {k: v for k, v in strays.items() if v > 6.0}
                 if big:
                     other = max(big, key=big.get)
