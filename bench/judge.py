@@ -26,7 +26,7 @@ from ..tools.soft_perception import perceive_soft
 from ..tools.world.execute import Step, apply_moves, step_moves
 from ..tools.world.render import render_scene
 from ..tools.world.scene import Scene, WorldObject
-from ..vocabulary.state import SubAction
+from ..vocabulary.state import Ledger, SubAction
 
 Reader = Callable[[np.ndarray], list[PerceivedObject]]
 """Objects from a frame's pixels."""
@@ -137,6 +137,13 @@ def scene_in_frame(truth: Scene, frame: np.ndarray) -> Scene:
         seen = by_look.get(_look(obj))
         moved.append(obj if seen is None else obj.model_copy(update={"x": seen.x, "y": seen.y, "z": seen.z}))
     return truth.model_copy(update={"objects": moved})
+
+
+def ledger_looks(ledger: Ledger) -> dict[str, tuple[str, str, str]]:
+    """The plan's object ids -> their look (shape, colour, size; no size for a container), from an episode's
+    ledger: how `step_of` finds the world's object a sub-action names."""
+    return {oid: (r.shape, r.color, "" if r.shape in ("bowl", "plate", "box") else r.size)
+            for oid, r in ledger.objects.items()}
 
 
 def step_of(sub: SubAction, looks: dict[str, tuple[str, str, str]], truth: Scene) -> Step | None:

@@ -37,7 +37,7 @@ from ..tools.world.render import render_scene
 from ..vocabulary.config import RunContext
 from ..vocabulary.state import Ledger, Plan
 from .episodes import best_by_critic, episode_thread
-from .judge import judge_frame, judge_segment, reference_after
+from .judge import judge_frame, judge_segment, ledger_looks, reference_after
 from .tasks import Task, build_suite
 
 BACKBONE = "tabletop-tiny"
@@ -119,8 +119,7 @@ def run_loop(task: Task, seed: int, method: str, ctx: RunContext, scratch: Path,
     verdict = judge_frame(reference_after(task.scene, task.steps), video[-1])
     store = Workspace.of(ws).artifacts
     ledger = store.get_model(state.ledger_ref, Ledger)
-    looks = {oid: (r.shape, r.color, "" if r.shape in ("bowl", "plate", "box") else r.size)
-             for oid, r in ledger.objects.items()}
+    looks = ledger_looks(ledger)
     pairs, first, generator_s = [], None, 0.0
     with Workspace.of(ws).reading_traces() as traces:
         plans = {p.version: store.get_model(p.plan, Plan) for p in traces.plans(thread)}

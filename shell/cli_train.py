@@ -220,6 +220,10 @@ def _config(args: argparse.Namespace, method: str, options: FitOptions):
     overrides = {"rewards": _weights(args.reward, args.reward_missing)}
     if options.lr is not None:
         overrides["learning_rate"] = options.lr
+    if method == "dpo":
+        overrides["pairs"] = options.pairs
+    elif options.pairs != "group":
+        raise InputError("--pairs chooses DPO's preference pairs; GRPO learns from whole groups")
     try:
         return config_for(GRPOConfig if method == "grpo" else DPOConfig, options.recipe, **overrides)
     except ValueError as exc:

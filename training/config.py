@@ -65,6 +65,9 @@ class DPOConfig(TrainerSettings):
 
     beta: float = Field(500.0, gt=0)
     """Diffusion-DPO's beta (its paper uses thousands for SD; the implicit reward is scaled by it)."""
+    pairs: Literal["group", "refinement"] = "group"
+    """`group`: the best and worst sample of each group by reward; `refinement`: the loop's own refinements,
+    an accepted retry preferred to the rejected try before it from the same frame (training/replay.py)."""
 
 
 RECIPES: dict[str, dict] = {
@@ -150,6 +153,9 @@ class FitOptions(BaseModel):
     lr: float | None = Field(None, ge=0, description="learning rate (default: the recipe's; 0 is the control run)")
     init_adapter: str = Field("", description="an adapter to go on training (the one the rollouts were drawn with, "
                               "for GRPO); empty: a fresh one on the base weights", json_schema_extra={"path": True})
+    pairs: Literal["group", "refinement"] = Field("group", description="dpo: the best and worst sample of each "
+                                                  "group by reward (group), or each accepted retry preferred to "
+                                                  "the rejected try before it from the same frame (refinement)")
     device: str = Field("auto", description="auto (each process's own GPU under a launcher), cpu, cuda:N")
     dtype: str = Field("auto", description="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
 

@@ -71,7 +71,8 @@ def fit(method: str, workspace: str | Path, out: str | Path, config: TrainerSett
         raise InputError(f"--out {out} is a file; give a folder for the training run")
     grpo = method == "grpo"
     assert isinstance(config, GRPOConfig if grpo else DPOConfig)
-    data, stats = (replay.grpo_samples if grpo else replay.dpo_pairs)(workspace, config.rewards)
+    data, stats = replay.grpo_samples(workspace, config.rewards) if grpo else \
+        replay.dpo_pairs(workspace, config.rewards, config.pairs)
     if grpo:
         check_policy(stats, workspace, init_adapter)
     generator = load_generator(stats.backbone, model="" if stats.model.startswith("<") else stats.model, dtype=dtype,

@@ -50,8 +50,9 @@ def run_loop(base: RunContext, options: LoopOptions, fit_options: FitOptions, co
         held_out = base.model_copy(update={"workspace": str(folder), "lora": str(adapter or ""), "group_size": 1,
                                            "trajectory": False, "seed": base.seed})
         collect(held_out, "test", options.eval_size, "eval")
-        row = LoopRow(policy=policy, optimizer_steps=steps,
-                      heldout_reward=mean_reward(folder, config.rewards, chosen_only=True))
+        # the verifiable reward exists on train tasks only: a held-out task's truth is the evaluator's
+        heldout = None if config.rewards.needs_truth() else mean_reward(folder, config.rewards, chosen_only=True)
+        row = LoopRow(policy=policy, optimizer_steps=steps, heldout_reward=heldout)
         if options.segment_check:
             from ..bench.critic_agreement import segment_check
 

@@ -29,6 +29,7 @@ from .rewards import (
     group_advantages,
     reward,
 )
+from .truth_reward import truth_verdicts
 
 
 class Group(BaseModel):
@@ -83,20 +84,23 @@ def load_groups(workspace: str | Path) -> tuple[list[Group], str]:
     return usable, backbones.pop()
 
 
-def _rewards(samples: list[AttemptRecord], store: ArtifactStore, weights: RewardWeights) -> list[float | None]:
+def _rewards(samples: list[AttemptRecord], workspace: str | Path, weights: RewardWeights) -> list[float | None]:
+    store = Workspace.of(workspace).artifacts
+    truth = truth_verdicts(workspace) if weights.needs_truth() else {}
     out = []
     for s in samples:
         mean = brightness(store.get_frame(s.last_frame)) if weights.needs_pixels() else None
+        verdict = truth.get(s.key_of)
         out.append(reward(RewardInputs(judged=s.judged, passed=s.passed, scores=s.scores, evidence=s.evidence,
-                                       last_frame_mean=mean), weights))
+                                       last_frame_mean=mean, truth=verdict.terms() if verdict else {}), weights))
     return out
 
 
-def _scored(groups: list[Group], store: ArtifactStore, weights: RewardWeights,
+def _scored(groups: list[Group], workspace: str | Path, weights: RewardWeights,
             stats: ReplayStats) -> tuple[list[list[AttemptRecord]], list[list[float]]]:
     kept_samples, kept_rewards = [], []
     for group in groups:
-        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group.samples, store, weights), strict=True)
+        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group.samples, workspace, weights), strict=True)
                  if r is not None]
         stats.unscored += len(group.samples) - len(pairs)
         kept_samples.append([s for s, _ in pairs])
@@ -111,7 +115,7 @@ def mean_reward(workspace: str | Path, weights: RewardWeights, chosen_only: bool
         return None
     with space.reading_traces() as db:
         records = [a for a in db.attempts() if a.chosen or not chosen_only]
-    values = [r for r in _rewards(records, space.artifacts, weights) if r is not None]
+    values = [r for r in _rewards(records, workspace, weights) if r is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -133,7 +137,7 @@ def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[Re
     groups, backbone = load_groups(workspace)
     store = Workspace.of(workspace).artifacts
     stats = ReplayStats(groups=len(groups), backbone=backbone)
-    samples_by_group, rewards = _scored(groups, store, weights, stats)
+    samples_by_group, rewards = _scored(groups, workspace, weights, stats)
     advantages: Advantages = group_advantages(rewards)
     conditioning = _Conditionings(store)
     stats.skipped_equal, stats.skipped_small = advantages.skipped_equal, advantages.skipped_small
@@ -152,12 +156,16 @@ def grpo_samples(workspace: str | Path, weights: RewardWeights) -> tuple[list[Re
     return out, stats
 
 
-def dpo_pairs(workspace: str | Path, weights: RewardWeights) -> tuple[list[PreferencePair], ReplayStats]:
-    """The best and the worst sample of every group whose rewards differ."""
+def dpo_pairs(workspace: str | Path, weights: RewardWeights,
+              pairs_from: str = "group") -> tuple[list[PreferencePair], ReplayStats]:
+    """The best and the worst sample of every group whose rewards differ (`group`), or the loop's refinement
+    pairs (`refinement`, see `refinement_pairs`)."""
+    if pairs_from == "refinement":
+        return refinement_pairs(workspace)
     groups, backbone = load_groups(workspace)
     store = Workspace.of(workspace).artifacts
     stats = ReplayStats(groups=len(groups), backbone=backbone)
-    samples_by_group, rewards = _scored(groups, store, weights, stats)
+    samples_by_group, rewards = _scored(groups, workspace, weights, stats)
     pairs, conditioning = [], _Conditionings(store)
     for samples, values in zip(samples_by_group, rewards, strict=True):
         if len(samples) < 2:
@@ -176,4 +184,42 @@ def dpo_pairs(workspace: str | Path, weights: RewardWeights) -> tuple[list[Prefe
     stats.samples = 2 * len(pairs)
     if not pairs:
         raise InputError(f"no group in {workspace} has samples with different rewards: collect more, or larger groups")
+    return pairs, stats
+
+
+def refinement_pairs(workspace: str | Path) -> tuple[list[PreferencePair], ReplayStats]:
+    """What the loop's refinements teach: for each sub-action the loop accepted on a retry, the accepted sample
+    preferred to the sample each rejected earlier try went on with, when both started from the same frame.
+
+    The pair is conditioned on the rejected try's instruction (the sub-action's own, before any rewording), so
+    the generator learns to do from the plain instruction what the refined one got it to do. Needs trajectories
+    (for the final latents) but no reward: the critic's verdicts made the pairs."""
+    space = Workspace.of(workspace)
+    if not space.has_traces:
+        raise InputError(f"no trace database in {workspace}: collect rollouts first (spiral train collect)")
+    with space.reading_traces() as db:
+        attempts = [a for a in db.attempts() if a.trajectory and a.judged]
+    by_sub: dict[tuple, list[AttemptRecord]] = {}
+    for a in attempts:
+        by_sub.setdefault((a.thread_id, a.plan_version, a.sub_action_index), []).append(a)
+    store, conditioning = space.artifacts, _Conditionings(space.artifacts)
+    stats = ReplayStats(groups=len(by_sub), backbone=next(iter({a.backbone for a in attempts}), ""))
+    pairs = []
+    for tries in by_sub.values():
+        accepted = [a for a in tries if a.passed and a.chosen]
+        if not accepted:
+            continue
+        winner = accepted[0]
+        rejected = [a for a in tries if a.try_index < winner.try_index and a.chosen and not a.passed
+                    and a.conditioning_frame == winner.conditioning_frame]
+        tensors_w, meta_w = store.get_tensors(winner.trajectory)
+        stats.model = meta_w.get("model", "")
+        for loser in rejected:
+            tensors_l, meta_l = store.get_tensors(loser.trajectory)
+            pairs.append(PreferencePair(tensors_w["latents"][-1].float(), tensors_l["latents"][-1].float(),
+                                        conditioning(meta_l["conditioning"]), 1.0))
+    stats.samples = 2 * len(pairs)
+    if not pairs:
+        raise InputError(f"no sub-action in {workspace} was accepted on a retry from the frame its rejected try "
+                         "started from: collect more episodes (refinement pairs need a failure, then a success)")
     return pairs, stats

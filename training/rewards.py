@@ -4,7 +4,10 @@ A sample's reward is a weighted sum of named terms read from its trace record:
 `success` (the judged verdict: 1 pass, 0 fail), `score:NAME` (the critic's
 scores: action_completion, object_fidelity, temporal_consistency,
 physical_plausibility, in [0, 1]) and `evidence:NAME` (the critic's dense
-measurements, e.g. `evidence:max_jump`; give those a negative weight). An
+measurements, e.g. `evidence:max_jump`; give those a negative weight) and
+`truth:NAME` (the verifiable reward, train-split rollouts only: the judge's
+verdict against the ground-truth executor, training/truth_reward.py:
+`truth:success`, `truth:max_error`, `truth:wrong`). An
 attempt nobody judged has no reward: it is left out and counted, never scored
 as a pass. A term the record lacks (the critic measures no goal distance when
 the subject vanished) leaves the sample unscored unless `missing` gives the
@@ -26,6 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCORES = ("action_completion", "object_fidelity", "temporal_consistency", "physical_plausibility")
+TRUTH_TERMS = ("success", "max_error", "wrong")
+"""The verifiable reward's terms (training/truth_reward.py)."""
 
 
 class RewardWeights(BaseModel):
@@ -42,10 +47,11 @@ class RewardWeights(BaseModel):
     def _known(cls, weights: dict[str, float]) -> dict[str, float]:
         for name in weights:
             kind, _, rest = name.partition(":")
-            ok = name in ("success", "brightness") or (kind == "score" and rest in SCORES) or (kind == "evidence" and rest)
+            ok = name in ("success", "brightness") or (kind == "score" and rest in SCORES) or (kind == "evidence" and rest) \
+                or (kind == "truth" and rest in TRUTH_TERMS)
             if not ok:
-                raise ValueError(f"unknown reward {name!r}: use success, brightness, score:<{'|'.join(SCORES)}> "
-                                 "or evidence:<name>")
+                raise ValueError(f"unknown reward {name!r}: use success, brightness, score:<{'|'.join(SCORES)}>, "
+                                 f"evidence:<name> or truth:<{'|'.join(TRUTH_TERMS)}>")
         if not weights:
             raise ValueError("no reward terms: give at least one weight")
         return weights
@@ -65,6 +71,9 @@ class RewardWeights(BaseModel):
     def needs_verdict(self) -> bool:
         return any(name != "brightness" for name in self.weights)
 
+    def needs_truth(self) -> bool:
+        return any(name.startswith("truth:") for name in self.weights)
+
 
 class RewardInputs(BaseModel):
     """What a reward is computed from: one attempt's verdict and, when asked, its last frame."""
@@ -75,6 +84,9 @@ class RewardInputs(BaseModel):
     evidence: dict[str, float | str] = Field(default_factory=dict)
     last_frame_mean: float | None = None
     """Mean pixel of the last frame in [0, 1] (only when a weight asks for brightness)."""
+    truth: dict[str, float] = Field(default_factory=dict)
+    """The verifiable reward's terms (only when a weight asks for truth; empty when the executor could not
+    carry the sub-action out from where the segment started)."""
 
 
 def reward(inputs: RewardInputs, weights: RewardWeights) -> float | None:
@@ -84,6 +96,8 @@ def reward(inputs: RewardInputs, weights: RewardWeights) -> float | None:
         kind, _, rest = name.partition(":")
         if name == "brightness":
             value = inputs.last_frame_mean
+        elif kind == "truth":
+            value = inputs.truth.get(rest)
         elif not inputs.judged:
             return None
         elif name == "success":
@@ -93,7 +107,7 @@ def reward(inputs: RewardInputs, weights: RewardWeights) -> float | None:
         else:
             raw = inputs.evidence.get(rest)
             value = raw if isinstance(raw, float | int) else None
-        if value is None and name in weights.missing and inputs.judged:
+        if value is None and name in weights.missing and (inputs.judged or kind == "truth"):
             value = weights.missing[name]
         if value is None:
             return None

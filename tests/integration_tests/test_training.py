@@ -311,3 +311,31 @@ def test_the_loop_on_tabletop_tiny_records_the_critic_and_the_judge_on_held_out_
     assert (root / "loop.png").stat().st_size > 0
     assert main(["train", "loop", "--backbone", "tiny-wan", "--segment-check", "2", "--workspace",
                  str(tmp_path / "other")]) != 0
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(shipped_weights() is None, reason="no shipped weights in this checkout")
+def test_the_arms_of_self_evolution_train_on_one_tabletop_tiny_rollout(tmp_path):
+    """One train task's rollouts (tabletop-tiny, groups of 4: the first try fails, the retry is accepted) feed the
+    verifiable reward (the judge against the executor's truth), and DPO on the loop's refinement pair."""
+    from spiral.training.replay import grpo_samples, refinement_pairs
+    from spiral.training.rewards import RewardWeights
+    from spiral.training.truth_reward import TRUTH_FILE, truth_verdicts
+
+    ws = tmp_path / "ws"
+    assert main(["train", "collect", "--backbone", "tabletop-tiny", "--frames", "9", "--height", "128", "--width",
+                 "128", "--size", "1", "--group", "4", "--seed", "0", "--workspace", str(ws)]) == 0
+    pairs, stats = refinement_pairs(ws)
+    assert (len(pairs), stats.groups) == (1, 1)  # try 0's pick, rejected, against try 1's accepted sample
+    truth = truth_verdicts(ws)
+    assert len(truth) == 8 and len((ws / TRUTH_FILE).read_text().splitlines()) == 8
+    # the truth finds right only the sample the critic passed and the loop went on with
+    assert sorted((k.try_index, k.sample) for k, v in truth.items() if v.success) == [(1, 3)]
+    samples, replayed = grpo_samples(ws, RewardWeights(weights={"truth:success": 1.0, "truth:wrong": -0.25}))
+    # both groups teach: wrong counts 3, 2, 1, 1 (mean 1.75) and 2, 2, 1, right (mean 1.25)
+    assert (replayed.groups, replayed.skipped_equal, len(samples)) == (2, 0, 8)
+    assert samples[0].advantage < 0 < samples[2].advantage and max(s.advantage for s in samples) == samples[7].advantage
+    assert main(["train", "dpo", "--workspace", str(ws), "--out", str(tmp_path / "dpo"), "--recipe", "tiny-cpu",
+                 "--epochs", "1", "--pairs", "refinement"]) == 0
+    assert main(["train", "grpo", "--workspace", str(ws), "--out", str(tmp_path / "no"), "--pairs",
+                 "refinement"]) != 0

@@ -91,3 +91,15 @@ def test_grpo_refuses_rollouts_drawn_with_another_policy():
         check_policy(ReplayStats(backbone="tiny-wan", adapters=["/runs/a/adapter@0123456789ab"]), "ws", None)
     with pytest.raises(InputError, match="2 different adapters"):
         check_policy(ReplayStats(backbone="tiny-wan", adapters=["", "/runs/a/adapter@0123456789ab"]), "ws", None)
+
+
+def test_the_verifiable_reward_reads_the_truth_terms_and_needs_no_critic():
+    weights = RewardWeights(weights={"truth:success": 1.0, "truth:max_error": -0.01}, missing={"truth:max_error": 50})
+    assert weights.needs_truth() and not RewardWeights().needs_truth()
+    right = RewardInputs(judged=False, truth={"success": 1.0, "max_error": 2.0, "wrong": 0.0})
+    assert reward(right, weights) == pytest.approx(1.0 - 0.02)
+    # the executor could not carry the sub-action out from where the segment started: no terms at all
+    assert reward(RewardInputs(judged=False), weights) is None
+    assert reward(RewardInputs(judged=False, truth={"success": 0.0}), weights) == pytest.approx(-0.5)
+    with pytest.raises(ValidationError, match="truth:<success|max_error|wrong>"):
+        RewardWeights(weights={"truth:psnr": 1.0})
