@@ -222,8 +222,12 @@ def _config(args: argparse.Namespace, method: str, options: FitOptions):
         overrides["learning_rate"] = options.lr
     if method == "dpo":
         overrides["pairs"] = options.pairs
-    elif options.pairs != "group":
-        raise InputError("--pairs chooses DPO's preference pairs; GRPO learns from whole groups")
+        if options.ratio_norm:
+            raise InputError("--ratio-norm centres GRPO's importance ratio; DPO has none")
+    else:
+        overrides["ratio_norm"] = options.ratio_norm
+        if options.pairs != "group":
+            raise InputError("--pairs chooses DPO's preference pairs; GRPO learns from whole groups")
     try:
         return config_for(GRPOConfig if method == "grpo" else DPOConfig, options.recipe, **overrides)
     except ValueError as exc:

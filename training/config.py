@@ -58,6 +58,8 @@ class GRPOConfig(TrainerSettings):
     timestep_fraction: float = Field(1.0, gt=0, le=1)
     """Share of each trajectory's denoising steps trained on (a seeded choice per sample)."""
     inner_epochs: int = Field(1, ge=1)
+    ratio_norm: bool = False
+    """Centre the log importance ratio per denoising step before clipping (training/flow_grpo.py)."""
 
 
 class DPOConfig(TrainerSettings):
@@ -156,6 +158,8 @@ class FitOptions(BaseModel):
     pairs: Literal["group", "refinement"] = Field("group", description="dpo: the best and worst sample of each "
                                                   "group by reward (group), or each accepted retry preferred to "
                                                   "the rejected try before it from the same frame (refinement)")
+    ratio_norm: bool = Field(False, description="grpo: centre the log importance ratio per denoising step before "
+                             "clipping (GRPO-Guard's idea; training/flow_grpo.py)")
     device: str = Field("auto", description="auto (each process's own GPU under a launcher), cpu, cuda:N")
     dtype: str = Field("auto", description="base weights: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
 

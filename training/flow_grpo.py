@@ -8,7 +8,14 @@ objective max(-A r, -A clip(r, 1 - e, 1 + e)) with r = exp(log p_new - log p_old
 plus `kl_beta` times the KL to the reference policy (the same transformer with
 the adapter disabled), which for two Gaussians with the same std is
 |mean - mean_ref|^2 / (2 std^2). A chosen fraction of each trajectory's steps
-is trained on. Gradients are accumulated over `gradient_accumulation` samples
+is trained on. With `ratio_norm` the log-ratio is first centred per denoising step by a
+running mean of its detached values (`RatioCentres`), in the spirit of GRPO-Guard: a
+fresh policy's log-ratio carries a negative bias, -|mu_new - mu_old|^2 / (2 std^2),
+that grows as the step's std shrinks, so late steps drift out of the clip range
+first; centring keeps every step's ratio near 1, and the clip range means the same
+at every step. (Not the paper's exact normalisation, which needs the rollout
+policy's mean at each step; trajectories store only its log-probability.)
+Gradients are accumulated over `gradient_accumulation` samples
 per process; with several processes (accelerate launch) each takes every n-th
 sample and DDP averages, which equals one process accumulating n times as many.
 """
@@ -56,6 +63,27 @@ class ReplaySample:
                    float(metadata["noise_level"]), int(metadata["steps"]), advantage)
 
 
+class RatioCentres:
+    """The running mean of the detached log importance ratio at each denoising step, saved with the training
+    state so a resumed run centres as an uninterrupted one does."""
+
+    def __init__(self, momentum: float = 0.9) -> None:
+        self.momentum = momentum
+        self.means: dict[int, float] = {}
+
+    def centre(self, step: int, log_ratio: torch.Tensor) -> float:
+        value = float(log_ratio.detach().mean())
+        old = self.means.get(step)
+        self.means[step] = value if old is None else self.momentum * old + (1 - self.momentum) * value
+        return self.means[step]
+
+    def state_dict(self) -> dict[str, dict[str, float]]:
+        return {"means": {str(k): v for k, v in self.means.items()}}
+
+    def load_state_dict(self, state: dict[str, dict[str, float]]) -> None:
+        self.means = {int(k): float(v) for k, v in state["means"].items()}
+
+
 class FlowGRPO(TrainingRun):
     """Trains a LoRA on `pipe.transformer` from replay samples; the pipeline samples with it as it learns."""
 
@@ -65,6 +93,9 @@ class FlowGRPO(TrainingRun):
                  init_adapter: str | Path | None = None) -> None:
         super().__init__(pipe, backbone, base_model, config, output_dir, init_adapter)
         self._schedulers: dict[int, Any] = {}
+        self.centres = RatioCentres()
+        if config.ratio_norm:
+            self.accelerator.register_for_checkpointing(self.centres)
 
     def _scheduler(self, steps: int) -> Any:
         """The sampling scheduler's sigmas for `steps` steps (as the pipeline set them when sampling)."""
@@ -95,7 +126,9 @@ class FlowGRPO(TrainingRun):
         step = sde_step_with_logprob(scheduler, output, t, latents, sample.noise_level, prev_sample=prev,
                                      first_frame=first)
         old = sample.log_probs[j].to(self.device)
-        ratio = torch.exp(step.log_prob - old)
+        log_ratio = step.log_prob - old
+        centre = self.centres.centre(j, log_ratio) if cfg.ratio_norm else 0.0
+        ratio = torch.exp(log_ratio - centre)
         advantage = torch.full_like(ratio, sample.advantage).clamp(-cfg.adv_clip_max, cfg.adv_clip_max)
         policy = torch.maximum(-advantage * ratio,
                                -advantage * torch.clamp(ratio, 1 - cfg.clip_range, 1 + cfg.clip_range)).mean()

@@ -152,12 +152,15 @@ def test_collect_through_the_graph_train_grpo_and_sample_with_the_adapter(collec
     assert np.array_equal(base, again)  # the difference is the adapter's, not the sampler's
 
 
-def test_training_killed_with_sigkill_resumes_from_its_last_state(collected, tmp_path, kill_once_saved):
+@pytest.mark.parametrize("extra", [[], ["--ratio-norm"]], ids=["plain", "ratio-norm"])
+def test_training_killed_with_sigkill_resumes_from_its_last_state(extra, collected, tmp_path, kill_once_saved):
+    """With --ratio-norm the per-step centres are part of the saved state: the resumed run centres as the
+    uninterrupted one did, and ends with the same weights."""
     from safetensors.torch import load_file
 
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "spiral.shell.cli", "train", "grpo", "--workspace", str(collected), "--out",
-                str(out), "--recipe", "tiny-cpu", "--epochs", "3", "--reward", "brightness=1"]
+                str(out), "--recipe", "tiny-cpu", "--epochs", "3", "--reward", "brightness=1", *extra]
 
     subprocess.run(command(tmp_path / "whole"), check=True, capture_output=True)
     killed = tmp_path / "killed"

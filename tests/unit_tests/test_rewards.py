@@ -103,3 +103,27 @@ def test_the_verifiable_reward_reads_the_truth_terms_and_needs_no_critic():
     assert reward(RewardInputs(judged=False, truth={"success": 0.0}), weights) == pytest.approx(-0.5)
     with pytest.raises(ValidationError, match="truth:<success|max_error|wrong>"):
         RewardWeights(weights={"truth:psnr": 1.0})
+
+
+def test_ratio_centres_follow_each_denoising_step_and_survive_a_resume():
+    import torch
+
+    from spiral.training.flow_grpo import RatioCentres
+
+    centres = RatioCentres(momentum=0.5)
+    assert centres.centre(3, torch.tensor([-0.2, -0.4])) == pytest.approx(-0.3)  # the first value is the mean
+    assert centres.centre(3, torch.tensor([-0.1])) == pytest.approx(-0.2)  # then a running mean
+    assert centres.centre(7, torch.tensor([0.05])) == pytest.approx(0.05)  # each step its own
+    resumed = RatioCentres(momentum=0.5)
+    resumed.load_state_dict(centres.state_dict())
+    assert resumed.centre(3, torch.tensor([0.0])) == centres.centre(3, torch.tensor([0.0])) == pytest.approx(-0.1)
+
+
+def test_ratio_norm_is_grpos_and_pairs_are_dpos(tmp_path, capsys):
+    from spiral.shell.cli import main
+
+    assert main(["train", "dpo", "--workspace", str(tmp_path), "--out", str(tmp_path / "o"), "--ratio-norm"]) != 0
+    assert "DPO has none" in capsys.readouterr().err
+    assert main(["train", "grpo", "--workspace", str(tmp_path), "--out", str(tmp_path / "o"), "--pairs",
+                 "refinement"]) != 0
+    assert "GRPO learns from whole groups" in capsys.readouterr().err
