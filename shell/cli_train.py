@@ -222,10 +222,13 @@ def _config(args: argparse.Namespace, method: str, options: FitOptions):
         overrides["learning_rate"] = options.lr
     if method == "dpo":
         overrides["pairs"] = options.pairs
-        if options.ratio_norm:
-            raise InputError("--ratio-norm centres GRPO's importance ratio; DPO has none")
+        if options.ratio_norm or options.timestep_fraction is not None:
+            raise InputError("--ratio-norm and --timestep-fraction are GRPO's; DPO has no ratio and no trajectory "
+                             "steps")
     else:
         overrides["ratio_norm"] = options.ratio_norm
+        if options.timestep_fraction is not None:
+            overrides["timestep_fraction"] = options.timestep_fraction
         if options.pairs != "group":
             raise InputError("--pairs chooses DPO's preference pairs; GRPO learns from whole groups")
     try:

@@ -158,6 +158,8 @@ class FitOptions(BaseModel):
     pairs: Literal["group", "refinement"] = Field("group", description="dpo: the best and worst sample of each "
                                                   "group by reward (group), or each accepted retry preferred to "
                                                   "the rejected try before it from the same frame (refinement)")
+    timestep_fraction: float | None = Field(None, gt=0, le=1, description="grpo: share of each trajectory's "
+                                            "denoising steps trained on (default: the recipe's)")
     ratio_norm: bool = Field(False, description="grpo: centre the log importance ratio per denoising step before "
                              "clipping (GRPO-Guard's idea; training/flow_grpo.py)")
     device: str = Field("auto", description="auto (each process's own GPU under a launcher), cpu, cuda:N")

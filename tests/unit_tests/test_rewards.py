@@ -123,7 +123,7 @@ def test_ratio_norm_is_grpos_and_pairs_are_dpos(tmp_path, capsys):
     from spiral.shell.cli import main
 
     assert main(["train", "dpo", "--workspace", str(tmp_path), "--out", str(tmp_path / "o"), "--ratio-norm"]) != 0
-    assert "DPO has none" in capsys.readouterr().err
+    assert "DPO has no ratio" in capsys.readouterr().err
     assert main(["train", "grpo", "--workspace", str(tmp_path), "--out", str(tmp_path / "o"), "--pairs",
                  "refinement"]) != 0
     assert "GRPO learns from whole groups" in capsys.readouterr().err
