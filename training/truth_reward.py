@@ -95,7 +95,6 @@ def truth_verdicts(workspace: str | Path) -> dict[AttemptKey, TruthVerdict]:
         plans = {(t, p.version): p.plan for t in threads for p in db.plans(t)}
     store = space.artifacts
     looks = {t: _looks(space, t) for t in threads}
-    new = []
     for attempt in attempts:
         plan = store.get_model(plans[(attempt.thread_id, attempt.plan_version)], Plan)
         sub = plan.sub_actions[attempt.sub_action_index]
@@ -108,9 +107,10 @@ def truth_verdicts(workspace: str | Path) -> dict[AttemptKey, TruthVerdict]:
                                max_error=None if judged is None else judged.max_error,
                                wrong=None if judged is None else len(judged.missing) + len(judged.misplaced) + judged.extra)
         known[key] = verdict
-        new.append(verdict.model_dump_json())
-    with cache.open("a") as out:
-        out.write("".join(f"{line}\n" for line in new))
+    # the whole file written aside and renamed: a kill mid-write leaves the old cache, never half a line
+    partial = cache.with_suffix(".jsonl.tmp")
+    partial.write_text("".join(f"{v.model_dump_json()}\n" for v in known.values()))
+    partial.replace(cache)
     return known
 
 
