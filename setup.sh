@@ -32,4 +32,8 @@ fi
 step "SPIRAL and its dependencies: LangGraph, diffusers, transformers, test tools (about 3 minutes, ~1.5 GB)"
 python -m pip install -q -e ".[diffusers,postgres,dev]"
 step "done"
-echo "SPIRAL installed. Activate with: . .venv/bin/activate   then try: spiral demo"
+if [ "${VIRTUAL_ENV:-}" = "$PWD/.venv" ]; then
+  echo "SPIRAL installed. Activate with: . .venv/bin/activate   then try: spiral demo"
+else  # an environment that was active before set-up: that is where SPIRAL went, not .venv
+  echo "SPIRAL installed into the active environment $VIRTUAL_ENV (not .venv); try: spiral demo"
+fi
