@@ -84,9 +84,12 @@ def load_groups(workspace: str | Path) -> tuple[list[Group], str]:
     return usable, backbones.pop()
 
 
-def _rewards(samples: list[AttemptRecord], workspace: str | Path, weights: RewardWeights) -> list[float | None]:
+def _rewards(samples: list[AttemptRecord], workspace: str | Path, weights: RewardWeights,
+             truth: dict | None = None) -> list[float | None]:
+    """`truth`: the workspace's truth verdicts when the caller has read them already (once for all groups)."""
     store = Workspace.of(workspace).artifacts
-    truth = truth_verdicts(workspace) if weights.needs_truth() else {}
+    if truth is None:
+        truth = truth_verdicts(workspace) if weights.needs_truth() else {}
     out = []
     for s in samples:
         mean = brightness(store.get_frame(s.last_frame)) if weights.needs_pixels() else None
@@ -99,8 +102,9 @@ def _rewards(samples: list[AttemptRecord], workspace: str | Path, weights: Rewar
 def _scored(groups: list[Group], workspace: str | Path, weights: RewardWeights,
             stats: ReplayStats) -> tuple[list[list[AttemptRecord]], list[list[float]]]:
     kept_samples, kept_rewards = [], []
+    truth = truth_verdicts(workspace) if weights.needs_truth() else {}
     for group in groups:
-        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group.samples, workspace, weights), strict=True)
+        pairs = [(s, r) for s, r in zip(group.samples, _rewards(group.samples, workspace, weights, truth), strict=True)
                  if r is not None]
         stats.unscored += len(group.samples) - len(pairs)
         kept_samples.append([s for s, _ in pairs])
@@ -212,6 +216,8 @@ def refinement_pairs(workspace: str | Path) -> tuple[list[PreferencePair], Repla
         winner = accepted[0]
         rejected = [a for a in tries if a.try_index < winner.try_index and a.chosen and not a.passed
                     and a.conditioning_frame == winner.conditioning_frame]
+        if not rejected:
+            continue
         tensors_w, meta_w = store.get_tensors(winner.trajectory)
         stats.model = meta_w.get("model", "")
         for loser in rejected:
